@@ -1,0 +1,1 @@
+"""From a store to thresholds, finite-size fits and figures (numpy, scipy, xarray, matplotlib)."""

@@ -1,0 +1,1 @@
+"""Sweeps: spec, adaptive search, Ray workers, scheduler, store and the command line."""

@@ -1,0 +1,41 @@
+"""The `lamcap` console script: dispatch to one module per subcommand."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from kernels.errors import InvalidInput
+
+COMMANDS = ("trial", "bench", "theory", "sweep", "analyze", "demo")
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, naming the bad value."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="lamcap", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for name in COMMANDS:
+        importlib.import_module(f"orchestrator.commands.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except InvalidInput as exc:
+        print(f"lamcap {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"lamcap {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
