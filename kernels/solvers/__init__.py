@@ -1,0 +1,134 @@
+"""Solve one instance with a named solver, then verify the weights in float64.
+
+`solve(spec, solver, rank, settings, device) -> Outcome` is the one entry the
+orchestrator calls. SAT always comes from kernels.verify on the returned W, never
+from a solver's own count.
+"""
+from __future__ import annotations
+
+import resource
+import sys
+import time
+
+import torch
+
+from kernels.disorder import Instance, InstanceSpec
+from kernels.errors import InvalidInput
+from kernels.outcome import Outcome
+from kernels.solvers.settings import SolverSettings
+from kernels.verify import Verification, verify
+
+SOLVERS = ("adam", "hebbian", "lp")
+DEVICES = ("cpu", "cuda", "auto")
+
+
+def resolve_device(device: str) -> str:
+    """'cpu' or 'cuda' for a requested 'cpu', 'cuda' or 'auto'; InvalidInput if unavailable."""
+    if device not in DEVICES:
+        raise InvalidInput(f"unknown device {device!r}; expected one of {DEVICES}")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InvalidInput("device 'cuda' requested but no CUDA device is available")
+    return device
+
+
+def check_solvable(spec: InstanceSpec, solver: str, rank: int) -> None:
+    """Raise InvalidInput, before any work, if this solver cannot take this probe."""
+    if solver not in SOLVERS:
+        raise InvalidInput(f"unknown solver {solver!r}; expected one of {SOLVERS}")
+    if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= spec.d:
+        raise InvalidInput(f"rank={rank!r} must be an integer in 1..d={spec.d}")
+    if solver == "lp":
+        if rank < spec.d:
+            raise InvalidInput(f"the lp solver handles full rank only; got rank={rank} < d={spec.d}")
+        from kernels.solvers.lp import check_lp_size
+
+        check_lp_size(spec.d, spec.p)
+
+
+def _run_solver(
+    instance: Instance, solver: str, rank: int, settings: SolverSettings
+) -> tuple[torch.Tensor, int, str]:
+    """(W, steps, provisional status) from the named solver."""
+    if solver == "hebbian":
+        from kernels.solvers.hebbian import solve_hebbian
+
+        return solve_hebbian(instance, rank), 0, "closed_form"
+    if solver == "lp":
+        from kernels.solvers.lp import solve_lp
+
+        result = solve_lp(instance)
+        if not result.feasible:  # no W exists; report the zero W, which stores nothing
+            return torch.zeros(instance.d, instance.d, dtype=torch.float64), result.rounds, "infeasible"
+        return result.w, result.rounds, "feasible"
+    from kernels.solvers.adam import train_adam
+
+    trained = train_adam(instance, rank, settings)
+    return trained.w, trained.steps, trained.status
+
+
+def _final_status(solver: str, status: str, check: Verification) -> str:
+    if solver == "lp" and status == "feasible" and not check.sat:
+        raise RuntimeError(f"lp found a feasible W but verification finds {check.n_violations} violations")
+    if solver == "adam" and status == "max_steps" and check.sat:
+        return "converged"  # the last optimiser step stored the rest
+    return status
+
+
+def _peak_bytes(device: str, rss_before: int) -> int:
+    if device == "cuda":
+        return int(torch.cuda.max_memory_allocated())
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    return max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) * scale
+
+
+def solve_with_weights(
+    spec: InstanceSpec,
+    solver: str,
+    rank: int,
+    settings: SolverSettings = SolverSettings(),
+    device: str = "cpu",
+) -> tuple[Outcome, torch.Tensor]:
+    """`solve`, also returning the verified W (float64, on the CPU)."""
+    check_solvable(spec, solver, rank)
+    device = resolve_device(device)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    instance = Instance(spec, device)
+    w, steps, status = _run_solver(instance, solver, rank, settings)
+    check = verify(instance, w)
+    status = _final_status(solver, status, check)
+    outcome = Outcome(
+        sat=check.sat,
+        n_violations=check.n_violations,
+        accuracy=check.accuracy,
+        min_margin=check.min_margin,
+        final_loss=check.loss,
+        steps=steps,
+        status=status,
+        wall_seconds=time.perf_counter() - start,
+        peak_bytes=_peak_bytes(device, rss_before),
+        device=device,
+        target_mean=check.target_mean,
+        target_var=check.target_var,
+        offtarget_mean=check.offtarget_mean,
+        offtarget_var=check.offtarget_var,
+        target_hist=[int(c) for c in check.target_hist],
+        offtarget_hist=[int(c) for c in check.offtarget_hist],
+        singular_values=[float(s) for s in check.singular_values],
+    )
+    return outcome, w.detach().double().cpu()
+
+
+def solve(
+    spec: InstanceSpec,
+    solver: str,
+    rank: int,
+    settings: SolverSettings = SolverSettings(),
+    device: str = "cpu",
+) -> Outcome:
+    """Build the instance on `device`, run `solver` at `rank`, verify in float64, report."""
+    return solve_with_weights(spec, solver, rank, settings, device)[0]

@@ -1,0 +1,108 @@
+"""Open a lamcap store (docs/STORE.md): both groups, categorical codes decoded to strings."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import xarray as xr
+
+from kernels.errors import InvalidInput
+
+CELL = ("problem", "solver", "rho", "d")  # the labels that name one cell of a sweep
+GROUPS = ("probes", "thresholds")
+# Attributes a writer may use to mark how many leading rows are committed (rows past it are partial).
+COMMITTED_ATTRS = ("n_committed", "committed_rows", "n_rows")
+
+
+@dataclass(frozen=True)
+class Store:
+    """A store read into memory: ``probes`` (dim probe), ``thresholds`` (dim threshold), root attrs."""
+
+    path: str
+    probes: xr.Dataset
+    thresholds: xr.Dataset
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def spec(self) -> dict:
+        """The sweep spec that produced the store (empty when the writer recorded none)."""
+        raw = self.attrs.get("spec", "{}")
+        return json.loads(raw) if isinstance(raw, str) else dict(raw)
+
+
+def decode(ds: xr.Dataset) -> xr.Dataset:
+    """Turn every variable carrying CF ``flag_values``/``flag_meanings`` into strings."""
+    out = ds.copy()
+    for name, var in ds.variables.items():
+        if "flag_values" not in var.attrs or "flag_meanings" not in var.attrs:
+            continue
+        values = np.atleast_1d(np.asarray(var.attrs["flag_values"])).astype(np.int64)
+        meanings = str(var.attrs["flag_meanings"]).split()
+        if len(values) != len(meanings):
+            raise InvalidInput(f"variable {name!r}: {len(values)} flag_values but {len(meanings)} flag_meanings")
+        codes = np.asarray(var.values).astype(np.int64)
+        lookup = dict(zip(values.tolist(), meanings))
+        unknown = sorted(set(np.unique(codes).tolist()) - set(lookup))
+        if unknown:
+            raise InvalidInput(f"variable {name!r} holds code(s) {unknown} not in its flag_values {values.tolist()}")
+        width = max(len(m) for m in meanings)
+        strings = np.array([lookup[c] for c in codes.ravel()], dtype=f"<U{width}").reshape(codes.shape)
+        attrs = {k: v for k, v in var.attrs.items() if k not in ("flag_values", "flag_meanings")}
+        out[name] = xr.Variable(var.dims, strings, attrs=attrs)
+    return out
+
+
+def _committed_rows(attrs: dict, arrays: dict) -> int:
+    """The writer's committed-row count, or the shortest array when it records none."""
+    for key in COMMITTED_ATTRS:
+        if key in attrs:
+            return int(attrs[key])
+    return min((a.shape[0] for a in arrays.values()), default=0)
+
+
+def _open_group(path: str, group: str, dim: str) -> xr.Dataset | None:
+    """The committed rows of one table group as a Dataset (None if the group does not exist).
+
+    Read array by array rather than with xr.open_zarr: after a crash mid-append the arrays of a
+    group can have different lengths, which xr.open_zarr refuses; the committed rows are intact.
+    """
+    import zarr
+
+    try:
+        node = zarr.open_group(path, mode="r", path=group)
+    except FileNotFoundError:  # zarr's GroupNotFoundError is one: the group was never written
+        return None
+    arrays = dict(node.arrays())
+    n = _committed_rows(dict(node.attrs), arrays)
+    variables = {
+        name: xr.Variable(arr.metadata.dimension_names or (dim,), arr[:n], attrs=dict(arr.attrs))
+        for name, arr in arrays.items()
+    }
+    return decode(xr.Dataset(variables, attrs=dict(node.attrs)))
+
+
+def _root_attrs(path: str) -> dict:
+    import zarr
+
+    try:
+        return dict(zarr.open_group(path, mode="r").attrs)
+    except Exception:  # noqa: BLE001 - a root without attrs is still readable
+        return {}
+
+
+def open_store(path: str | os.PathLike, require_thresholds: bool = True) -> Store:
+    """Read a store; InvalidInput for a missing or empty store, or (by default) one without thresholds."""
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise InvalidInput(f"no lamcap store at {path!r} (no such directory)")
+    probes = _open_group(path, "probes", "probe")
+    if probes is None or probes.sizes.get("probe", 0) == 0:
+        raise InvalidInput(f"store {path!r} is empty: no probes recorded yet")
+    thresholds = _open_group(path, "thresholds", "threshold")
+    if thresholds is None or thresholds.sizes.get("threshold", 0) == 0:
+        if require_thresholds:
+            raise InvalidInput(f"store {path!r} has no thresholds yet: no (cell, seed) search has finished")
+        thresholds = xr.Dataset(coords={"threshold": np.arange(0)})
+    return Store(path=path, probes=probes, thresholds=thresholds, attrs=_root_attrs(path))

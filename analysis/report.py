@@ -1,0 +1,214 @@
+"""From a store to tables, summary.csv, fits.json and the figures: the body of `lamcap analyze`."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import xarray as xr
+
+from analysis import figures, mechanism, scaling, thresholds
+from analysis.load import CELL, Store, open_store
+from kernels.errors import InvalidInput
+
+FIGURES = ("accuracy", "scaling", "spectra", "scores", "steps")
+
+
+@dataclass
+class Analysis:
+    """Every derived table of one store; optional parts are None when the store cannot support them."""
+
+    store: Store
+    summary: xr.Dataset
+    fits: dict[int, xr.Dataset]
+    op_dp: xr.Dataset | None = None
+    ratios: xr.Dataset | None = None
+    spectra: xr.Dataset | None = None
+    distances: xr.Dataset | None = None
+    steps: xr.Dataset | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _attempt(notes: list[str], what: str, fn, *args):
+    """Run an optional analysis; record why it is missing instead of failing the whole report."""
+    try:
+        return fn(*args)
+    except (InvalidInput, ImportError) as exc:
+        notes.append(f"{what}: {exc}")
+        return None
+
+
+def analyze(store: Store, level: float = 0.95, n_boot: int = 400, seed: int = 0) -> Analysis:
+    """Compute thresholds, fits (orders 1 and 2), OP vs DP, score ratios, spectra and steps for a store."""
+    probes, th = store.probes, store.thresholds
+    notes: list[str] = []
+    summary = thresholds.threshold_summary(th, probes, level=level, n_boot=n_boot, seed=seed)
+    fits = {order: scaling.fit_scaling(th, order=order, level=level, n_boot=n_boot, seed=seed) for order in (1, 2)}
+    result = Analysis(store=store, summary=summary, fits=fits, notes=notes)
+    result.op_dp = _attempt(notes, "OP vs DP", thresholds.op_dp_difference, th, level, n_boot, seed)
+    result.ratios = _attempt(notes, "score ratios", mechanism.score_ratios, probes, th)
+    result.spectra = _attempt(notes, "spectra", mechanism.threshold_spectra, probes, th)
+    if result.spectra is not None:
+        result.distances = _attempt(notes, "spectral distances", mechanism.spectrum_distances, result.spectra)
+    result.steps = _attempt(notes, "steps to solution", mechanism.steps_to_solution, probes, th)
+    return result
+
+
+def asymptotic_theory(solver: str, rho: float) -> float:
+    """The d -> infinity prediction of a cell; NaN where analysis.theory is not available."""
+    try:
+        return scaling.asymptotic_alpha(solver, rho)
+    except ImportError:
+        return math.nan
+
+
+@lru_cache(maxsize=None)
+def theory_pair(solver: str, d: int, rho: float) -> tuple[float, float]:
+    """(finite-size, asymptotic) theory of a cell; NaN where analysis.theory is not available."""
+    try:
+        return scaling.finite_size_alpha(solver, d, rho), scaling.asymptotic_alpha(solver, rho)
+    except ImportError:
+        return math.nan, math.nan
+
+
+def _clean(value):
+    """JSON/CSV-safe scalar: numpy to Python, NaN to None."""
+    value = value.item() if hasattr(value, "item") else value
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def summary_rows(summary: xr.Dataset) -> list[dict]:
+    """One dict per cell that has thresholds, with theory columns."""
+    table = summary.to_dataframe().reset_index()
+    rows = []
+    for rec in table[table.n_seeds > 0].to_dict("records"):
+        finite, asym = theory_pair(str(rec["solver"]), int(rec["d"]), float(rec["rho"]))
+        rows.append({**{k: _clean(v) for k, v in rec.items()}, "alpha_theory_finite_size": _clean(finite),
+                     "alpha_theory_asymptotic": _clean(asym)})
+    order = {"op": 0, "dp": 1}
+    return sorted(rows, key=lambda r: (order.get(r["problem"], 2), r["solver"], -r["rho"], r["d"]))
+
+
+def _num(value, fmt: str = ".3f") -> str:
+    return "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else format(value, fmt)
+
+
+def format_threshold_table(rows: list[dict], level: float) -> str:
+    """The per-cell table printed by `lamcap analyze`."""
+    head = (f"{'problem':7} {'solver':8} {'rho':>5} {'d':>5} {'seeds':>5}  {'median a*':>9} "
+            f"{f'[{level:.0%} interval]':>17}  {'1st viol.':>9}  {'theory d':>8}  {'theory inf':>10}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r['problem']:7} {r['solver']:8} {r['rho']:5.2f} {int(r['d']):5d} {int(r['n_seeds']):5d}  "
+            f"{_num(r['alpha_star_median']):>9} {'[' + _num(r['alpha_star_lo']) + ', ' + _num(r['alpha_star_hi']) + ']':>17}"
+            f"  {_num(r.get('first_violation_mean')):>9}  {_num(r['alpha_theory_finite_size']):>8}"
+            f"  {_num(r['alpha_theory_asymptotic']):>10}")
+    return "\n".join(lines)
+
+
+def fit_records(fits: xr.Dataset) -> list[dict]:
+    """One JSON-ready dict per (problem, solver, rho) with every parameter's estimate and interval."""
+    records = []
+    for problem in fits.problem.values.tolist():
+        for solver in fits.solver.values.tolist():
+            for rho in fits.rho.values.tolist():
+                cell = fits.sel(problem=problem, solver=solver, rho=rho)
+                if int(cell.n_d) < cell.sizes["param"]:  # under-determined: no fit to report
+                    continue
+                params = {str(p): {k: _clean(float(cell[k].sel(param=p))) for k in ("estimate", "lo", "hi", "std")}
+                          for p in cell.param.values}
+                asym = asymptotic_theory(solver, rho)
+                records.append({"problem": problem, "solver": solver, "rho": rho, "n_d": int(cell.n_d),
+                                "model": fits.attrs["model"], "level": fits.attrs["level"], "params": params,
+                                "alpha_theory_asymptotic": _clean(asym)})
+    return records
+
+
+def format_fit_table(records: list[dict]) -> str:
+    """The finite-size fit table printed by `lamcap analyze`."""
+    head = f"{'problem':7} {'solver':8} {'rho':>5} {'n_d':>3}  {'model':30} {'alpha_inf [interval]':>24}  {'theory':>6}  a [interval]"
+    lines = [head, "-" * len(head)]
+    for r in records:
+        ai, a = r["params"]["alpha_inf"], r["params"]["a"]
+        lines.append(
+            f"{r['problem']:7} {r['solver']:8} {r['rho']:5.2f} {r['n_d']:3d}  {r['model']:30} "
+            f"{_num(ai['estimate']) + ' [' + _num(ai['lo']) + ', ' + _num(ai['hi']) + ']':>24}  "
+            f"{_num(r['alpha_theory_asymptotic']):>6}  {_num(a['estimate'])} [{_num(a['lo'])}, {_num(a['hi'])}]")
+    return "\n".join(lines)
+
+
+def _records(ds: xr.Dataset | None) -> list[dict]:
+    if ds is None:
+        return []
+    frame = ds.to_dataframe().reset_index().dropna()
+    return [{k: _clean(v) for k, v in rec.items()} for rec in frame.to_dict("records")]
+
+
+def write_summary_csv(rows: list[dict], path: str) -> str:
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows([{k: ("" if v is None else v) for k, v in r.items()} for r in rows])
+    return path
+
+
+def write_fits_json(result: Analysis, path: str) -> str:
+    doc = {
+        "store": result.store.path,
+        "scaling": {f"order_{k}": fit_records(v) for k, v in result.fits.items()},
+        "op_minus_dp": _records(result.op_dp),
+        "score_ratios": _records(result.ratios),
+        "spectral_distances": _records(result.distances),
+        "notes": result.notes,
+    }
+    with open(path, "w") as fh:
+        json.dump(doc, fh, indent=2)
+    return path
+
+
+def _score_cell(probes: xr.Dataset) -> tuple[str, float, int]:
+    """The (problem, rho, d) shown in Fig. 4: first problem, largest rho, then largest d there."""
+    problem = figures.ordered(set(probes.problem.values.tolist()))[0]
+    at = probes.isel(probe=np.flatnonzero((probes.problem == problem).values))
+    rho = float(at.rho.max())
+    return problem, rho, int(at.d.where(at.rho == rho).max())
+
+
+def make_figures(result: Analysis, out_dir: str) -> dict[str, str]:
+    """Draw and save the five figures the store supports; returns name -> PNG path."""
+    probes, notes, paths = result.store.probes, result.notes, {}
+    builders = {
+        "accuracy": lambda: figures.accuracy_figure(thresholds.accuracy_curves(probes)),
+        "scaling": lambda: figures.scaling_figure(result.summary, result.fits[1]),
+        "spectra": lambda: figures.spectra_figure(result.spectra, result.distances) if result.spectra is not None else None,
+        "scores": lambda: figures.scores_figure(
+            mechanism.score_histograms(probes, result.store.thresholds, *_score_cell(probes))),
+        "steps": lambda: figures.steps_figure(result.steps) if result.steps is not None else None,
+    }
+    for i, name in enumerate(FIGURES, start=1):
+        fig = _attempt(notes, f"figure {name}", builders[name])
+        if fig is not None:
+            paths[name] = figures.save(fig, os.path.join(out_dir, f"fig{i}_{name}.png"))
+    return paths
+
+
+def run_report(store_path: str, out_dir: str, level: float = 0.95, n_boot: int = 400) -> tuple[Analysis, str, dict]:
+    """Open, analyse, write summary.csv, fits.json and figures; returns (analysis, printable text, paths)."""
+    result = analyze(open_store(store_path), level=level, n_boot=n_boot)
+    os.makedirs(out_dir, exist_ok=True)
+    rows = summary_rows(result.summary)
+    paths = {"summary": write_summary_csv(rows, os.path.join(out_dir, "summary.csv"))}
+    paths.update(make_figures(result, out_dir))
+    paths["fits"] = write_fits_json(result, os.path.join(out_dir, "fits.json"))
+    text = "\n\n".join([
+        "Thresholds per cell (alpha* = p* ln p* / d^2; median over seeds, percentile-bootstrap interval)",
+        format_threshold_table(rows, level),
+        "Finite-size fits per (problem, solver, rho)",
+        format_fit_table(fit_records(result.fits[1])),
+    ])
+    return result, text, paths

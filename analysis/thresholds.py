@@ -1,0 +1,148 @@
+"""Per-cell threshold statistics: median alpha* with bootstrap intervals, first violations, OP vs DP."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import xarray as xr
+
+from analysis.load import CELL
+from kernels.errors import InvalidInput
+
+SEED_KEYS = (*CELL, "seed")
+
+
+def _check_level(level: float, n_boot: int) -> None:
+    if not 0.0 < level < 1.0:
+        raise InvalidInput(f"confidence level {level!r} is not in (0, 1)")
+    if n_boot < 10:
+        raise InvalidInput(f"n_boot {n_boot!r} is too small (need >= 10)")
+
+
+def per_seed(table: xr.Dataset, name: str, reduce: str = "last") -> xr.DataArray:
+    """``name`` on dims (problem, solver, rho, d, seed), NaN where a (cell, seed) has no row.
+
+    ``reduce`` picks among several rows of one (cell, seed): 'last' (a resumed row wins) or 'min'.
+    """
+    dim = next(iter(table[name].dims))
+    keyed = table.set_coords([k for k in SEED_KEYS if k in table.data_vars])[[name]]
+    grouped = keyed.groupby(list(SEED_KEYS))
+    out = getattr(grouped, reduce)()[name]
+    return out.transpose(*SEED_KEYS).astype(float).drop_vars(dim, errors="ignore")
+
+
+def bootstrap_medians(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap replicates of the NaN-skipping median over the last axis: shape (n_boot, *values.shape[:-1]).
+
+    Each replicate resamples, with replacement, as many values as are present in that row.
+    """
+    values = np.asarray(values, dtype=float)
+    present = np.sort(np.where(np.isnan(values), np.inf, values), axis=-1)  # present values first
+    n = (~np.isnan(values)).sum(axis=-1, keepdims=True)
+    u = rng.random((n_boot, *values.shape))
+    idx = np.minimum((u * n).astype(np.int64), np.maximum(n - 1, 0))
+    draws = np.take_along_axis(np.broadcast_to(present, u.shape), idx, axis=-1)
+    draws = np.where(np.arange(values.shape[-1]) < n, draws, np.nan)  # a row of n draws only
+    draws = np.where(np.isinf(draws), np.nan, draws)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows (cells without seeds) give NaN
+        return np.nanmedian(draws, axis=-1)
+
+
+def _interval(replicates: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval over axis 0, NaN where every replicate is NaN."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanquantile(replicates, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return lo, hi
+
+
+def median_with_interval(values: xr.DataArray, level: float, n_boot: int, seed: int) -> xr.Dataset:
+    """Median over ``seed`` of a per-seed array, with a percentile-bootstrap interval."""
+    _check_level(level, n_boot)
+    rng = np.random.default_rng(seed)
+    reps = bootstrap_medians(values.transpose(..., "seed").values, n_boot, rng)
+    lo, hi = _interval(reps, level)
+    template = values.isel(seed=0, drop=True)
+    return xr.Dataset({
+        "median": values.median("seed", skipna=True),
+        "lo": template.copy(data=lo),
+        "hi": template.copy(data=hi),
+    })
+
+
+def first_violation(probes: xr.Dataset) -> xr.DataArray:
+    """The paper's estimate: per (cell, seed), the smallest probed alpha with a violation (error probes excluded)."""
+    mask = (~probes.sat.astype(bool)) & (probes.status != "error")
+    if not bool(mask.any()):
+        raise InvalidInput("no probe records a violation: the first-violation estimate is undefined")
+    unsat = probes.isel(probe=np.flatnonzero(mask.values))
+    return per_seed(unsat, "alpha", reduce="min").rename("alpha_first_violation")
+
+
+def _sample_std(values: xr.DataArray) -> xr.DataArray:
+    """Standard deviation over seeds (ddof 1); NaN for cells with fewer than two seeds."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return values.std("seed", skipna=True, ddof=1).where(values.notnull().sum("seed") > 1)
+
+
+def threshold_summary(store_thresholds: xr.Dataset, probes: xr.Dataset | None = None,
+                      level: float = 0.95, n_boot: int = 1000, seed: int = 0) -> xr.Dataset:
+    """Per cell: n_seeds, median/mean/std of alpha* and p*, bootstrap interval; first-violation stats if probes given."""
+    alpha = per_seed(store_thresholds, "alpha_star")
+    stats = median_with_interval(alpha, level, n_boot, seed)
+    out = xr.Dataset({
+        "n_seeds": alpha.notnull().sum("seed"),
+        "alpha_star_median": stats["median"],
+        "alpha_star_lo": stats["lo"],
+        "alpha_star_hi": stats["hi"],
+        "alpha_star_mean": alpha.mean("seed", skipna=True),
+        "alpha_star_std": _sample_std(alpha),
+        "p_star_median": per_seed(store_thresholds, "p_star").median("seed", skipna=True),
+    })
+    if probes is not None and bool((~probes.sat.astype(bool)).any()):
+        fv = first_violation(probes).reindex_like(alpha)
+        out["first_violation_mean"] = fv.mean("seed", skipna=True)
+        out["first_violation_median"] = fv.median("seed", skipna=True)
+    out.attrs.update(level=level, n_boot=n_boot, interval="percentile bootstrap over seeds of the median")
+    return out
+
+
+def op_dp_difference(store_thresholds: xr.Dataset, level: float = 0.95, n_boot: int = 1000,
+                     seed: int = 0) -> xr.Dataset:
+    """Per (solver, rho, d): median alpha*(OP) - median alpha*(DP) with a bootstrap interval (Conjecture 1)."""
+    _check_level(level, n_boot)
+    alpha = per_seed(store_thresholds, "alpha_star")
+    problems = set(alpha.problem.values.tolist())
+    if not {"op", "dp"} <= problems:
+        raise InvalidInput(f"OP vs DP needs both problems in the store, found {sorted(problems)}")
+    rng = np.random.default_rng(seed)
+    op, dp = alpha.sel(problem="op"), alpha.sel(problem="dp")
+    diff_reps = bootstrap_medians(op.values, n_boot, rng) - bootstrap_medians(dp.values, n_boot, rng)
+    lo, hi = _interval(diff_reps, level)
+    template = op.isel(seed=0, drop=True).drop_vars("problem", errors="ignore")
+    diff = (op.median("seed", skipna=True) - dp.median("seed", skipna=True)).drop_vars("problem", errors="ignore")
+    out = xr.Dataset({
+        "difference": diff, "lo": template.copy(data=lo), "hi": template.copy(data=hi),
+        "n_op": op.notnull().sum("seed").drop_vars("problem", errors="ignore"),
+        "n_dp": dp.notnull().sum("seed").drop_vars("problem", errors="ignore"),
+    })
+    out.attrs.update(level=level, n_boot=n_boot, definition="median alpha*(op) - median alpha*(dp)")
+    return out
+
+
+def accuracy_curves(probes: xr.Dataset, n_bins: int = 16) -> xr.Dataset:
+    """Mean accuracy over probes (all seeds) per cell and bin of alpha; ``alpha_bin`` holds bin centres."""
+    if n_bins < 2:
+        raise InvalidInput(f"n_bins {n_bins!r} must be >= 2")
+    from xarray.groupers import BinGrouper, UniqueGrouper
+
+    valid = probes.isel(probe=np.flatnonzero((probes.status != "error").values))
+    bins = np.linspace(0.0, float(valid.alpha.max()) * (1 + 1e-9), n_bins + 1)
+    table = xr.Dataset({"accuracy": valid.accuracy.astype(float), "alpha": valid.alpha},
+                       coords={k: valid[k] for k in CELL})
+    grouped = table.groupby(problem=UniqueGrouper(), solver=UniqueGrouper(), rho=UniqueGrouper(),
+                            d=UniqueGrouper(), alpha=BinGrouper(bins=bins))
+    out = xr.Dataset({"accuracy": grouped.mean()["accuracy"], "n_probes": grouped.count()["accuracy"]})
+    return out.rename(alpha_bins="alpha_bin").assign_coords(alpha_bin=(bins[1:] + bins[:-1]) / 2)

@@ -1,0 +1,47 @@
+"""Solver settings: plain values with defaults, recorded with every result."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from kernels.errors import InvalidInput
+
+MODES = ("auto", "materialize", "regenerate")
+STORAGE_DTYPES = ("float32", "bfloat16")
+
+
+@dataclass(frozen=True)
+class SolverSettings:
+    """Adam protocol and loss-streaming settings (hebbian and lp ignore the Adam ones).
+
+    Defaults (see kernels.solvers.adam for the experiment that chose them):
+    lr = 0.05, max_steps = 2000, warmup_frac = 0.05.
+    """
+
+    lr: float = 0.05
+    max_steps: int = 2000
+    warmup_frac: float = 0.05
+    mode: str = "auto"
+    memory_budget_bytes: int | None = None
+    storage_dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)):
+            raise InvalidInput(f"lr={self.lr!r} must be a positive number")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise InvalidInput(f"lr={self.lr!r} must be a positive finite number")
+        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 1:
+            raise InvalidInput(f"max_steps={self.max_steps!r} must be an integer >= 1")
+        if isinstance(self.warmup_frac, bool) or not isinstance(self.warmup_frac, (int, float)):
+            raise InvalidInput(f"warmup_frac={self.warmup_frac!r} must be a number in [0, 1)")
+        if not 0.0 <= self.warmup_frac < 1.0:
+            raise InvalidInput(f"warmup_frac={self.warmup_frac!r} must be in [0, 1)")
+        if self.mode not in MODES:
+            raise InvalidInput(f"unknown mode {self.mode!r}; expected one of {MODES}")
+        budget = self.memory_budget_bytes
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0):
+            raise InvalidInput(f"memory_budget_bytes={budget!r} must be a positive integer or None")
+        if self.storage_dtype not in STORAGE_DTYPES:
+            raise InvalidInput(
+                f"unknown storage_dtype {self.storage_dtype!r}; expected one of {STORAGE_DTYPES}"
+            )

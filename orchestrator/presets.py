@@ -1,0 +1,53 @@
+"""Named sweeps: `demo` (minutes on 2 CPU cores) and `paper` (a multi-GPU cluster).
+
+Each preset is a `SweepSpec.to_dict()`-shaped dict, so a TOML file or flags can override any
+key of it (`orchestrator.spec.load_spec`).
+"""
+from __future__ import annotations
+
+import copy
+
+from kernels.errors import InvalidInput
+
+PRESETS: dict[str, dict] = {
+    # The demo of issue 5: both problems, both gradient and Hebbian memories, full and half rank,
+    # the three smallest dimensions that show the trend, 3 seeds; a few curve loads per cell for
+    # the accuracy-vs-alpha figure. Adam's step budget is the kernels' default.
+    "demo": {
+        "problems": ["op", "dp"],
+        "solvers": ["adam", "hebbian"],
+        "rhos": [1.0, 0.5],
+        "ds": [8, 12, 16],
+        "seeds": 3,
+        "device": "auto",
+        "solver_settings": {},
+        "search": {"curve_points": 3},
+    },
+    # The paper's sweep, sized for a multi-GPU cluster: dp stops at d = 256 (its p^2 d competitors
+    # are regenerated from the seed past the memory budget), op goes on to d = 512.
+    "paper": {
+        "problems": ["op", "dp"],
+        "solvers": ["adam", "hebbian"],
+        "rhos": [1.0, 0.75, 0.5, 0.25],
+        "ds": [16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512],
+        "d_max": {"dp": 256},
+        "seeds": 8,
+        "device": "auto",
+        "solver_settings": {},
+        "search": {"curve_points": 8, "max_parallel_per_learner": 4},
+    },
+}
+
+
+def preset_dict(name: str) -> dict:
+    """A fresh copy of the named preset's dict; InvalidInput naming an unknown preset."""
+    if name not in PRESETS:
+        raise InvalidInput(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
+    return copy.deepcopy(PRESETS[name])
+
+
+def preset_spec(name: str):
+    """The named preset as a validated SweepSpec."""
+    from orchestrator.spec import SweepSpec
+
+    return SweepSpec.from_dict(preset_dict(name))

@@ -1,0 +1,41 @@
+"""One probe as a pure function: solve and verify its instance, return a flat store record."""
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.spec import Probe
+
+
+def probe_fields(probe: Probe, attempt: int = 1) -> dict:
+    """The probe half of a record: cell fields, seed, p, alpha, purpose, attempt."""
+    cell = probe.cell
+    return {
+        "problem": cell.problem, "solver": cell.solver, "rho": float(cell.rho), "rho_eff": cell.rho_eff,
+        "rank": cell.rank, "d": cell.d, "seed": probe.seed, "p": probe.p, "alpha": probe.alpha,
+        "purpose": probe.purpose, "attempt": attempt,
+    }
+
+
+def error_record(probe: Probe, device: str, message: str, attempt: int = 1) -> dict:
+    """A record for a probe that raised or whose actor kept dying: status 'error', never SAT."""
+    nan = float("nan")
+    return {
+        **probe_fields(probe, attempt), "sat": False, "status": "error", "accuracy": nan,
+        "n_violations": -1, "min_margin": nan, "final_loss": nan, "steps": 0, "wall_seconds": nan,
+        "peak_bytes": 0, "device": device, "target_mean": nan, "target_var": nan,
+        "offtarget_mean": nan, "offtarget_var": nan, "target_hist": [], "offtarget_hist": [],
+        "singular_values": [], "error": message,
+    }
+
+
+def run_probe(probe: Probe, solver_settings: Any, device: str) -> dict:
+    """Solve `probe` on `device` with kernels.solvers.solve; any exception becomes an 'error' record."""
+    try:
+        from kernels.disorder import InstanceSpec
+        from kernels.solvers import solve
+
+        spec = InstanceSpec(probe.cell.problem, probe.cell.d, probe.p, probe.seed)
+        outcome = solve(spec, probe.cell.solver, probe.cell.rank, solver_settings, device)
+        return {**probe_fields(probe), **outcome.as_record(), "error": ""}
+    except Exception as exc:  # noqa: BLE001 - a probe that raises is recorded, not fatal
+        return error_record(probe, device, f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,249 @@
+"""Ask/tell search for one (cell, seed)'s critical p* on nested disorder (python-adaptive style).
+
+Pure logic: no Ray, no files, no clocks. The learner's next proposals are a function of what it
+has been told and what is pending only, never of the order of events, so a learner replayed from
+a store proposes exactly what the interrupted one would have.
+
+The rule, on integer p >= 2 (p = 1 is SAT by definition: one association has no competitor):
+  * hi = the smallest UNSAT p told; lo = the largest SAT p below hi (1 if none).
+    The answer is p* = lo once hi = lo + 1 ("the first violation", as in the paper).
+    A SAT p above hi (a non-monotone outcome, possible for gradient solvers) is kept in the
+    record and sets monotone = False, but never moves the bracket.
+  * Bracketing from the guess g: a = max(2, floor(0.85 g)), b = max(a + 1, ceil(1.15 g)),
+    s0 = b - a. With nothing known it probes a, then b. While no UNSAT is known it climbs the
+    rungs b + s0 (2^(k+1) - 2), k = 1, 2, ... (each step twice the last); while no SAT is known
+    below hi it descends a - s0 (2^(k+1) - 2), clamped at 2. End points come before interiors.
+  * Inside a bracket [lo, hi]: bisection (n = 1) or k-section (n > 1): the pending points in the
+    bracket cut it into gaps; each new point goes to the gap whose widest piece is widest, and the
+    points of a gap are evenly spaced in it.
+
+Cost with a monotone oracle, asking one point at a time: if p* needs k expansions (k = 0 when
+a <= p* < b), the first bracket has width W <= s0 2^k and the search takes at most
+ceil(log2 W) + 2 + k probes going up, ceil(log2 W) + 1 + k going down (so ceil(log2 W) + 3 for
+k <= 1).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from kernels.errors import InvalidInput
+
+LOW_FACTOR = 0.85  # the initial bracket is [floor(0.85 g), ceil(1.15 g)]
+HIGH_FACTOR = 1.15
+P_MIN = 2
+
+
+def initial_bracket(guess_p: float, p_max: int | None = None) -> tuple[int, int]:
+    """(a, b): the first two probes around the guess, 2 <= a < b (<= p_max)."""
+    a = max(P_MIN, math.floor(LOW_FACTOR * guess_p))
+    b = max(a + 1, math.ceil(HIGH_FACTOR * guess_p))
+    if p_max is not None:
+        b = min(b, p_max)
+        a = min(a, b - 1)
+    return a, b
+
+
+@dataclass(frozen=True)
+class ThresholdResult:
+    """Where one (cell, seed)'s search stands; p_star is None until it is done.
+
+    p_lo: SAT (1 stands for the trivially SAT p = 1), p_hi: UNSAT (None while no UNSAT is known).
+    """
+
+    p_star: int | None
+    p_lo: int
+    p_hi: int | None
+    n_probes: int
+    monotone: bool
+    probes: dict[int, bool] = field(default_factory=dict)
+
+
+class ThresholdLearner:
+    """Ask/tell search for one (cell, seed)'s critical p* on nested disorder (python-adaptive style)."""
+
+    def __init__(self, cell, seed: int, guess_p: float, p_max: int | None = None) -> None:
+        if isinstance(guess_p, bool) or not isinstance(guess_p, (int, float)) \
+                or not math.isfinite(guess_p) or guess_p <= 0:
+            raise InvalidInput(f"guess_p={guess_p!r} must be a positive finite number")
+        if p_max is not None and (isinstance(p_max, bool) or not isinstance(p_max, int) or p_max < 3):
+            raise InvalidInput(f"p_max={p_max!r} must be an integer >= 3 or None")
+        self.cell = cell
+        self.seed = seed
+        self.guess_p = guess_p
+        self.p_max = p_max
+        self.a, self.b = initial_bracket(guess_p, p_max)
+        self._probes: dict[int, bool] = {}
+        self._pending: set[int] = set()
+
+    # ---- state -------------------------------------------------------------------------------
+    @property
+    def pending(self) -> set[int]:
+        """The p values asked for and neither told nor forgotten."""
+        return set(self._pending)
+
+    @property
+    def probes(self) -> dict[int, bool]:
+        return dict(self._probes)
+
+    def bracket(self) -> tuple[int, int | None]:
+        """(lo, hi): the smallest UNSAT p (None if none) and the largest SAT p below it (1 if none)."""
+        unsat = [p for p, sat in self._probes.items() if not sat]
+        hi = min(unsat) if unsat else None
+        sat = [p for p, s in self._probes.items() if s and (hi is None or p < hi)]
+        return (max(sat) if sat else 1), hi
+
+    @property
+    def done(self) -> bool:
+        """The exact p* is known: SAT at p* (or p* = 1), UNSAT at p* + 1."""
+        lo, hi = self.bracket()
+        return hi is not None and hi == lo + 1
+
+    @property
+    def exhausted(self) -> bool:
+        """p_max is SAT and no UNSAT is known: the bracket cannot be closed below p_max."""
+        return self.p_max is not None and self.bracket()[1] is None and self._probes.get(self.p_max, False)
+
+    @property
+    def monotone(self) -> bool:
+        """False when some SAT p lies above some UNSAT p."""
+        hi = self.bracket()[1]
+        return hi is None or not any(sat and p > hi for p, sat in self._probes.items())
+
+    def result(self) -> ThresholdResult:
+        lo, hi = self.bracket()
+        return ThresholdResult(p_star=lo if self.done else None, p_lo=lo, p_hi=hi, n_probes=len(self._probes),
+                               monotone=self.monotone, probes=dict(sorted(self._probes.items())))
+
+    # ---- tell / forget -----------------------------------------------------------------------
+    def tell(self, p: int, sat: bool) -> None:
+        """Record a verdict (asked or not: a replay from a store); a repeat with the same verdict is a no-op."""
+        if isinstance(p, bool) or not isinstance(p, int) or p < P_MIN:
+            raise InvalidInput(f"p={p!r} must be an integer >= {P_MIN}")
+        sat = bool(sat)
+        if p in self._probes and self._probes[p] != sat:
+            raise ValueError(f"p={p} told {'SAT' if sat else 'UNSAT'} after {'SAT' if self._probes[p] else 'UNSAT'}:"
+                             " a probe is a pure function of its spec, so two verdicts mean a bug")
+        self._probes[p] = sat
+        self._pending.discard(p)
+
+    def forget(self, p: int) -> None:
+        """A pending probe was lost (its actor died): it may be asked again."""
+        self._pending.discard(p)
+
+    # ---- ask ---------------------------------------------------------------------------------
+    def ask(self, n: int = 1) -> list[int]:
+        """Up to n new p values, marked pending; [] when nothing useful can be probed now."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise InvalidInput(f"n={n!r} must be an integer >= 0")
+        if n == 0 or self.done or self.exhausted:
+            return []
+        lo, hi = self.bracket()
+        if not self._probes:
+            points = self._ladder(None, n)
+        elif hi is None:
+            points = self._ladder(lo, n)
+        elif lo == 1:  # no SAT below the smallest UNSAT yet: find a lower end first
+            points = self._ladder(hi, n)
+        else:
+            points = self._ksection(lo, hi, n)
+        self._pending.update(points)
+        return points
+
+    def _free(self, p: int) -> bool:
+        return p not in self._probes and p not in self._pending
+
+    def _rungs(self, up: bool) -> Iterator[int]:
+        """The ladder outwards from the initial bracket: b (or a), then offsets s0 (2^(k+1) - 2)."""
+        s0 = self.b - self.a
+        for k in itertools.count():
+            offset = s0 * (2 ** (k + 1) - 2)
+            if up:
+                p = self.b + offset if self.p_max is None else min(self.b + offset, self.p_max)
+                yield p
+                if p == self.p_max:
+                    return
+            else:
+                p = max(P_MIN, self.a - offset)
+                yield p
+                if p == P_MIN:
+                    return
+
+    def _ladder(self, edge: int | None, n: int) -> list[int]:
+        """Up to n free rungs: above the largest SAT (edge = lo, no UNSAT known), below the
+        smallest UNSAT (edge = hi, no SAT below it), or, knowing nothing (edge None), a, b and
+        then alternately up and down."""
+        if edge is None:
+            both = itertools.zip_longest(self._rungs(False), self._rungs(True))
+            order = (p for pair in both for p in pair if p is not None)
+        elif self.bracket()[1] is None:
+            order = (p for p in self._rungs(True) if p > edge)
+        else:
+            order = (p for p in self._rungs(False) if p < edge)
+        out: list[int] = []
+        for p in order:
+            if len(out) == n:
+                break
+            if self._free(p) and p not in out:
+                out.append(p)
+        return out
+
+    def _ksection(self, lo: int, hi: int, n: int) -> list[int]:
+        """Up to n free points splitting (lo, hi), cut by the pending points in it, as evenly as possible."""
+        cuts = sorted({lo, hi} | {p for p in self._pending if lo < p < hi})
+        gaps = [(x, y) for x, y in zip(cuts, cuts[1:])]
+        counts = [0] * len(gaps)
+        for _ in range(n):
+            widest = max(range(len(gaps)), key=lambda i: ((gaps[i][1] - gaps[i][0]) / (counts[i] + 1), -i))
+            if (gaps[widest][1] - gaps[widest][0]) / (counts[widest] + 1) <= 1:
+                break  # every piece already has width 1: nothing left to learn now
+            counts[widest] += 1
+        out: list[int] = []
+        for (x, y), k in zip(gaps, counts):
+            points = {x + round(i * (y - x) / (k + 1)) for i in range(1, k + 1)}
+            out += sorted(p for p in points if x < p < y and self._free(p))
+        return out
+
+
+def p_for_alpha(alpha: float, d: int) -> float:
+    """The real p >= 1 with p ln p / d^2 = alpha (Newton on p ln p = alpha d^2)."""
+    target = alpha * d * d
+    p = max(2.0, target / max(1.0, math.log(max(target, math.e))))
+    for _ in range(100):
+        step = (p * math.log(p) - target) / (math.log(p) + 1.0)
+        p = max(1.0, p - step)
+        if abs(step) < 1e-12 * p:
+            break
+    return p
+
+
+def curve_loads(median_alpha: float, d: int, n: int, span: float) -> list[int]:
+    """n distinct integer p (>= 2), evenly spaced over alpha in [median (1 - span), median (1 + span)].
+
+    Fewer than n when that window holds fewer than n integers (small d); n = 1 gives the median p.
+    """
+    if isinstance(median_alpha, bool) or not isinstance(median_alpha, (int, float)) \
+            or not math.isfinite(median_alpha) or median_alpha <= 0:
+        raise InvalidInput(f"median_alpha={median_alpha!r} must be a positive finite number")
+    if isinstance(d, bool) or not isinstance(d, int) or d < 2:
+        raise InvalidInput(f"d={d!r} must be an integer >= 2")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise InvalidInput(f"n={n!r} must be an integer >= 0")
+    if isinstance(span, bool) or not isinstance(span, (int, float)) or not 0 < span < 1:
+        raise InvalidInput(f"span={span!r} must be a number in (0, 1)")
+    if n == 0:
+        return []
+    if n == 1:
+        return [max(P_MIN, round(p_for_alpha(median_alpha, d)))]
+    p_lo = max(P_MIN, math.ceil(p_for_alpha(median_alpha * (1 - span), d)))
+    p_hi = math.floor(p_for_alpha(median_alpha * (1 + span), d))
+    if p_hi - p_lo + 1 <= n:  # also [] when the window holds no p >= 2
+        return list(range(p_lo, p_hi + 1))
+    alphas = [median_alpha * (1 - span + 2 * span * i / (n - 1)) for i in range(n)]
+    loads = sorted({min(p_hi, max(p_lo, round(p_for_alpha(a, d)))) for a in alphas})
+    spare = (p for p in range(p_lo, p_hi + 1) if p not in loads)
+    while len(loads) < n:  # rounding merged neighbours: fill with free integers of the window
+        loads.append(next(spare))
+    return sorted(loads)

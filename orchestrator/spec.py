@@ -1,0 +1,437 @@
+"""The sweep spec: frozen records for cells and probes, TOML/preset/flag parsing, validation.
+
+A sweep TOML file holds the same keys as `SweepSpec.to_dict()` (see examples/sweep.toml):
+
+    preset = "demo"                 # optional: start from a preset, the keys below override it
+    problems = ["op", "dp"]         # 'op' (shared outputs) and/or 'dp' (private competitors)
+    solvers = ["adam", "hebbian"]   # 'adam', 'hebbian', 'lp' (lp: full rank only, rhos = [1.0])
+    rhos = [1.0, 0.5]               # rank fractions in (0, 1]; rank r = max(1, round(rho d))
+    ds = [8, 12, 16]                # dimensions, each >= 2
+    seeds = 3                       # disorder seeds 0 .. seeds-1 per cell
+    device = "auto"                 # 'cpu', 'cuda' or 'auto' (the driver decides and records)
+
+    [d_max]                         # optional per-problem cap on ds: here dp runs d <= 12 only
+    dp = 12
+
+    [solver_settings]               # kernels.solvers.settings.SolverSettings (every key optional)
+    lr = 0.05
+    max_steps = 2000
+    warmup_frac = 0.05
+    mode = "auto"                   # 'auto', 'materialize' or 'regenerate'
+    storage_dtype = "float32"       # 'float32' or 'bfloat16'
+    # memory_budget_bytes = 4000000000
+
+    [search]                        # SearchSettings (every key optional)
+    curve_points = 0                # extra loads per cell around its median alpha* (accuracy curves)
+    curve_span = 0.3                # their relative half-width around the median alpha*
+    max_parallel_per_learner = 4    # k-section width cap
+    # p_max = 100000                # hard cap on p
+
+Precedence in `load_spec`: preset, then the file, then `overrides` (flags). Overrides are flat
+or nested: `{"ds": [8], "lr": 0.1, "search": {"curve_points": 4}}`; `None` values are ignored
+(unset flags), and the flag spellings `rho`, `d`, `steps` stand for `rhos`, `ds`, `max_steps`.
+Every bad value raises `InvalidInput` naming it; all problems are reported in one message.
+This module imports neither Ray nor torch at import time.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kernels.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from kernels.solvers.settings import SolverSettings
+
+# The same names as kernels.disorder.PROBLEMS and kernels.solvers.SOLVERS (a test checks), kept
+# here so that parsing a spec does not import torch.
+PROBLEMS = ("op", "dp")
+SOLVERS = ("adam", "hebbian", "lp")
+DEVICES = ("cpu", "cuda", "auto")
+PURPOSES = ("search", "curve")
+SPEC_KEYS = ("problems", "solvers", "rhos", "ds", "d_max", "seeds", "device", "solver_settings", "search")
+FLAG_ALIASES = {"rho": "rhos", "d": "ds", "steps": "max_steps", "problem": "problems", "solver": "solvers"}
+
+
+@dataclass(frozen=True, order=True)
+class Cell:
+    """One (problem, solver, requested rank fraction rho, dimension d) of a sweep."""
+
+    problem: str
+    solver: str
+    rho: float
+    d: int
+
+    @property
+    def rank(self) -> int:
+        """r = max(1, round(rho d)), Python's round (half to even)."""
+        return max(1, round(self.rho * self.d))
+
+    @property
+    def rho_eff(self) -> float:
+        """The rank fraction actually used: rank / d."""
+        return self.rank / self.d
+
+    @property
+    def theory_kind(self) -> str:
+        """Which finite-size prediction guesses this cell's p*: 'hebbian' or 'optimal'."""
+        return "hebbian" if self.solver == "hebbian" else "optimal"
+
+
+@dataclass(frozen=True, order=True)
+class Probe:
+    """One (cell, seed, p): build the instance, solve, verify. purpose: 'search' or 'curve'."""
+
+    cell: Cell
+    seed: int
+    p: int
+    purpose: str = "search"
+
+    @property
+    def key(self) -> tuple:
+        """Hashable identity; a probe with this key is never written twice."""
+        c = self.cell
+        return (c.problem, c.solver, c.rho, c.d, self.seed, self.p, self.purpose)
+
+    @property
+    def alpha(self) -> float:
+        """Load alpha = p ln p / d^2."""
+        return self.p * math.log(self.p) / self.cell.d ** 2
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How thresholds are searched; the scheduler reads these."""
+
+    curve_points: int = 0
+    curve_span: float = 0.3
+    max_parallel_per_learner: int = 4
+    p_max: int | None = None
+
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise InvalidInput("; ".join(problems))
+
+    def problems(self) -> list[str]:
+        """Every bad value, each message naming it."""
+        out = []
+        if not _is_int(self.curve_points) or self.curve_points < 0:
+            out.append(f"curve_points={self.curve_points!r} must be an integer >= 0")
+        if not _is_real(self.curve_span) or not 0 < self.curve_span < 1:
+            out.append(f"curve_span={self.curve_span!r} must be a number in (0, 1)")
+        if not _is_int(self.max_parallel_per_learner) or self.max_parallel_per_learner < 1:
+            out.append(f"max_parallel_per_learner={self.max_parallel_per_learner!r} must be an integer >= 1")
+        if self.p_max is not None and (not _is_int(self.p_max) or self.p_max < 3):
+            out.append(f"p_max={self.p_max!r} must be an integer >= 3 or absent")
+        return out
+
+
+def _default_solver_settings() -> SolverSettings:
+    from kernels.solvers.settings import SolverSettings
+
+    return SolverSettings()
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A whole sweep: every (problem, solver, rho, d) cell times `seeds` seeds.
+
+    `d_max` caps the dimensions per problem ({"dp": 256}: dp cells only for d <= 256); it is
+    stored as a sorted tuple of (problem, d) pairs so that the spec stays hashable.
+    """
+
+    problems: tuple[str, ...]
+    solvers: tuple[str, ...]
+    rhos: tuple[float, ...]
+    ds: tuple[int, ...]
+    seeds: int
+    solver_settings: SolverSettings = field(default_factory=_default_solver_settings)
+    search: SearchSettings = SearchSettings()
+    device: str = "auto"
+    d_max: tuple[tuple[str, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("problems", "solvers", "rhos", "ds"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+        if isinstance(self.rhos, tuple):  # 1 and 1.0 are the same rank fraction: store floats
+            object.__setattr__(self, "rhos", tuple(float(r) if _is_int(r) else r for r in self.rhos))
+        object.__setattr__(self, "d_max", _d_max_pairs(self.d_max))
+        validate(self)
+
+    def ds_for(self, problem: str) -> tuple[int, ...]:
+        """The dimensions swept for one problem (ds cut at its d_max), ascending."""
+        cap = dict(self.d_max).get(problem)
+        return tuple(sorted(d for d in self.ds if cap is None or d <= cap))
+
+    @property
+    def max_d(self) -> int:
+        """The largest d of any cell (singular values are padded to it in the store)."""
+        return max(cell.d for cell in self.cells())
+
+    def cells(self) -> list[Cell]:
+        """Every (problem, solver, rho, d) cell, sorted."""
+        return sorted(
+            Cell(problem, solver, rho, d)
+            for problem in self.problems
+            for solver in self.solvers
+            for rho in self.rhos
+            for d in self.ds_for(problem)
+        )
+
+    def to_dict(self) -> dict:
+        """JSON- and TOML-able (absent optional values are left out); from_dict inverts it exactly."""
+        out = {
+            "problems": list(self.problems),
+            "solvers": list(self.solvers),
+            "rhos": list(self.rhos),
+            "ds": list(self.ds),
+            "d_max": dict(self.d_max),
+            "seeds": self.seeds,
+            "device": self.device,
+            "solver_settings": dataclasses.asdict(self.solver_settings),
+            "search": dataclasses.asdict(self.search),
+        }
+        for section in ("solver_settings", "search"):
+            out[section] = {k: v for k, v in out[section].items() if v is not None}
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SweepSpec:
+        """Build from `to_dict` output (or a parsed TOML file); every bad value reported at once."""
+        return _spec_from_dict(d)
+
+    def compatible_with(self, other: SweepSpec) -> list[str]:
+        """Reasons the two specs cannot share a store; empty when they can.
+
+        Everything that decides which probes exist or what they return must agree; list order
+        does not matter. Only the scheduling knob max_parallel_per_learner may differ.
+        """
+        reasons = []
+        for name in ("problems", "solvers", "rhos", "ds"):
+            mine, theirs = sorted(getattr(self, name)), sorted(getattr(other, name))
+            if mine != theirs:
+                reasons.append(f"{name} differ: {mine} vs {theirs}")
+        for name in ("d_max", "seeds", "device", "solver_settings"):
+            if getattr(self, name) != getattr(other, name):
+                reasons.append(f"{name} differ: {getattr(self, name)!r} vs {getattr(other, name)!r}")
+        for name in ("curve_points", "curve_span", "p_max"):
+            mine, theirs = getattr(self.search, name), getattr(other.search, name)
+            if mine != theirs:
+                reasons.append(f"search.{name} differ: {mine!r} vs {theirs!r}")
+        return reasons
+
+
+def _d_max_pairs(value: Any) -> Any:
+    """A dict or a sequence of (problem, d) pairs as a sorted tuple of pairs; anything else unchanged."""
+    if isinstance(value, dict):
+        value = list(value.items())
+    if isinstance(value, (list, tuple)) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in value):
+        return tuple(sorted((tuple(p) for p in value), key=repr))
+    return value
+
+
+def _list_problems(name: str, value: Any, ok, what: str) -> list[str]:
+    """Messages for a list field: not a non-empty list, bad elements, duplicates."""
+    if not isinstance(value, (list, tuple)):
+        return [f"{name}={value!r} must be a list"]
+    if not value:
+        return [f"{name} is empty: give at least one value"]
+    out = [f"{name}: {v!r} {what}" for v in value if not ok(v)]
+    out += [f"{name}: {v!r} appears twice" for i, v in enumerate(value) if v in value[:i]]
+    return out
+
+
+def _d_max_problems(d_max: Any, ds: Any) -> list[str]:
+    if not isinstance(d_max, tuple):
+        return [f"d_max={d_max!r} must be a table of problem = largest d"]
+    out = []
+    all_ds = [d for d in ds if _is_int(d)] if isinstance(ds, (list, tuple)) else []
+    for problem, cap in d_max:
+        if problem not in PROBLEMS:
+            out.append(f"d_max: unknown problem {problem!r}; expected one of {PROBLEMS}")
+        elif not _is_int(cap) or cap < 2:
+            out.append(f"d_max.{problem}={cap!r} must be an integer >= 2")
+        elif all_ds and not any(d <= cap for d in all_ds):
+            out.append(f"d_max.{problem}={cap} leaves problem {problem!r} no d (ds = {all_ds})")
+    return out
+
+
+def _lp_problems(solvers: Any, rhos: Any, ds: Any) -> list[str]:
+    if not isinstance(solvers, (list, tuple)) or "lp" not in solvers:
+        return []
+    out = [f"rho={r!r} with solver 'lp': lp handles full rank only; sweep lp in its own spec with rhos = [1.0]"
+           for r in (rhos if isinstance(rhos, (list, tuple)) else ()) if _is_real(r) and r != 1]
+    from kernels.solvers.lp import LP_MAX_D
+
+    out += [f"d={d} with solver 'lp': lp handles d <= {LP_MAX_D} only"
+            for d in (ds if isinstance(ds, (list, tuple)) else ()) if _is_int(d) and d > LP_MAX_D]
+    return out
+
+
+def _field_problems(problems: Any, solvers: Any, rhos: Any, ds: Any, seeds: Any, device: Any,
+                    d_max: Any) -> list[str]:
+    """Every bad plain value of a spec, each message naming it."""
+    out = _list_problems("problems", problems, lambda v: v in PROBLEMS, f"is not a known problem {PROBLEMS}")
+    out += _list_problems("solvers", solvers, lambda v: v in SOLVERS, f"is not a known solver {SOLVERS}")
+    out += _list_problems("rhos", rhos, lambda r: _is_real(r) and 0 < r <= 1, "must be a number in (0, 1]")
+    out += _list_problems("ds", ds, lambda d: _is_int(d) and d >= 2, "must be an integer >= 2")
+    if not _is_int(seeds) or seeds < 1:
+        out.append(f"seeds={seeds!r} must be an integer >= 1")
+    if device not in DEVICES:
+        out.append(f"device={device!r} is not one of {DEVICES}")
+    return out + _d_max_problems(d_max, ds) + _lp_problems(solvers, rhos, ds)
+
+
+def spec_problems(spec: SweepSpec) -> list[str]:
+    """Every bad value of a spec, each message naming it (empty when valid)."""
+    from kernels.solvers.settings import SolverSettings
+
+    out = _field_problems(spec.problems, spec.solvers, spec.rhos, spec.ds, spec.seeds, spec.device, spec.d_max)
+    if not isinstance(spec.search, SearchSettings):
+        out.append(f"search={spec.search!r} must be a SearchSettings")
+    if not isinstance(spec.solver_settings, SolverSettings):
+        out.append(f"solver_settings={spec.solver_settings!r} must be a SolverSettings")
+    return out
+
+
+def validate(spec: SweepSpec) -> None:
+    """Raise InvalidInput listing every bad value of the spec; return quietly when it is valid."""
+    problems = spec_problems(spec)
+    if problems:
+        raise InvalidInput("invalid sweep spec: " + "; ".join(problems))
+
+
+# ---- parsing: dicts (TOML, presets, flags) to a spec ------------------------------------------
+
+REQUIRED_KEYS = ("problems", "solvers", "rhos", "ds", "seeds")
+
+
+def _section(raw: dict, name: str, cls: type, errors: list[str]) -> Any:
+    """Build a settings dataclass from its dict section, adding any problems to `errors`."""
+    section = raw.get(name, {})
+    if not isinstance(section, dict):
+        errors.append(f"{name}={section!r} must be a table of settings")
+        return cls()
+    known = {f.name for f in dataclasses.fields(cls)}
+    errors += [f"unknown key {name}.{k}; expected one of {sorted(known)}" for k in section if k not in known]
+    try:
+        return cls(**{k: v for k, v in section.items() if k in known})
+    except InvalidInput as exc:
+        errors.append(f"{name}: {exc}")
+        return cls()
+
+
+def _spec_from_dict(raw: dict) -> SweepSpec:
+    """A validated spec from a `to_dict`-shaped dict; every problem reported in one InvalidInput."""
+    from kernels.solvers.settings import SolverSettings
+
+    if not isinstance(raw, dict):
+        raise InvalidInput(f"a sweep spec must be a table of keys, got {raw!r}")
+    errors = [f"unknown key {k!r}; expected one of {list(SPEC_KEYS)}" for k in raw if k not in SPEC_KEYS]
+    errors += [f"missing key {k!r}" for k in REQUIRED_KEYS if k not in raw]
+    solver_settings = _section(raw, "solver_settings", SolverSettings, errors)
+    search = _section(raw, "search", SearchSettings, errors)
+    fields = {k: raw.get(k, ()) for k in ("problems", "solvers", "rhos", "ds")}
+    seeds, device = raw.get("seeds", 1), raw.get("device", "auto")
+    d_max = _d_max_pairs(raw.get("d_max", {}))
+    errors += _field_problems(**fields, seeds=seeds, device=device, d_max=d_max)
+    if errors:
+        raise InvalidInput("invalid sweep spec: " + "; ".join(errors))
+    return SweepSpec(**fields, seeds=seeds, solver_settings=solver_settings, search=search, device=device,
+                     d_max=d_max)
+
+
+def _merge(base: dict, layer: dict) -> dict:
+    """`layer` over `base`; the settings sections and d_max merge key by key."""
+    out = dict(base)
+    for key, value in layer.items():
+        if key in ("solver_settings", "search", "d_max") and isinstance(value, dict) \
+                and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
+
+
+def overrides_to_dict(overrides: dict) -> dict:
+    """Flag values as a `to_dict`-shaped layer: None dropped, aliases resolved, flat settings routed."""
+    from kernels.solvers.settings import SolverSettings
+
+    solver_keys = {f.name for f in dataclasses.fields(SolverSettings)}
+    search_keys = {f.name for f in dataclasses.fields(SearchSettings)}
+    out: dict = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        key = FLAG_ALIASES.get(key, key)
+        if key in solver_keys:
+            out.setdefault("solver_settings", {})[key] = value
+        elif key in search_keys:
+            out.setdefault("search", {})[key] = value
+        elif isinstance(value, dict) and key in ("solver_settings", "search", "d_max"):
+            out[key] = {**out.get(key, {}), **{k: v for k, v in value.items() if v is not None}}
+        else:
+            out[key] = value
+    return out
+
+
+def read_toml(path: str) -> dict:
+    """The parsed TOML file; InvalidInput naming the file when it is missing or malformed."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise InvalidInput(f"sweep spec file {path!r} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, IsADirectoryError) as exc:
+        raise InvalidInput(f"sweep spec file {path!r} is not valid TOML: {exc}") from None
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def to_toml(spec: SweepSpec) -> str:
+    """The spec as a sweep TOML file that load_spec reads back to an equal spec."""
+    raw = spec.to_dict()
+    tables = {k: raw.pop(k) for k in ("d_max", "solver_settings", "search")}
+    lines = [f"{k} = {_toml_value(v)}" for k, v in raw.items()]
+    for name, table in tables.items():
+        lines += ["", f"[{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+def load_spec(path: str | None = None, preset: str | None = None, overrides: dict | None = None) -> SweepSpec:
+    """A validated spec: a preset, then the TOML file (which may name its own `preset`), then flags."""
+    from orchestrator.presets import preset_dict
+
+    layer = read_toml(path) if path is not None else {}
+    named = layer.pop("preset", None)
+    if preset is not None and named is not None and named != preset:
+        raise InvalidInput(f"--preset {preset!r} contradicts preset = {named!r} in {path!r}")
+    base = preset if preset is not None else named
+    raw = preset_dict(base) if base is not None else {}
+    raw = _merge(raw, layer)
+    raw = _merge(raw, overrides_to_dict(overrides or {}))
+    return _spec_from_dict(raw)

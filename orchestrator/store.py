@@ -1,0 +1,406 @@
+"""The sweep's Zarr store (docs/STORE.md): the one writer, append-only, committed in batches.
+
+Crash safety: every batch is appended array by array (zarr's LocalStore writes each chunk and
+metadata file atomically: temp file + rename), and only then is the group attribute
+`n_committed` raised in one metadata write. Readers and a reopening writer take only the first
+`n_committed` rows, so a process killed mid-batch leaves every earlier batch intact and the
+partial one invisible (reopening truncates it away).
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kernels.errors import InvalidInput
+
+SCHEMA = 1
+CHUNK_ROWS = 4096  # rows per chunk along probe / threshold; a batch rewrites at most a couple of chunks
+CATEGORIES = {
+    "problem": ("op", "dp"),
+    "solver": ("adam", "hebbian", "lp"),
+    "status": ("converged", "max_steps", "diverged", "closed_form", "feasible", "infeasible", "error"),
+    "device": ("cpu", "cuda"),
+    "purpose": ("search", "curve"),
+}
+CELL_FIELDS = {"problem": "i1", "solver": "i1", "rho": "f8", "rho_eff": "f8", "rank": "i8", "d": "i8"}
+PROBE_FIELDS = {
+    **CELL_FIELDS, "seed": "i8", "p": "i8", "alpha": "f8", "purpose": "i1", "attempt": "i8",
+    "sat": "?", "status": "i1", "accuracy": "f8", "n_violations": "i8", "min_margin": "f8",
+    "final_loss": "f8", "steps": "i8", "wall_seconds": "f8", "peak_bytes": "i8", "device": "i1",
+    "target_mean": "f8", "target_var": "f8", "offtarget_mean": "f8", "offtarget_var": "f8",
+}
+THRESHOLD_FIELDS = {
+    **CELL_FIELDS, "seed": "i8", "p_star": "i8", "alpha_star": "f8", "p_lo": "i8", "p_hi": "i8",
+    "n_probes": "i8", "monotone": "?",
+}
+DESCRIPTIONS = {
+    "problem": ("1", "op: shared outputs; dp: private competitors"),
+    "solver": ("1", "how W was found"),
+    "rho": ("1", "requested rank fraction"),
+    "rho_eff": ("1", "rank / d, the rank fraction used"),
+    "rank": ("1", "rank r of W = max(1, round(rho d))"),
+    "d": ("1", "dimension of inputs and outputs"),
+    "seed": ("1", "disorder seed"),
+    "p": ("1", "number of associations"),
+    "alpha": ("p ln p / d^2", "load"),
+    "purpose": ("1", "search: threshold bisection probe; curve: extra load for accuracy curves"),
+    "attempt": ("1", "1 + retries after the probe's actor died"),
+    "sat": ("1", "every association stored (float64 verification)"),
+    "status": ("1", "outcome status (kernels.outcome.STATUSES)"),
+    "accuracy": ("1", "fraction of associations stored"),
+    "n_violations": ("1", "associations not stored"),
+    "min_margin": ("sigma_off", "min over mu of target minus best competitor score, normalised"),
+    "final_loss": ("nats", "mean cross-entropy of the returned W"),
+    "steps": ("1", "optimiser steps (adam), LP rounds (lp), 0 (hebbian)"),
+    "wall_seconds": ("s", "wall time of the solve on its actor"),
+    "peak_bytes": ("bytes", "peak memory of the solve on its device"),
+    "device": ("1", "device type the instance was generated and solved on"),
+    "target_mean": ("sigma_off", "mean normalised target score"),
+    "target_var": ("sigma_off^2", "variance of normalised target scores"),
+    "offtarget_mean": ("sigma_off", "mean normalised competitor score"),
+    "offtarget_var": ("sigma_off^2", "variance of normalised competitor scores"),
+    "target_hist": ("count", "normalised target scores per score bin"),
+    "offtarget_hist": ("count", "normalised competitor scores per score bin"),
+    "singular_values": ("1", "singular values of W, descending, NaN-padded to the sweep's largest d"),
+    "p_star": ("1", "largest SAT p whose p + 1 is UNSAT"),
+    "alpha_star": ("p ln p / d^2", "p_star ln p_star / d^2"),
+    "p_lo": ("1", "final bracket: SAT at p_lo"),
+    "p_hi": ("1", "final bracket: UNSAT at p_hi"),
+    "n_probes": ("1", "search probes spent on this (cell, seed)"),
+    "monotone": ("1", "every SAT probe of this seed lies below every UNSAT probe"),
+}
+
+
+def hist_edges() -> np.ndarray:
+    """The score-histogram bin edges (kernels.verify.HIST_EDGES; imported lazily, it pulls torch)."""
+    from kernels.verify import HIST_EDGES
+
+    return np.asarray(HIST_EDGES, dtype=np.float64)
+
+
+def probe_key(record: dict) -> tuple:
+    """The identity of a probe record; equals orchestrator.spec.Probe.key."""
+    return (record["problem"], record["solver"], float(record["rho"]), int(record["d"]),
+            int(record["seed"]), int(record["p"]), record["purpose"])
+
+
+def threshold_key(row: dict) -> tuple:
+    """The identity of a threshold row: (problem, solver, rho, d, seed)."""
+    return (row["problem"], row["solver"], float(row["rho"]), int(row["d"]), int(row["seed"]))
+
+
+def _attrs(name: str) -> dict:
+    units, description = DESCRIPTIONS[name]
+    attrs: dict[str, Any] = {"units": units, "description": description}
+    if name in CATEGORIES:
+        attrs["flag_values"] = list(range(len(CATEGORIES[name])))
+        attrs["flag_meanings"] = " ".join(CATEGORIES[name])
+    return attrs
+
+
+def _fill(dtype: str) -> Any:
+    return {"f8": np.nan, "?": False}.get(dtype, 0)
+
+
+def _versions() -> dict:
+    from importlib import metadata
+
+    out = {}
+    for name in ("lamcap", "torch", "ray", "zarr", "xarray", "numpy"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _column(records: list[dict], name: str, dtype: str) -> np.ndarray:
+    if name in CATEGORIES:
+        cats = CATEGORIES[name]
+        bad = [r[name] for r in records if r[name] not in cats]
+        if bad:
+            raise ValueError(f"{name}={bad[0]!r} is not one of {cats}")
+        return np.array([cats.index(r[name]) for r in records], dtype="i1")
+    values = [r[name] for r in records]
+    if dtype == "f8":
+        return np.array([np.nan if v is None else float(v) for v in values], dtype="f8")
+    return np.array(values, dtype=dtype)
+
+
+@dataclass
+class _Table:
+    """One append-only group: its arrays share the leading dimension `dim`."""
+
+    group: Any  # zarr.Group
+    dim: str
+
+    @property
+    def n_committed(self) -> int:
+        return int(self.group.attrs.get("n_committed", 0))
+
+    def truncate(self) -> None:
+        """Cut every array back to the committed rows (drops a batch a crash left half-written)."""
+        n = self.n_committed
+        for _, arr in self.group.arrays():
+            if arr.shape[0] != n:
+                arr.resize((n, *arr.shape[1:]))
+
+    def append(self, columns: dict[str, np.ndarray], extra_attrs: dict | None = None) -> None:
+        """Append rows in three steps; a crash before the last leaves the committed rows as they were.
+
+        1. chunk data of the new rows, written through in-memory arrays of the grown shape (the
+           long step; on disk every array keeps its old, equal length),
+        2. every array's grown shape (one small metadata file each, back to back),
+        3. the group's `n_committed` (and `extra_attrs`) in one metadata write.
+        """
+        n = self.n_committed
+        k = len(next(iter(columns.values())))
+        grown = {}
+        for name, values in columns.items():
+            arr = self.group[name]
+            width = max(arr.shape[1], values.shape[1]) if values.ndim == 2 else None
+            shape = (n + k,) if width is None else (n + k, width)
+            grown[name] = shape
+            _view(arr, shape)[n : n + k] = _pad(values, shape)
+        for name, shape in grown.items():
+            self.group[name].resize(shape)  # growing: no chunk lies outside
+        self.group.attrs.update({**(extra_attrs or {}), "n_committed": n + k})
+
+
+def _view(arr: Any, shape: tuple[int, ...]) -> Any:
+    """The array `arr` with `shape`, in memory only: writes land in chunks, its metadata is not saved."""
+    import zarr
+    from zarr.core.array import AsyncArray
+
+    inner = arr._async_array
+    grown = dataclasses.replace(inner.metadata, shape=shape)
+    return zarr.Array(AsyncArray(metadata=grown, store_path=inner.store_path, config=inner.config))
+
+
+def _pad(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """2-D rows padded on the right to the array's width (NaN or 0)."""
+    if values.ndim == 1 or values.shape[1] == shape[1]:
+        return values
+    out = np.full((values.shape[0], shape[1]), _fill(values.dtype.str[1:]), dtype=values.dtype)
+    out[:, : values.shape[1]] = values
+    return out
+
+
+class Store:
+    """Append-only writer of one sweep's store; open with `Store.open_or_create`."""
+
+    def __init__(self, path: str, root: Any, d_max: int) -> None:
+        self.path = path
+        self._root = root
+        self._d_max = d_max
+        self._probes = _Table(root["probes"], "probe")
+        self._thresholds = _Table(root["thresholds"], "threshold")
+        self._probe_keys: set[tuple] | None = None  # committed keys, loaded on first append
+        self._threshold_keys: set[tuple] | None = None
+
+    @classmethod
+    def open_or_create(cls, path: str | os.PathLike, spec: Any) -> Store:
+        """Open the store at `path` for `spec` (a SweepSpec), creating it if absent.
+
+        An existing store whose spec is incompatible raises InvalidInput naming every
+        difference, before anything is written.
+        """
+        path = os.fspath(path)
+        if os.path.exists(path):
+            root = _open_existing(path, spec)
+        else:
+            root = _create(path, spec)
+        store = cls(path, root, int(spec.max_d))
+        store._probes.truncate()
+        store._thresholds.truncate()
+        return store
+
+    def append_probes(self, records: list[dict]) -> int:
+        """Append finished probe records (probe fields + Outcome.as_record() + `error`); skip stored keys."""
+        if self._probe_keys is None:
+            self._probe_keys = set(self.completed_probes())
+        records = _new_only(records, probe_key, self._probe_keys)
+        if not records:
+            return 0
+        columns = {name: _column(records, name, dtype) for name, dtype in PROBE_FIELDS.items()}
+        n_bins = len(hist_edges()) - 1
+        for name in ("target_hist", "offtarget_hist"):
+            columns[name] = _hist_column(records, name, n_bins)
+        columns["singular_values"] = _sv_column(records, self._d_max)
+        errors = {json.dumps(probe_key(r)): r["error"] for r in records if r.get("error")}
+        extra = {}
+        if errors:
+            extra["errors"] = json.dumps({**json.loads(self._probes.group.attrs.get("errors", "{}")), **errors})
+        self._probes.append(columns, extra)
+        self._probe_keys.update(probe_key(r) for r in records)
+        return len(records)
+
+    def append_thresholds(self, rows: list[dict]) -> int:
+        """Append per-(cell, seed) threshold rows (those already stored are skipped); return the count written."""
+        if self._threshold_keys is None:
+            self._threshold_keys = set(self.completed_thresholds())
+        rows = _new_only(rows, threshold_key, self._threshold_keys)
+        if rows:
+            self._thresholds.append({name: _column(rows, name, dtype) for name, dtype in THRESHOLD_FIELDS.items()})
+            self._threshold_keys.update(threshold_key(r) for r in rows)
+        return len(rows)
+
+    def completed_probes(self) -> dict[tuple, dict]:
+        """Every committed probe record, by probe_key (with its `error` message if any)."""
+        records = read_rows(self._probes.group, PROBE_FIELDS, self._probes.n_committed)
+        errors = json.loads(self._probes.group.attrs.get("errors", "{}"))
+        out = {}
+        for record in records:
+            key = probe_key(record)
+            record["error"] = errors.get(json.dumps(key), "")
+            out[key] = record
+        return out
+
+    def completed_thresholds(self) -> dict[tuple, dict]:
+        """Every committed threshold row, by threshold_key."""
+        rows = read_rows(self._thresholds.group, THRESHOLD_FIELDS, self._thresholds.n_committed)
+        return {threshold_key(r): r for r in rows}
+
+    @property
+    def attrs(self) -> dict:
+        return dict(self._root.attrs)
+
+
+def _new_only(rows: list[dict], key, seen: set) -> list[dict]:
+    """Rows whose key is neither in `seen` nor earlier in `rows`: no row is ever written twice."""
+    out, batch = [], set()
+    for row in rows:
+        k = key(row)
+        if k not in seen and k not in batch:
+            batch.add(k)
+            out.append(row)
+    return out
+
+
+def _hist_column(records: list[dict], name: str, n_bins: int) -> np.ndarray:
+    out = np.zeros((len(records), n_bins), dtype="i8")
+    for i, r in enumerate(records):
+        counts = r.get(name) or []
+        if counts:
+            if len(counts) != n_bins:
+                raise ValueError(f"{name} has {len(counts)} bins, expected {n_bins}")
+            out[i] = counts
+    return out
+
+
+def _sv_column(records: list[dict], d_max: int) -> np.ndarray:
+    width = max([d_max, *(len(r.get("singular_values") or []) for r in records)])
+    out = np.full((len(records), width), np.nan)
+    for i, r in enumerate(records):
+        sv = r.get("singular_values") or []
+        out[i, : len(sv)] = sv
+    return out
+
+
+def read_rows(group: Any, fields: dict[str, str], n: int) -> list[dict]:
+    """The first n rows of a table group as plain dicts (categorical codes decoded)."""
+    if n == 0:
+        return []
+    columns = {}
+    for name in fields:
+        values = group[name][:n]
+        if name in CATEGORIES:
+            columns[name] = [CATEGORIES[name][int(c)] for c in values]
+        else:
+            columns[name] = values.tolist()
+    return [{name: columns[name][i] for name in fields} for i in range(n)]
+
+
+def _create_table(root: Any, name: str, dim: str, fields: dict[str, str], wide: dict[str, tuple]) -> None:
+    group = root.create_group(name)
+    for field, dtype in fields.items():
+        group.create_array(field, shape=(0,), chunks=(CHUNK_ROWS,), dtype=dtype, fill_value=_fill(dtype),
+                           dimension_names=(dim,), attributes=_attrs(field))
+    for field, (dtype, width, dim2, extra) in wide.items():
+        group.create_array(field, shape=(0, width), chunks=(CHUNK_ROWS // 16, max(width, 1)), dtype=dtype,
+                           fill_value=_fill(dtype), dimension_names=(dim, dim2),
+                           attributes={**_attrs(field), **extra})
+    group.attrs.update({"n_committed": 0, "errors": "{}"} if dim == "probe" else {"n_committed": 0})
+
+
+def _create(path: str, spec: Any) -> Any:
+    """A fresh store: the tables first, the root attrs (marking it complete) last."""
+    import zarr
+
+    tmp = f"{path}.creating"
+    if os.path.exists(tmp):
+        import shutil
+
+        shutil.rmtree(tmp)
+    root = zarr.open_group(tmp, mode="w", zarr_format=3)
+    edges = [float(e) for e in hist_edges()]
+    n_bins = len(edges) - 1
+    wide = {
+        "target_hist": ("i8", n_bins, "score_bin", {"score_bin_edges": edges}),
+        "offtarget_hist": ("i8", n_bins, "score_bin", {"score_bin_edges": edges}),
+        "singular_values": ("f8", int(spec.max_d), "sv_index", {}),
+    }
+    _create_table(root, "probes", "probe", PROBE_FIELDS, wide)
+    _create_table(root, "thresholds", "threshold", THRESHOLD_FIELDS, {})
+    root.attrs.update({
+        "lamcap_schema": SCHEMA,
+        "spec": json.dumps(spec.to_dict()),
+        "versions": json.dumps(_versions()),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    })
+    os.replace(tmp, path)  # a store appears whole or not at all
+    return zarr.open_group(path, mode="r+", zarr_format=3)
+
+
+def stored_spec(path: str | os.PathLike) -> Any:
+    """The SweepSpec recorded in the store at `path` (read-only); InvalidInput if it is no lamcap store."""
+    import zarr
+
+    from orchestrator.spec import SweepSpec
+
+    path = os.fspath(path)
+    try:
+        attrs = zarr.open_group(path, mode="r", zarr_format=3).attrs
+        stored_json, schema = attrs["spec"], attrs["lamcap_schema"]
+    except Exception as exc:  # noqa: BLE001 - any unreadable store is refused the same way
+        raise InvalidInput(f"{path!r} exists but is not a lamcap store ({type(exc).__name__}: {exc})") from exc
+    if schema != SCHEMA:
+        raise InvalidInput(f"store {path!r} has schema {schema!r}; this lamcap writes schema {SCHEMA}")
+    return SweepSpec.from_dict(json.loads(stored_json))
+
+
+def check_compatible(path: str | os.PathLike, spec: Any) -> None:
+    """Raise InvalidInput naming every difference if an existing store at `path` cannot take `spec`."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        return
+    reasons = spec.compatible_with(stored_spec(path))
+    if reasons:
+        raise InvalidInput(f"store {path!r} was written by a different sweep: " + "; ".join(reasons)
+                           + " (use another --store, or the same spec to resume)")
+
+
+def _open_existing(path: str, spec: Any) -> Any:
+    """Open a store for appending after checking that `spec` may extend it (nothing written on refusal)."""
+    import zarr
+
+    check_compatible(path, spec)
+    return zarr.open_group(path, mode="r+", zarr_format=3)
+
+
+def read_tables(path: str | os.PathLike) -> tuple[list[dict], list[dict], dict]:
+    """(probe records, threshold rows, root attrs) of a store: committed rows only, labels decoded."""
+    import zarr
+
+    root = zarr.open_group(os.fspath(path), mode="r", zarr_format=3)
+    probes = read_rows(root["probes"], PROBE_FIELDS, int(root["probes"].attrs.get("n_committed", 0)))
+    thresholds = read_rows(root["thresholds"], THRESHOLD_FIELDS,
+                           int(root["thresholds"].attrs.get("n_committed", 0)))
+    return probes, thresholds, dict(root.attrs)
+

@@ -1,0 +1,90 @@
+"""kernels.verify against a brute-force numpy evaluation of the materialised score matrix."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from kernels import verify as verify_mod
+from kernels.disorder import Instance, InstanceSpec
+from kernels.verify import HIST_EDGES, count_stored, verify
+
+
+def brute_force(instance: Instance, w: np.ndarray) -> dict:
+    """Every field of verify() from the full p x p score matrix, in numpy float64."""
+    x = instance.inputs.double().numpy()
+    y = instance.materialize().double().numpy()
+    z = x @ w.T
+    s = z @ y.T if instance.problem == "op" else np.einsum("mnd,md->mn", y, z)
+    p = instance.p
+    diag = np.eye(p, dtype=bool)
+    target, off = np.diag(s), s[~diag]
+    max_off = np.where(diag, -np.inf, s).max(axis=1)
+    mean_off, sigma_off = off.mean(), off.std()
+    t, u = (target - mean_off) / sigma_off, (off - mean_off) / sigma_off
+    row_max = s.max(axis=1, keepdims=True)
+    lse = row_max[:, 0] + np.log(np.exp(s - row_max).sum(axis=1))
+    hist = lambda v: np.histogram(np.clip(v, HIST_EDGES[0], HIST_EDGES[-1]), HIST_EDGES)[0]
+    stored = target > max_off
+    return dict(
+        sat=bool(stored.all()), n_violations=int((~stored).sum()), accuracy=stored.mean(),
+        min_margin=((target - max_off) / sigma_off).min(), loss=(lse - target).mean(),
+        target_mean=t.mean(), target_var=t.var(), offtarget_mean=u.mean(), offtarget_var=u.var(),
+        target_hist=hist(t), offtarget_hist=hist(u),
+        singular_values=np.linalg.svd(w, compute_uv=False), mean_off=mean_off, sigma_off=sigma_off,
+    )
+
+
+def assert_matches(got, ref: dict) -> None:
+    for name, want in ref.items():
+        value = getattr(got, name)
+        if name.endswith("hist"):
+            assert value.sum() == want.sum(), name
+            # the two sides normalise with differently rounded moments: allow a bin flip or two
+            assert np.abs(value - want).sum() <= 2, (name, value, want)
+        elif isinstance(want, (bool, int)):
+            assert value == want, (name, value, want)
+        else:
+            np.testing.assert_allclose(value, want, rtol=1e-9, atol=1e-9, err_msg=name)
+
+
+@pytest.mark.parametrize("problem,d,p", [("op", 5, 37), ("dp", 4, 41), ("dp", 3, 300), ("op", 7, 2)])
+@pytest.mark.parametrize("which", ["random", "hebbian"])
+def test_verify_equals_brute_force(problem, d, p, which):
+    instance = Instance(InstanceSpec(problem, d, p, seed=3))
+    rng = np.random.default_rng(p)
+    w = rng.normal(size=(d, d)) if which == "random" else (
+        instance.targets.double().T @ instance.inputs.double()).numpy()
+    got = verify(instance, torch.from_numpy(w))
+    assert_matches(got, brute_force(instance, w))
+    assert count_stored(instance, torch.from_numpy(w)) == p - got.n_violations
+
+
+def test_small_blocks_give_the_same_answer(monkeypatch):
+    """Force many row and column blocks (columns not dividing p) through the streaming pass."""
+    instance = Instance(InstanceSpec("dp", 3, 300, seed=5))
+    w = torch.from_numpy(np.random.default_rng(0).normal(size=(3, 3)))
+    whole = verify(instance, w)
+    monkeypatch.setattr(verify_mod, "BLOCK_BYTES", 8)
+    chunked = verify(instance, w)
+    op = Instance(InstanceSpec("op", 3, 300, seed=5))
+    assert_matches(verify(op, w), brute_force(op, w.numpy()))
+    for name in ("sat", "n_violations", "min_margin", "loss", "target_var"):
+        np.testing.assert_allclose(getattr(chunked, name), getattr(whole, name), rtol=1e-12)
+    np.testing.assert_array_equal(chunked.target_hist, whole.target_hist)
+
+
+def test_hebbian_stores_all_at_tiny_load_and_counts_ties_as_violations():
+    instance = Instance(InstanceSpec("op", 16, 3, seed=1))
+    w_h = instance.targets.double().T @ instance.inputs.double()
+    assert verify(instance, w_h).sat
+    zero = verify(instance, torch.zeros(16, 16, dtype=torch.float64))
+    assert not zero.sat and zero.n_violations == 3  # all scores tie at 0: strictness matters
+
+
+def test_non_finite_w_is_unsat_without_crash():
+    instance = Instance(InstanceSpec("dp", 4, 10, seed=0))
+    w = torch.full((4, 4), float("nan"))
+    got = verify(instance, w)
+    assert not got.sat and got.n_violations == 10 and np.isnan(got.min_margin)
+    assert count_stored(instance, w) == 0

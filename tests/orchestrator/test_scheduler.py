@@ -1,0 +1,189 @@
+"""The dispatch loop on an embedded Ray (2 CPUs) with fake, fast probe runners.
+
+The oracle is monotone: SAT iff p <= p_true(cell, seed), so every threshold is known exactly.
+Runners are module-level functions: Ray workers import this module by name.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from collections import Counter
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from orchestrator.probe import probe_fields  # noqa: E402
+from orchestrator.scheduler import Scheduler, SchedulerSettings, probe_cost  # noqa: E402
+from orchestrator.spec import Cell, Probe, SearchSettings, SweepSpec  # noqa: E402
+from orchestrator.store import Store, probe_key, read_tables  # noqa: E402
+from orchestrator.workers import WorkerPlan, WorkerPool, start_ray, stop_ray  # noqa: E402
+
+GUESS = 20.0
+
+
+def p_true(problem: str, d: int, seed: int) -> int:
+    """A made-up per-(cell, seed) threshold, some inside and some outside the first bracket."""
+    return 6 + (3 * d + 7 * seed + (11 if problem == "dp" else 0)) % 37
+
+
+def fake_runner(probe: Probe, settings, device: str) -> dict:
+    sat = probe.p <= p_true(probe.cell.problem, probe.cell.d, probe.seed)
+    return {**probe_fields(probe), "sat": sat, "status": "closed_form", "accuracy": 1.0 if sat else 0.9,
+            "n_violations": 0 if sat else 1, "min_margin": 0.1, "final_loss": 0.0, "steps": 0,
+            "wall_seconds": 0.0, "peak_bytes": 0, "device": device, "target_mean": 0.0, "target_var": 1.0,
+            "offtarget_mean": 0.0, "offtarget_var": 1.0, "target_hist": [], "offtarget_hist": [],
+            "singular_values": [1.0] * probe.cell.d, "error": ""}
+
+
+def dying_once_runner(marker_dir: str, probe: Probe, settings, device: str) -> dict:
+    """Kills its own process the first time any actor sees p == 17 (an exclusive marker: once per test)."""
+    if probe.p == 17:
+        try:  # O_EXCL: two actors starting p = 17 at once cannot both die
+            os.close(os.open(os.path.join(marker_dir, "died"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return fake_runner(probe, settings, device)
+        os._exit(1)
+    return fake_runner(probe, settings, device)
+
+
+def failing_runner(probe: Probe, settings, device: str) -> dict:
+    """At p = 17 (the first probe of every seed): dp always kills its actor, op raises."""
+    if probe.p == 17 and probe.cell.problem == "dp":
+        os._exit(1)
+    if probe.p == 17:
+        raise RuntimeError("boom at p=17")
+    return fake_runner(probe, settings, device)
+
+
+def make_spec(ds=(8, 12), seeds=3, curve_points=0) -> SweepSpec:
+    return SweepSpec(problems=("op", "dp"), solvers=("hebbian",), rhos=(1.0,), ds=ds, seeds=seeds, device="cpu",
+                     search=SearchSettings(curve_points=curve_points, max_parallel_per_learner=4))
+
+
+@pytest.fixture(scope="module")
+def pool():
+    """Two warm CPU actors shared by the tests (each test installs its own fake runner)."""
+    start_ray(None, num_cpus=2)
+    workers = WorkerPool(WorkerPlan(count=2, num_gpus=0, num_cpus=1, device="cpu"), fake_runner)
+    workers.wait_ready()
+    yield workers
+    workers.shutdown()
+    stop_ray()
+
+
+def sweep(path, spec, pool, runner, **settings):
+    pool.set_runner(runner)
+    store = Store.open_or_create(path, spec)
+    opts = dict(progress=False, flush_every=8, wait_timeout=0.2, **settings)
+    return Scheduler(spec, store, pool, SchedulerSettings(**opts), guess=lambda cell: GUESS).run()
+
+
+def expected(spec) -> dict:
+    return {(c.problem, c.solver, c.rho, c.d, s): p_true(c.problem, c.d, s)
+            for c in spec.cells() for s in range(spec.seeds)}
+
+
+def stored_thresholds(path) -> dict:
+    _, rows, _ = read_tables(path)
+    return {(r["problem"], r["solver"], r["rho"], r["d"], r["seed"]): r["p_star"] for r in rows}
+
+
+def assert_no_duplicates(path) -> list[dict]:
+    probes, rows, _ = read_tables(path)
+    assert max(Counter(probe_key(r) for r in probes).values()) == 1
+    assert len({(r["problem"], r["d"], r["seed"]) for r in rows}) == len(rows)
+    return probes
+
+
+def test_fake_oracle_thresholds_exact_and_every_actor_used(pool, tmp_path):
+    spec = make_spec()
+    report = sweep(tmp_path / "s.zarr", spec, pool, fake_runner)
+    assert stored_thresholds(tmp_path / "s.zarr") == expected(spec)
+    probes = assert_no_duplicates(tmp_path / "s.zarr")
+    assert report.probes_run == len(probes) and report.retries == 0
+    assert set(report.per_actor) == {0, 1}
+    # every search probe is consistent with the oracle, and each seed's bracket is tight
+    for r in probes:
+        assert r["sat"] == (r["p"] <= p_true(r["problem"], r["d"], r["seed"]))
+
+
+def test_ksection_keeps_more_actors_busy_than_learners(pool, tmp_path):
+    """One learner, two actors: k-section keeps both busy at once."""
+    spec = SweepSpec(problems=("op",), solvers=("hebbian",), rhos=(1.0,), ds=(8,), seeds=1, device="cpu",
+                     search=SearchSettings(max_parallel_per_learner=4))
+    report = sweep(tmp_path / "k.zarr", spec, pool, fake_runner)
+    assert stored_thresholds(tmp_path / "k.zarr") == expected(spec)
+    assert report.peak_in_flight == 2 and set(report.per_actor) == {0, 1}
+
+
+class _Pool:
+    """A stand-in pool for the pure parts of the scheduler (no Ray calls are made)."""
+
+    def __init__(self, n: int) -> None:
+        self.actors = [object()] * n
+        self.plan = WorkerPlan(count=n, num_gpus=0, num_cpus=1, device="cpu")
+
+
+def test_quotas_give_each_idle_learner_one_then_kection_extras(tmp_path):
+    spec = make_spec(ds=(8,), seeds=2)  # op and dp: 2 cells x 2 seeds = 4 learners
+    sched = Scheduler(spec, Store.open_or_create(tmp_path / "q.zarr", spec), _Pool(11),
+                      SchedulerSettings(progress=False), guess=lambda cell: GUESS)
+    quotas = sched._quotas(11)
+    assert len(quotas) == 4 and sum(quotas.values()) == 11
+    assert max(quotas.values()) <= spec.search.max_parallel_per_learner
+    assert sorted(quotas.values()) == [2, 3, 3, 3]
+    assert sum(sched._quotas(100).values()) == 4 * spec.search.max_parallel_per_learner
+    asked = sched._ask(6)
+    assert len(asked) == 6 and len({p.key for p, _ in asked}) == 6
+
+
+def test_probe_cost_orders_larger_d_and_p_first():
+    small, big_p, big_d = (Probe(Cell("op", "adam", 1.0, d), 0, p) for d, p in ((8, 10), (8, 20), (16, 10)))
+    assert probe_cost(big_d) > probe_cost(big_p) > probe_cost(small)
+    assert probe_cost(Probe(Cell("dp", "adam", 1.0, 8), 0, 20)) > probe_cost(big_p)
+
+
+def test_resume_from_partial_store_reruns_nothing_stored(pool, tmp_path):
+    spec = make_spec()
+    full = sweep(tmp_path / "full.zarr", spec, pool, fake_runner)
+    probes, _, _ = read_tables(tmp_path / "full.zarr")
+    half = probes[: len(probes) // 2]
+    partial = Store.open_or_create(tmp_path / "part.zarr", spec)
+    partial.append_probes([{**r, "target_hist": [], "offtarget_hist": [], "singular_values": []} for r in half])
+    resumed = sweep(tmp_path / "part.zarr", spec, pool, fake_runner)
+    assert stored_thresholds(tmp_path / "part.zarr") == expected(spec) == stored_thresholds(tmp_path / "full.zarr")
+    after = assert_no_duplicates(tmp_path / "part.zarr")
+    assert {probe_key(r) for r in half} <= {probe_key(r) for r in after}
+    assert resumed.probes_run == len(after) - len(half) < full.probes_run
+
+
+def test_actor_killed_mid_sweep_same_thresholds_no_duplicates(pool, tmp_path):
+    spec = make_spec(ds=(8,), seeds=2)
+    report = sweep(tmp_path / "kill.zarr", spec, pool, functools.partial(dying_once_runner, str(tmp_path)))
+    assert os.path.exists(tmp_path / "died") and report.retries == 1
+    assert stored_thresholds(tmp_path / "kill.zarr") == expected(spec)
+    probes = assert_no_duplicates(tmp_path / "kill.zarr")
+    assert max(r["attempt"] for r in probes if r["p"] == 17) == 2
+
+
+def test_dying_and_raising_probes_become_error_records(pool, tmp_path):
+    spec = make_spec(ds=(12,), seeds=1)
+    report = sweep(tmp_path / "dead.zarr", spec, pool, failing_runner, max_attempts=2)
+    records = Store.open_or_create(tmp_path / "dead.zarr", spec).completed_probes()
+    assert_no_duplicates(tmp_path / "dead.zarr")
+    died = records[("dp", "hebbian", 1.0, 12, 0, 17, "search")]
+    raised = records[("op", "hebbian", 1.0, 12, 0, 17, "search")]
+    assert died["status"] == "error" and not died["sat"] and died["attempt"] == 2 and "actor died" in died["error"]
+    assert raised["status"] == "error" and not raised["sat"] and "boom at p=17" in raised["error"]
+    assert report.retries == 1 and len(report.thresholds) == 2  # errors count UNSAT; the searches still end
+
+
+def test_curve_probes_follow_the_median_threshold(pool, tmp_path):
+    spec = make_spec(ds=(12,), seeds=2, curve_points=3)
+    sweep(tmp_path / "curve.zarr", spec, pool, fake_runner)
+    probes, _, _ = read_tables(tmp_path / "curve.zarr")
+    curve = [r for r in probes if r["purpose"] == "curve"]
+    assert {(r["problem"], r["seed"]) for r in curve} == {(p, s) for p in ("op", "dp") for s in (0, 1)}
+    assert all(len([r for r in curve if (r["problem"], r["seed"]) == (p, s)]) == 3
+               for p in ("op", "dp") for s in (0, 1))

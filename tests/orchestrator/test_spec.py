@@ -1,0 +1,223 @@
+"""Sweep spec: records, validation messages, TOML/preset/flag loading, store compatibility."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kernels.errors import InvalidInput
+from kernels.solvers.settings import SolverSettings
+from orchestrator.presets import PRESETS, preset_dict, preset_spec
+from orchestrator.spec import Cell, Probe, SearchSettings, SweepSpec, load_spec, to_toml, validate
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def small(**changes) -> dict:
+    raw = {"problems": ["op", "dp"], "solvers": ["adam", "hebbian"], "rhos": [1.0, 0.5], "ds": [8, 12],
+           "seeds": 2, "solver_settings": {"max_steps": 500}, "search": {"curve_points": 2}}
+    raw.update(changes)
+    return raw
+
+
+def test_names_agree_with_the_kernels():
+    from kernels.disorder import PROBLEMS
+    from kernels.solvers import SOLVERS
+    from orchestrator import spec
+
+    assert spec.PROBLEMS == PROBLEMS and spec.SOLVERS == SOLVERS
+
+
+def test_no_torch_or_ray_at_import_time():
+    code = ("import sys, orchestrator.spec, orchestrator.search, orchestrator.presets; "
+            "print(sorted(m for m in ('torch', 'ray') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("rho, d, rank", [(1.0, 8, 8), (0.5, 8, 4), (0.25, 2, 1), (0.5, 9, 4), (0.5, 11, 6),
+                                          (0.75, 12, 9), (0.01, 16, 1)])
+def test_cell_rank_is_python_round_at_least_one(rho, d, rank):
+    cell = Cell("op", "adam", rho, d)
+    assert cell.rank == rank == max(1, round(rho * d))
+    assert cell.rho_eff == rank / d
+
+
+def test_probe_key_and_alpha():
+    probe = Probe(Cell("dp", "hebbian", 0.5, 12), seed=3, p=40, purpose="curve")
+    assert probe.key == ("dp", "hebbian", 0.5, 12, 3, 40, "curve")
+    assert probe.alpha == pytest.approx(40 * math.log(40) / 144)
+    assert {probe.key: 1}[Probe(Cell("dp", "hebbian", 0.5, 12), 3, 40, "curve").key] == 1
+    assert Probe(Cell("op", "adam", 1.0, 8), 0, 5).purpose == "search"
+
+
+def test_cells_cover_the_product_sorted_and_respect_d_max():
+    spec = SweepSpec.from_dict(small(ds=[16, 8, 12], d_max={"dp": 12}))
+    cells = spec.cells()
+    assert cells == sorted(cells) and len(set(cells)) == len(cells)
+    expected = {(pr, so, rho, d) for pr in ("op", "dp") for so in ("adam", "hebbian") for rho in (1.0, 0.5)
+                for d in ((8, 12, 16) if pr == "op" else (8, 12))}
+    assert {(c.problem, c.solver, c.rho, c.d) for c in cells} == expected
+    assert spec.ds_for("dp") == (8, 12) and spec.ds_for("op") == (8, 12, 16) and spec.max_d == 16
+
+
+def test_to_dict_round_trips_exactly_through_json():
+    spec = SweepSpec.from_dict(small(d_max={"dp": 8}, device="cpu",
+                                     search={"curve_points": 3, "curve_span": 0.2, "p_max": 999}))
+    raw = spec.to_dict()
+    assert json.loads(json.dumps(raw)) == raw
+    assert SweepSpec.from_dict(json.loads(json.dumps(raw))) == spec
+    assert SweepSpec.from_dict(raw).to_dict() == raw
+
+
+def test_toml_round_trip(tmp_path):
+    spec = SweepSpec.from_dict(small(d_max={"dp": 8}, rhos=[1, 0.75], solver_settings={"lr": 1e-3}))
+    path = tmp_path / "sweep.toml"
+    path.write_text(to_toml(spec))
+    assert load_spec(str(path)) == spec
+    assert spec.rhos == (1.0, 0.75) and isinstance(spec.rhos[0], float)
+
+
+def test_example_file_loads():
+    spec = load_spec(str(ROOT / "examples" / "sweep.toml"))
+    assert spec.ds_for("dp") == (8, 12, 16) and spec.search.curve_points == 3
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_are_valid_and_round_trip(name):
+    spec = preset_spec(name)
+    validate(spec)
+    assert SweepSpec.from_dict(spec.to_dict()) == spec == load_spec(preset=name)
+
+
+def test_presets_match_the_issues():
+    demo, paper = preset_spec("demo"), preset_spec("paper")
+    for spec in (demo, paper):
+        assert set(spec.problems) == {"op", "dp"} and set(spec.solvers) == {"adam", "hebbian"}
+    assert set(demo.rhos) == {1.0, 0.5} and min(demo.ds) == 8 and demo.seeds == 3
+    assert set(paper.rhos) == {1.0, 0.75, 0.5, 0.25} and paper.seeds == 8
+    assert min(paper.ds_for("dp")) == 16 and max(paper.ds_for("dp")) == 256
+    assert min(paper.ds_for("op")) == 16 and max(paper.ds_for("op")) == 512
+
+
+BAD_VALUES = [
+    ({"problems": ["op", "xp"]}, "'xp'"),
+    ({"solvers": ["adam", "sgd"]}, "'sgd'"),
+    ({"ds": [8, 1]}, "1"),
+    ({"ds": [8, 12.5]}, "12.5"),
+    ({"rhos": [0.0]}, "0.0"),
+    ({"rhos": [1.5]}, "1.5"),
+    ({"rhos": [-0.5]}, "-0.5"),
+    ({"seeds": 0}, "seeds=0"),
+    ({"seeds": 2.5}, "seeds=2.5"),
+    ({"problems": []}, "problems is empty"),
+    ({"ds": []}, "ds is empty"),
+    ({"ds": [8, 8]}, "appears twice"),
+    ({"ds": 8}, "ds=8"),
+    ({"device": "tpu"}, "'tpu'"),
+    ({"solvers": ["lp"], "rhos": [1.0, 0.5]}, "rho=0.5 with solver 'lp'"),
+    ({"solvers": ["lp"], "rhos": [1.0], "ds": [8, 64]}, "d=64 with solver 'lp'"),
+    ({"d_max": {"xp": 8}}, "'xp'"),
+    ({"d_max": {"dp": 1}}, "d_max.dp=1"),
+    ({"d_max": {"dp": 4}}, "d_max.dp=4 leaves"),
+    ({"solver_settings": {"lr": -1.0}}, "lr=-1.0"),
+    ({"solver_settings": {"momentum": 0.9}}, "solver_settings.momentum"),
+    ({"search": {"curve_span": 2.0}}, "curve_span=2.0"),
+    ({"search": {"p_max": 2}}, "p_max=2"),
+    ({"search": {"k": 2}}, "search.k"),
+    ({"colour": "red"}, "'colour'"),
+]
+
+
+@pytest.mark.parametrize("change, named", BAD_VALUES)
+def test_every_bad_value_is_named(change, named):
+    with pytest.raises(InvalidInput, match="invalid sweep spec") as info:
+        SweepSpec.from_dict(small(**change))
+    assert named in str(info.value)
+
+
+def test_missing_keys_are_named():
+    raw = small()
+    del raw["ds"], raw["seeds"]
+    with pytest.raises(InvalidInput) as info:
+        SweepSpec.from_dict(raw)
+    assert "missing key 'ds'" in str(info.value) and "missing key 'seeds'" in str(info.value)
+
+
+def test_all_bad_values_are_reported_at_once():
+    raw = small(problems=["op", "xp"], solvers=["adam", "sgd"], ds=[1, 12.5], rhos=[0.0, 1.5], seeds=0,
+                device="tpu", d_max={"qp": 8}, colour="red", solver_settings={"lr": -1.0, "momentum": 0.9},
+                search={"curve_span": 2.0, "k": 2})
+    with pytest.raises(InvalidInput) as info:
+        SweepSpec.from_dict(raw)
+    message = str(info.value)
+    for name in ["'xp'", "'sgd'", "ds: 1 ", "12.5", "0.0", "1.5", "seeds=0", "'tpu'", "'qp'", "'colour'",
+                 "lr=-1.0", "solver_settings.momentum", "curve_span=2.0", "search.k"]:
+        assert name in message, name
+
+
+def test_direct_construction_is_validated_too():
+    with pytest.raises(InvalidInput, match="'xp'.*d_max.dp=1|d_max.dp=1.*'xp'"):
+        SweepSpec(problems=("xp",), solvers=("adam",), rhos=(1.0,), ds=(8,), seeds=1, d_max={"dp": 1})
+    with pytest.raises(InvalidInput, match="solver_settings"):
+        SweepSpec(("op",), ("adam",), (1.0,), (8,), 1, solver_settings={"lr": 0.1})
+    with pytest.raises(InvalidInput, match="curve_points=-1"):
+        SearchSettings(curve_points=-1)
+
+
+def test_load_spec_layers_preset_file_and_flags(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('preset = "demo"\nseeds = 5\n[solver_settings]\nlr = 0.2\n')
+    spec = load_spec(str(path), overrides={"d": [8], "steps": 300, "rho": None, "curve_points": 0,
+                                           "problems": None})
+    demo = preset_spec("demo")
+    assert spec.seeds == 5 and spec.ds == (8,) and spec.rhos == demo.rhos and spec.problems == demo.problems
+    assert spec.solver_settings == SolverSettings(lr=0.2, max_steps=300)
+    assert spec.search.curve_points == 0
+    with pytest.raises(InvalidInput, match="'paper'.*'demo'"):
+        load_spec(str(path), preset="paper")
+
+
+def test_load_spec_from_flags_alone_and_bad_sources(tmp_path):
+    spec = load_spec(overrides={"problems": ["op"], "solvers": ["lp"], "rho": [1], "d": [8, 10], "seeds": 2})
+    assert [c.d for c in spec.cells()] == [8, 10] and spec.cells()[0].solver == "lp"
+    with pytest.raises(InvalidInput, match="'nope'"):
+        load_spec(preset="nope")
+    with pytest.raises(InvalidInput, match="missing.toml"):
+        load_spec(str(tmp_path / "missing.toml"))
+    bad = tmp_path / "bad.toml"
+    bad.write_text("problems = [op\n")
+    with pytest.raises(InvalidInput, match="bad.toml"):
+        load_spec(str(bad))
+
+
+def test_preset_dict_is_a_copy():
+    preset_dict("demo")["ds"].append(99)
+    assert 99 not in PRESETS["demo"]["ds"]
+
+
+def test_compatible_with():
+    spec = SweepSpec.from_dict(small())
+    assert spec.compatible_with(spec) == []
+    reordered = SweepSpec.from_dict(small(ds=[12, 8], problems=["dp", "op"]))
+    assert spec.compatible_with(reordered) == []
+    wider = dataclasses.replace(spec, search=dataclasses.replace(spec.search, max_parallel_per_learner=16))
+    assert spec.compatible_with(wider) == []  # a scheduling knob only
+    cases = {
+        "ds": SweepSpec.from_dict(small(ds=[8, 12, 16])),
+        "solver_settings": SweepSpec.from_dict(small(solver_settings={"max_steps": 501})),
+        "seeds": SweepSpec.from_dict(small(seeds=3)),
+        "solvers": SweepSpec.from_dict(small(solvers=["adam"])),
+        "d_max": SweepSpec.from_dict(small(d_max={"dp": 8})),
+        "device": SweepSpec.from_dict(small(device="cpu")),
+        "search.curve_points": SweepSpec.from_dict(small(search={"curve_points": 5})),
+    }
+    for name, other in cases.items():
+        reasons = spec.compatible_with(other)
+        assert len(reasons) == 1 and reasons[0].startswith(f"{name} differ"), (name, reasons)
+        assert other.compatible_with(spec)

@@ -1,0 +1,182 @@
+"""The Zarr store: schema round trip, no duplicate rows, batch atomicity under SIGKILL, refusals."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from kernels.errors import InvalidInput
+from kernels.outcome import Outcome
+from orchestrator.probe import error_record, probe_fields
+from orchestrator.spec import Cell, Probe, SweepSpec
+from orchestrator.store import PROBE_FIELDS, Store, probe_key, read_tables
+
+REPO = Path(__file__).resolve().parents[2]
+N_BINS = 120
+
+
+def make_spec(**changes) -> SweepSpec:
+    base = dict(problems=("op", "dp"), solvers=("adam", "hebbian"), rhos=(1.0, 0.5), ds=(8, 12), seeds=2,
+                device="cpu")
+    return SweepSpec(**{**base, **changes})
+
+
+def record(problem="op", solver="adam", rho=0.5, d=12, seed=0, p=10, purpose="search") -> dict:
+    """A record as orchestrator.probe.run_probe builds it, from a real Outcome."""
+    probe = Probe(Cell(problem, solver, rho, d), seed, p, purpose)
+    rank = probe.cell.rank
+    rng = np.random.default_rng(p * 100 + seed)
+    outcome = Outcome(sat=p % 3 != 0, n_violations=p % 3, accuracy=1 - (p % 3) / p, min_margin=float(rng.normal()),
+                      final_loss=float(rng.uniform()), steps=int(rng.integers(1, 500)), status="max_steps",
+                      wall_seconds=0.5, peak_bytes=12345, device="cpu", target_mean=3.0, target_var=0.2,
+                      offtarget_mean=0.0, offtarget_var=1.0, target_hist=rng.integers(0, 9, N_BINS).tolist(),
+                      offtarget_hist=rng.integers(0, 9, N_BINS).tolist(),
+                      singular_values=sorted(rng.uniform(0, 3, rank).tolist(), reverse=True) + [0.0] * (d - rank))
+    return {**probe_fields(probe), **outcome.as_record(), "error": ""}
+
+
+def threshold(problem="op", seed=0, p_star=20) -> dict:
+    cell = Cell(problem, "adam", 0.5, 12)
+    return {"problem": problem, "solver": "adam", "rho": 0.5, "rho_eff": cell.rho_eff, "rank": cell.rank, "d": 12,
+            "seed": seed, "p_star": p_star, "alpha_star": p_star * math.log(p_star) / 144, "p_lo": p_star,
+            "p_hi": p_star + 1, "n_probes": 7, "monotone": True}
+
+
+def tree_digest(path: Path) -> dict:
+    return {str(f.relative_to(path)): hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in sorted(path.rglob("*")) if f.is_file()}
+
+
+def test_every_outcome_field_has_a_column():
+    scalar = {f.name for f in dataclasses.fields(Outcome)} - {"target_hist", "offtarget_hist", "singular_values"}
+    assert scalar <= set(PROBE_FIELDS)
+
+
+def test_round_trip_through_store_xarray_and_analysis_reader(tmp_path):
+    from analysis.load import open_store
+
+    path = tmp_path / "s.zarr"
+    store = Store.open_or_create(path, make_spec())
+    records = [record(p=p, problem=pr) for p in (5, 6, 9) for pr in ("op", "dp")]
+    records.append(error_record(Probe(Cell("dp", "hebbian", 1.0, 8), 1, 7), "cpu", "RuntimeError: boom"))
+    assert store.append_probes(records[:4]) == 4 and store.append_probes(records[4:]) == 3
+    assert store.append_thresholds([threshold(), threshold("dp", 1, 18)]) == 2
+
+    back = Store.open_or_create(path, make_spec()).completed_probes()
+    assert set(back) == {probe_key(r) for r in records}
+    for r in records:
+        got = back[probe_key(r)]
+        for name in PROBE_FIELDS:
+            want = r[name]
+            assert got[name] == want or (isinstance(want, float) and math.isnan(want) and math.isnan(got[name]))
+        assert got["error"] == r["error"]
+
+    ds = xr.open_zarr(path, group="probes", consolidated=False)
+    assert ds.sizes["probe"] == 7 and ds.sizes["score_bin"] == N_BINS and ds.sizes["sv_index"] == 12
+    assert all("units" in ds[v].attrs and "description" in ds[v].attrs for v in ds.data_vars)
+    sv = ds["singular_values"].values
+    assert np.isnan(sv[-1]).all()  # the error record has no spectrum: NaN, not 0
+    assert np.array_equal(sv[0], records[0]["singular_values"])
+    assert len(ds["target_hist"].attrs["score_bin_edges"]) == N_BINS + 1
+
+    loaded = open_store(path)
+    assert list(loaded.probes["status"].values) == [r["status"] for r in records]
+    assert list(loaded.probes["problem"].values) == [r["problem"] for r in records]
+    assert loaded.thresholds["p_star"].values.tolist() == [20, 18]
+    assert loaded.spec["ds"] == [8, 12] and "versions" in loaded.attrs and "created" in loaded.attrs
+
+
+def test_a_probe_or_threshold_is_never_written_twice(tmp_path):
+    store = Store.open_or_create(tmp_path / "s.zarr", make_spec())
+    assert store.append_probes([record(p=5), record(p=5), record(p=6)]) == 2
+    assert store.append_probes([record(p=6), record(p=7)]) == 1
+    reopened = Store.open_or_create(tmp_path / "s.zarr", make_spec())
+    assert reopened.append_probes([record(p=5)]) == 0
+    assert reopened.append_thresholds([threshold()]) == 1 and reopened.append_thresholds([threshold()]) == 0
+    probes, rows, _ = read_tables(tmp_path / "s.zarr")
+    assert sorted(r["p"] for r in probes) == [5, 6, 7] and len(rows) == 1
+
+
+def test_half_written_batch_is_invisible_and_truncated_on_reopen(tmp_path):
+    """Rows written past n_committed (a crash between arrays of one batch) are never read."""
+    from analysis.load import open_store
+
+    path = tmp_path / "s.zarr"
+    store = Store.open_or_create(path, make_spec())
+    store.append_probes([record(p=p) for p in (5, 6)])
+    store.append_thresholds([threshold()])
+    group = store._probes.group
+    for name in ("p", "sat", "problem"):  # the crash: a few arrays of the next batch, no commit
+        arr = group[name]
+        arr.resize((3,))
+        arr[2] = arr[1]
+    probes, _, _ = read_tables(path)
+    assert [r["p"] for r in probes] == [5, 6]
+    assert open_store(path).probes.sizes["probe"] == 2
+    reopened = Store.open_or_create(path, make_spec())
+    assert {a.shape[0] for _, a in reopened._probes.group.arrays()} == {2}
+    reopened.append_probes([record(p=7)])
+    assert xr.open_zarr(path, group="probes", consolidated=False)["p"].values.tolist() == [5, 6, 7]
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {repo!r})
+    sys.path.insert(0, {tests!r})
+    from test_store import make_spec, record
+    from orchestrator.store import Store
+    store = Store.open_or_create({path!r}, make_spec())
+    batch = 0
+    while True:
+        store.append_probes([record(p=2 + 20 * batch + i, d=12) for i in range(20)])
+        batch += 1
+        print(batch, flush=True)
+""")
+
+
+def test_sigkill_mid_append_leaves_every_committed_batch(tmp_path):
+    path = tmp_path / "s.zarr"
+    Store.open_or_create(path, make_spec())  # created here so the writer only appends
+    code = WRITER.format(repo=str(REPO), tests=str(Path(__file__).parent), path=str(path))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        committed = [int(proc.stdout.readline()) for _ in range(3)]
+        time.sleep(0.05)  # land somewhere inside a later batch
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    probes, _, _ = read_tables(path)
+    assert len(probes) % 20 == 0 and len(probes) >= 20 * committed[-1]
+    assert [r["p"] for r in probes] == list(range(2, 2 + len(probes)))
+    store = Store.open_or_create(path, make_spec())  # reopening truncates; appending continues the sequence
+    store.append_probes([record(p=1000, d=12)])
+    assert len(read_tables(path)[0]) == len(probes) + 1
+
+
+def test_incompatible_spec_is_refused_naming_differences_and_store_untouched(tmp_path):
+    path = tmp_path / "s.zarr"
+    Store.open_or_create(path, make_spec()).append_probes([record()])
+    before = tree_digest(path)
+    with pytest.raises(InvalidInput, match=r"seeds differ.*|ds differ") as info:
+        Store.open_or_create(path, make_spec(seeds=3, ds=(8, 16)))
+    assert "seeds" in str(info.value) and "ds" in str(info.value)
+    assert tree_digest(path) == before
+
+
+def test_a_directory_that_is_not_a_store_is_refused(tmp_path):
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "file.txt").write_text("hello")
+    with pytest.raises(InvalidInput, match="not a lamcap store"):
+        Store.open_or_create(tmp_path / "junk", make_spec())
+    assert os.listdir(tmp_path / "junk") == ["file.txt"]
