@@ -1,13 +1,18 @@
-"""Where the fused loss gets its competitors from, tile by tile.
+"""Where the fused loss gets its competitors from, chunk by chunk.
 
 A ``CompetitorSource`` walks the outputs an input competes against:
   * OP: the shared outputs Y (p, d), always held in memory (they are small);
-  * DP, ``materialize``: the private competitors kept in memory as row shards
-    (float32 or bfloat16 storage; tiles are handed out in float32);
+  * DP, ``materialize``: the private competitors held in memory as one d-major
+    (p, d, p) tensor, filled tile by tile (float32 or bfloat16 storage; chunks are
+    handed out in float32);
   * DP, ``regenerate``: every tile regenerated from the seed on each pass, so the
     p x p x d tensor never exists; memory is one generated tile at a time.
 ``auto`` materializes when the p*p*d tensor in the storage dtype fits the budget.
 Chunk sizes only change the order of float operations, never the result.
+
+DP chunks are d-major, (rows, d, cols): on the CPU both passes of the fused loss
+(scores z^T Y, then the softmax-weighted sum) are then batched GEMVs that stream
+at memory speed, where the (rows, cols, d) order made the second one 5x slower.
 """
 from __future__ import annotations
 
@@ -24,15 +29,20 @@ STORAGE_DTYPES = (torch.float32, torch.bfloat16)
 DEFAULT_CPU_BUDGET_BYTES = 1 << 30  # 1 GiB for materialised competitors on CPU
 CUDA_BUDGET_FRACTION = 0.5  # of the free device memory, when no budget is given
 
-# Chunk defaults, tuned at DP d=96 p=1200 on a 2-core EPYC (benchmarks/kernel.py):
-# a row chunk of a few inputs over all their competitors keeps a (rows, cols, d)
-# tile small enough to be read twice (scores, then weighted sum) from cache.
-DEFAULT_CHUNK_ROWS = {"op": 512, "materialize": 4, "regenerate": TILE_MU}
-DEFAULT_CHUNK_COLS = {"op": 2048, "materialize": 1 << 30, "regenerate": TILE_NU}
+# Float32 bytes of competitors per chunk. On the CPU a chunk must stay in the last-level cache
+# between the two passes over it (benchmarks/kernel.py: 8 MiB is best on a 16 MiB L3); on a GPU
+# it only needs to be large enough that kernel launches are negligible.
+CHUNK_BYTES = {"cpu": 8 << 20, "cuda": 512 << 20}
+FLOAT32_BYTES = 4
+
+
+def chunk_bytes(device: torch.device) -> int:
+    """Target float32 size of one competitor chunk on this device type."""
+    return CHUNK_BYTES.get(device.type, CHUNK_BYTES["cpu"])
 
 
 class CompetitorSource(ABC):
-    """Walks the competitors of one instance, tile by tile, in float32."""
+    """Walks the competitors of one instance in float32 chunks: ``tiles(mu0, mu1)`` per row chunk."""
 
     problem: str
     p: int
@@ -41,6 +51,7 @@ class CompetitorSource(ABC):
     nbytes: int  # memory held by this source between passes
     chunk_rows: int
     chunk_cols: int
+    targets: torch.Tensor  # (p, d) float32: each input's own target output y_mu (OP) or y^mu_mu (DP)
 
     def row_chunks(self) -> Iterator[tuple[int, int]]:
         """(mu0, mu1) chunks of inputs covering [0, p)."""
@@ -49,11 +60,15 @@ class CompetitorSource(ABC):
 
     @abstractmethod
     def tiles(self, mu0: int, mu1: int) -> Iterator[tuple[int, int, torch.Tensor]]:
-        """(nu0, nu1, T) covering nu in [0, p): DP T is (mu1-mu0, nu1-nu0, d) float32; OP T is (nu1-nu0, d)."""
+        """(nu0, nu1, T) covering nu in [0, p): DP T is (mu1-mu0, d, nu1-nu0); OP T is (nu1-nu0, d)."""
 
     def _check_rows(self, mu0: int, mu1: int) -> None:
         if not 0 <= mu0 < mu1 <= self.p:
             raise IndexError(f"row range [{mu0}, {mu1}) outside p={self.p}")
+
+    def _column_ranges(self, start: int, end: int) -> Iterator[tuple[int, int]]:
+        for nu0 in range(start, end, self.chunk_cols):
+            yield nu0, min(nu0 + self.chunk_cols, end)
 
 
 class SharedSource(CompetitorSource):
@@ -62,41 +77,38 @@ class SharedSource(CompetitorSource):
     def __init__(self, instance: Instance, chunk_rows: int, chunk_cols: int) -> None:
         self.problem, self.p, self.d, self.device = "op", instance.p, instance.d, instance.device
         self.chunk_rows, self.chunk_cols = chunk_rows, chunk_cols
+        self.targets = instance.targets
         self._y = instance.shared_outputs
         self.nbytes = self._y.numel() * self._y.element_size()
 
     def tiles(self, mu0: int, mu1: int) -> Iterator[tuple[int, int, torch.Tensor]]:
         self._check_rows(mu0, mu1)
-        for nu0 in range(0, self.p, self.chunk_cols):
-            nu1 = min(nu0 + self.chunk_cols, self.p)
+        for nu0, nu1 in self._column_ranges(0, self.p):
             yield nu0, nu1, self._y[nu0:nu1]
 
 
 class MaterializedSource(CompetitorSource):
-    """DP: all competitors in memory, one shard per TILE_MU inputs, in the storage dtype."""
+    """DP: all competitors in memory as one d-major (p, d, p) tensor in the storage dtype."""
 
     def __init__(self, instance: Instance, chunk_rows: int, chunk_cols: int, storage_dtype: torch.dtype) -> None:
         self.problem, self.p, self.d, self.device = "dp", instance.p, instance.d, instance.device
         self.chunk_rows, self.chunk_cols = chunk_rows, chunk_cols
-        self._shards = [
-            instance.competitors(mu0, min(mu0 + TILE_MU, self.p)).to(storage_dtype).contiguous()
-            for mu0 in range(0, self.p, TILE_MU)
-        ]
-        self.nbytes = sum(s.numel() * s.element_size() for s in self._shards)
-
-    def _rows(self, mu0: int, mu1: int) -> torch.Tensor:
-        first, last = mu0 // TILE_MU, (mu1 - 1) // TILE_MU
-        if first == last:
-            return self._shards[first][mu0 - first * TILE_MU : mu1 - first * TILE_MU]
-        parts = torch.cat(self._shards[first : last + 1])
-        return parts[mu0 - first * TILE_MU : mu1 - first * TILE_MU]
+        self.targets = instance.targets
+        p = self.p
+        # Filled tile by tile: the peak is the tensor plus one tile, never twice the tensor.
+        self._y = torch.empty((p, self.d, p), dtype=storage_dtype, device=self.device)
+        for mu0 in range(0, p, TILE_MU):
+            mu1 = min(mu0 + TILE_MU, p)
+            for nu0 in range(0, p, TILE_NU):
+                nu1 = min(nu0 + TILE_NU, p)
+                self._y[mu0:mu1, :, nu0:nu1] = instance.competitor_block(mu0, mu1, nu0, nu1)
+        self.nbytes = self._y.numel() * self._y.element_size()
 
     def tiles(self, mu0: int, mu1: int) -> Iterator[tuple[int, int, torch.Tensor]]:
         self._check_rows(mu0, mu1)
-        rows = self._rows(mu0, mu1)
-        for nu0 in range(0, self.p, self.chunk_cols):
-            nu1 = min(nu0 + self.chunk_cols, self.p)
-            yield nu0, nu1, rows[:, nu0:nu1].float()
+        rows = self._y[mu0:mu1]
+        for nu0, nu1 in self._column_ranges(0, self.p):
+            yield nu0, nu1, rows[:, :, nu0:nu1].float()
 
 
 class RegeneratedSource(CompetitorSource):
@@ -105,24 +117,33 @@ class RegeneratedSource(CompetitorSource):
     def __init__(self, instance: Instance, chunk_rows: int, chunk_cols: int) -> None:
         self.problem, self.p, self.d, self.device = "dp", instance.p, instance.d, instance.device
         self.chunk_rows, self.chunk_cols = chunk_rows, chunk_cols
+        self.targets = instance.targets
         self._instance = instance
         self.nbytes = 0
-
-    def _generated(self, mu0: int, mu1: int, j: int) -> torch.Tensor:
-        """Rows mu0..mu1-1 of tile column j, all TILE_NU columns (untruncated)."""
-        first, last = mu0 // TILE_MU, (mu1 - 1) // TILE_MU
-        parts = [self._instance.tile(i, j) for i in range(first, last + 1)]
-        block = parts[0] if len(parts) == 1 else torch.cat(parts)
-        return block[mu0 - first * TILE_MU : mu1 - first * TILE_MU]
 
     def tiles(self, mu0: int, mu1: int) -> Iterator[tuple[int, int, torch.Tensor]]:
         self._check_rows(mu0, mu1)
         for j in range(-(-self.p // TILE_NU)):
             base, end = j * TILE_NU, min((j + 1) * TILE_NU, self.p)
-            block = self._generated(mu0, mu1, j)
-            for nu0 in range(base, end, self.chunk_cols):
-                nu1 = min(nu0 + self.chunk_cols, end)
-                yield nu0, nu1, block[:, nu0 - base : nu1 - base]
+            block = self._instance.competitor_block(mu0, mu1, base, end)
+            for nu0, nu1 in self._column_ranges(base, end):
+                yield nu0, nu1, block[:, :, nu0 - base : nu1 - base]
+
+
+def default_chunks(instance: Instance, mode: str) -> tuple[int, int]:
+    """(rows, cols) per chunk: whole rows of competitors, as many as fit CHUNK_BYTES.
+
+    Regenerated chunks follow the generated tiles, so that no tile is generated twice per pass.
+    """
+    p, d, budget = instance.p, instance.d, chunk_bytes(instance.device)
+    if instance.problem == "op":  # a chunk is a (rows, p) block of scores
+        return max(1, min(p, budget // (FLOAT32_BYTES * p))), p
+    if mode == "regenerate":
+        return TILE_MU, TILE_NU
+    row_bytes = FLOAT32_BYTES * p * d
+    if row_bytes <= budget:
+        return max(1, min(p, budget // row_bytes)), p
+    return 1, max(1, budget // (FLOAT32_BYTES * d))
 
 
 def default_budget_bytes(device: torch.device) -> int:
@@ -174,9 +195,9 @@ def make_source(
     if storage_dtype not in STORAGE_DTYPES:
         raise InvalidInput(f"storage_dtype={storage_dtype!r}; expected one of {STORAGE_DTYPES}")
     resolved = resolve_mode(instance, mode, memory_budget_bytes, storage_dtype)
-    key = "op" if instance.problem == "op" else resolved
-    rows = _chunk(chunk_rows, DEFAULT_CHUNK_ROWS[key], "chunk_rows")
-    cols = _chunk(chunk_cols, DEFAULT_CHUNK_COLS[key], "chunk_cols")
+    default_rows, default_cols = default_chunks(instance, resolved)
+    rows = _chunk(chunk_rows, default_rows, "chunk_rows")
+    cols = _chunk(chunk_cols, default_cols, "chunk_cols")
     if instance.problem == "op":
         return SharedSource(instance, rows, cols)
     if resolved == "materialize":

@@ -121,35 +121,50 @@ class Instance:
         return self._row_blocks(STREAM_SHARED_OUTPUTS, self.p)
 
     def tile(self, i: int, j: int) -> torch.Tensor:
-        """DP competitor tile (i, j): shape (TILE_MU, TILE_NU, d), untruncated.
+        """DP competitor tile (i, j), d-major: shape (TILE_MU, d, TILE_NU), untruncated.
 
-        Entry [a, b] is y^mu_nu with mu = i*TILE_MU + a, nu = j*TILE_NU + b.
+        Entry [a, :, b] is y^mu_nu with mu = i*TILE_MU + a, nu = j*TILE_NU + b. The d-major
+        layout lets both passes of the fused loss run as fast batched GEMVs on the CPU.
         """
         return _randn(
-            (TILE_MU, TILE_NU, self.d),
+            (TILE_MU, self.d, TILE_NU),
             block_seed(self.spec.seed, STREAM_PRIVATE_COMPETITORS, i, j),
             self.device,
         )
 
-    def competitors(self, mu0: int, mu1: int, nu0: int = 0, nu1: int | None = None) -> torch.Tensor:
-        """Competitors of inputs mu0..mu1-1, candidates nu0..nu1-1.
+    def competitor_block(self, mu0: int, mu1: int, nu0: int = 0, nu1: int | None = None) -> torch.Tensor:
+        """DP competitors of inputs mu0..mu1-1, candidates nu0..nu1-1, d-major: (mu1-mu0, d, nu1-nu0).
 
-        DP: shape (mu1-mu0, nu1-nu0, d), entry [a, b] = y^(mu0+a)_(nu0+b).
-        OP: shape (nu1-nu0, d), the shared rows (mu0, mu1 only checked).
+        Generates only the tiles that overlap the block.
         """
         nu1 = self.p if nu1 is None else nu1
-        if not (0 <= mu0 <= mu1 <= self.p and 0 <= nu0 <= nu1 <= self.p):
-            raise IndexError(f"range mu[{mu0}:{mu1}] nu[{nu0}:{nu1}] outside p={self.p}")
-        if self.problem == "op":
-            return self.shared_outputs[nu0:nu1]
+        self._check_block(mu0, mu1, nu0, nu1)
+        if self.problem != "dp":
+            raise InvalidInput("competitor_block exists only for problem 'dp'; OP outputs are shared_outputs")
         rows = []
         for i in range(mu0 // TILE_MU, -(-mu1 // TILE_MU)):
             cols = [self.tile(i, j) for j in range(nu0 // TILE_NU, -(-nu1 // TILE_NU))]
-            rows.append(torch.cat(cols, dim=1) if len(cols) > 1 else cols[0])
+            rows.append(torch.cat(cols, dim=2) if len(cols) > 1 else cols[0])
         block = torch.cat(rows, dim=0) if len(rows) > 1 else rows[0]
         r0 = (mu0 // TILE_MU) * TILE_MU
         c0 = (nu0 // TILE_NU) * TILE_NU
-        return block[mu0 - r0 : mu1 - r0, nu0 - c0 : nu1 - c0]
+        return block[mu0 - r0 : mu1 - r0, :, nu0 - c0 : nu1 - c0]
+
+    def competitors(self, mu0: int, mu1: int, nu0: int = 0, nu1: int | None = None) -> torch.Tensor:
+        """Competitors of inputs mu0..mu1-1, candidates nu0..nu1-1, in the paper's index order.
+
+        DP: shape (mu1-mu0, nu1-nu0, d), entry [a, b] = y^(mu0+a)_(nu0+b) (a strided view of
+        competitor_block). OP: shape (nu1-nu0, d), the shared rows (mu0, mu1 only checked).
+        """
+        nu1 = self.p if nu1 is None else nu1
+        self._check_block(mu0, mu1, nu0, nu1)
+        if self.problem == "op":
+            return self.shared_outputs[nu0:nu1]
+        return self.competitor_block(mu0, mu1, nu0, nu1).transpose(1, 2)
+
+    def _check_block(self, mu0: int, mu1: int, nu0: int, nu1: int) -> None:
+        if not (0 <= mu0 <= mu1 <= self.p and 0 <= nu0 <= nu1 <= self.p):
+            raise IndexError(f"range mu[{mu0}:{mu1}] nu[{nu0}:{nu1}] outside p={self.p}")
 
     @cached_property
     def targets(self) -> torch.Tensor:
@@ -162,11 +177,11 @@ class Instance:
             for j in range(mu0 // TILE_NU, -(-mu1 // TILE_NU)):
                 t = self.tile(i, j)
                 for mu in range(max(mu0, j * TILE_NU), min(mu1, (j + 1) * TILE_NU)):
-                    out[mu] = t[mu - mu0, mu - j * TILE_NU]
+                    out[mu] = t[mu - mu0, :, mu - j * TILE_NU]
         return out
 
     def materialize(self) -> torch.Tensor:
         """All outputs at once: (p, d) for OP, (p, p, d) for DP. For references and small p."""
         if self.problem == "op":
             return self.shared_outputs
-        return self.competitors(0, self.p)
+        return self.competitors(0, self.p)  # a (p, p, d) view of the d-major block

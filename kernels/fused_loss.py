@@ -20,73 +20,66 @@ from kernels.competitors import CompetitorSource
 from kernels.errors import InvalidInput
 
 
-class _RowState:
-    """Running softmax statistics of one row chunk (flash-attention style)."""
-
-    def __init__(self, rows: int, d: int, dtype: torch.dtype, device: torch.device) -> None:
-        neg_inf = torch.full((rows,), float("-inf"), dtype=dtype, device=device)
-        self.m = neg_inf.clone()  # running max of all scores
-        self.l = torch.zeros(rows, dtype=dtype, device=device)  # sum of exp(s - m)
-        self.acc = torch.zeros(rows, d, dtype=dtype, device=device)  # sum of exp(s - m) y
-        self.off_max = neg_inf  # running max of off-target scores
-        self.target = torch.empty(rows, dtype=dtype, device=device)  # s[mu, mu]
-        self.y_target = torch.empty(rows, d, dtype=dtype, device=device)
-
-    def update(self, s: torch.Tensor, weighted_sum) -> None:
-        """Fold in scores s (rows, cols); weighted_sum(P) gives sum_nu P[:, nu] y_nu, shape (rows, d)."""
-        m_new = torch.maximum(self.m, s.amax(dim=1))
-        scale = torch.exp(self.m - m_new)
-        probs = torch.exp(s - m_new[:, None])
-        self.l = self.l * scale + probs.sum(dim=1)
-        self.acc = self.acc * scale[:, None] + weighted_sum(probs)
-        self.m = m_new
+def _scores(z: torch.Tensor, tile: torch.Tensor) -> torch.Tensor:
+    """s[a, b] = y_b . z_a: DP tile (rows, d, cols) d-major, OP tile (cols, d) shared."""
+    if tile.dim() == 3:
+        return torch.bmm(z[:, None, :], tile)[:, 0]
+    return z @ tile.T
 
 
-def _diagonal(mu0: int, mu1: int, nu0: int, nu1: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Local (rows, cols) of the targets nu = mu that fall in this tile, or None."""
-    lo, hi = max(mu0, nu0), min(mu1, nu1)
-    if lo >= hi:
-        return None
-    return torch.arange(lo - mu0, hi - mu0, device=device), torch.arange(lo - nu0, hi - nu0, device=device)
+def _weighted_sum(probs: torch.Tensor, tile: torch.Tensor) -> torch.Tensor:
+    """sum_b probs[a, b] y_b, shape (rows, d)."""
+    if tile.dim() == 3:
+        return torch.bmm(probs[:, None, :], tile.mT)[:, 0]
+    return probs @ tile
 
 
-def _fold_tile(state: _RowState, z: torch.Tensor, tile: torch.Tensor, mu0: int, mu1: int, nu0: int, nu1: int) -> None:
-    """Fold one competitor tile into the row chunk's state."""
-    if tile.dim() == 3:  # DP: private competitors (rows, cols, d)
-        # (1 x d) @ (d x cols) per row: on CPU this is ~5x faster than bmm(tile, z[..., None]).
-        s = torch.bmm(z[:, None, :], tile.mT)[:, 0]
-        weighted = lambda probs: torch.bmm(probs[:, None, :], tile)[:, 0]  # noqa: E731
-    else:  # OP: shared outputs (cols, d)
-        s = z @ tile.T
-        weighted = lambda probs: probs @ tile  # noqa: E731
-    diag = _diagonal(mu0, mu1, nu0, nu1, z.device)
-    if diag is None:
-        state.off_max = torch.maximum(state.off_max, s.amax(dim=1))
-    else:
-        rows, cols = diag
-        state.target[rows] = s[rows, cols]
-        state.y_target[rows] = tile[rows, cols] if tile.dim() == 3 else tile[cols]
-        masked = s.clone()
-        masked[rows, cols] = float("-inf")
-        state.off_max = torch.maximum(state.off_max, masked.amax(dim=1))
-    state.update(s, weighted)
+def _walk_row_chunk(z: torch.Tensor, tiles, mu0: int, out_max: torch.Tensor, out_sum: torch.Tensor,
+                    out_acc: torch.Tensor) -> None:
+    """Online softmax over the OFF-target scores of rows mu0.. (targets are masked to -inf).
+
+    Writes, per row, the off-target max m, sum_nu exp(s - m) and sum_nu exp(s - m) y_nu.
+    """
+    floor = torch.finfo(z.dtype).min  # a row whose first tile holds only its target: exp(-inf - floor) = 0
+    m = l = acc = None
+    for nu0, _nu1, tile in tiles:
+        tile = tile.to(z.dtype)
+        s = _scores(z, tile)
+        s.diagonal(mu0 - nu0).fill_(float("-inf"))  # the targets nu = mu of these rows, if any
+        m_tile = s.amax(dim=1)
+        if m is None:
+            m_new = m_tile.clamp_min(floor)
+            probs = s.sub_(m_new[:, None]).exp_()
+            l, acc = probs.sum(dim=1), _weighted_sum(probs, tile)
+        else:
+            m_new = torch.maximum(m, m_tile)
+            scale = torch.exp(m - m_new)
+            probs = s.sub_(m_new[:, None]).exp_()
+            l = l * scale + probs.sum(dim=1)
+            acc = acc * scale[:, None] + _weighted_sum(probs, tile)
+        m = m_new
+    out_max.copy_(m)
+    out_sum.copy_(l)
+    out_acc.copy_(acc)
 
 
 def _single_pass(z_all: torch.Tensor, source: CompetitorSource) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(loss, dL/dZ, n_stored) from one walk over the source."""
-    p, d = z_all.shape
-    loss = torch.zeros((), dtype=z_all.dtype, device=z_all.device)
-    grad = torch.empty_like(z_all)
-    n_stored = torch.zeros((), dtype=torch.int64, device=z_all.device)
+    p = z_all.shape[0]
+    y_target = source.targets.to(z_all.dtype)
+    target = (z_all * y_target).sum(dim=1)  # s[mu, mu]
+    off_max, off_sum, off_acc = torch.empty_like(target), torch.empty_like(target), torch.empty_like(z_all)
     for mu0, mu1 in source.row_chunks():
-        z = z_all[mu0:mu1]
-        state = _RowState(mu1 - mu0, d, z_all.dtype, z_all.device)
-        for nu0, nu1, tile in source.tiles(mu0, mu1):
-            _fold_tile(state, z, tile.to(z_all.dtype), mu0, mu1, nu0, nu1)
-        loss += (state.m + torch.log(state.l) - state.target).sum()
-        grad[mu0:mu1] = (state.acc / state.l[:, None] - state.y_target) / p
-        n_stored += (state.target > state.off_max).sum()
-    return loss / p, grad, n_stored
+        _walk_row_chunk(z_all[mu0:mu1], source.tiles(mu0, mu1), mu0, off_max[mu0:mu1], off_sum[mu0:mu1],
+                        off_acc[mu0:mu1])
+    # Fold the target term back in, vectorised over all rows, around the true row max.
+    m = torch.maximum(off_max, target)
+    rescale, own = torch.exp(off_max - m), torch.exp(target - m)
+    total = off_sum * rescale + own
+    weighted = off_acc * rescale[:, None] + own[:, None] * y_target
+    loss = (m + torch.log(total) - target).mean()
+    grad = (weighted / total[:, None] - y_target) / p
+    return loss, grad, (target > off_max).sum()
 
 
 class FusedLoss(torch.autograd.Function):
