@@ -142,6 +142,17 @@ def format_fit_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def format_op_dp_table(op_dp: xr.Dataset) -> str:
+    """Median alpha*(OP) - median alpha*(DP) per (solver, rho, d), with its bootstrap interval."""
+    head = f"{'solver':8} {'rho':>5} {'d':>5} {'op-dp':>8} {'[interval]':>18} {'seeds op/dp':>11}"
+    lines = [head, "-" * len(head)]
+    for rec in _records(op_dp):
+        lines.append(f"{rec['solver']:8} {rec['rho']:5.2f} {int(rec['d']):5d} {_num(rec['difference'], '+.3f'):>8} "
+                     f"{'[' + _num(rec['lo'], '+.3f') + ', ' + _num(rec['hi'], '+.3f') + ']':>18} "
+                     f"{int(rec['n_op']):>5}/{int(rec['n_dp'])}")
+    return "\n".join(lines)
+
+
 def _records(ds: xr.Dataset | None) -> list[dict]:
     if ds is None:
         return []
@@ -205,10 +216,13 @@ def run_report(store_path: str, out_dir: str, level: float = 0.95, n_boot: int =
     paths = {"summary": write_summary_csv(rows, os.path.join(out_dir, "summary.csv"))}
     paths.update(make_figures(result, out_dir))
     paths["fits"] = write_fits_json(result, os.path.join(out_dir, "fits.json"))
-    text = "\n\n".join([
+    sections = [
         "Thresholds per cell (alpha* = p* ln p* / d^2; median over seeds, percentile-bootstrap interval)",
         format_threshold_table(rows, level),
         "Finite-size fits per (problem, solver, rho)",
         format_fit_table(fit_records(result.fits[1])),
-    ])
+    ]
+    if result.op_dp is not None:
+        sections += ["OP vs DP (the paper's Conjecture 1: equal capacities)", format_op_dp_table(result.op_dp)]
+    text = "\n\n".join(sections)
     return result, text, paths

@@ -93,7 +93,8 @@ class MaterializedSource(CompetitorSource):
     def __init__(self, instance: Instance, chunk_rows: int, chunk_cols: int, storage_dtype: torch.dtype) -> None:
         self.problem, self.p, self.d, self.device = "dp", instance.p, instance.d, instance.device
         self.chunk_rows, self.chunk_cols = chunk_rows, chunk_cols
-        self.targets = instance.targets
+        # The source is the instance rounded to the storage dtype, targets included (self-consistent scores).
+        self.targets = instance.targets.to(storage_dtype).float()
         p = self.p
         # Filled tile by tile: the peak is the tensor plus one tile, never twice the tensor.
         self._y = torch.empty((p, self.d, p), dtype=storage_dtype, device=self.device)

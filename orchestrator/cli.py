@@ -17,8 +17,14 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+DESCRIPTION = """lamcap measures how many facts a linear associative memory can store: SAT/UNSAT
+thresholds of the original (op) and decoupled (dp) problems, full rank or rank r, trained by
+Adam, Hebbian or decided by an exact LP; sweeps on Ray into Zarr; analysis and figures.
+Start with `lamcap demo`, or `lamcap trial --help` for one instance."""
+
+
 def build_parser() -> Parser:
-    parser = Parser(prog="lamcap", description=__doc__)
+    parser = Parser(prog="lamcap", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for name in COMMANDS:
         importlib.import_module(f"orchestrator.commands.{name}").add_parser(sub)

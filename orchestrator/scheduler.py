@@ -3,7 +3,8 @@
 One `ThresholdLearner` per (cell, seed). A plain loop keeps one call in flight per actor,
 waits with `ray.wait(..., num_returns=1, timeout=...)`, and `ray.get`s each ready ref inside
 try/except: a dead actor is replaced and its probe requeued (up to `max_attempts`, then an
-'error' record). Records and thresholds are buffered and flushed to the store in batches.
+'error' record). Records and thresholds are buffered and flushed to the store in batches, by
+one writer thread (batches in order, one at a time), so that the actors never wait on the disk.
 Resuming: learners are told every search probe the store already holds, and a proposal whose
 record is stored is answered from it, never run again.
 """
@@ -13,6 +14,7 @@ import math
 import statistics
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -107,6 +109,8 @@ class Scheduler:
         self.buffer: list[dict] = []
         self.pending_rows: list[dict] = []
         self.last_flush = time.monotonic()
+        self._writer: ThreadPoolExecutor | None = None  # the store's writer thread, inside run()
+        self._writing: Future | None = None  # the batch it is writing
 
     # ---- resume ------------------------------------------------------------------------------
     def replay(self) -> None:
@@ -245,15 +249,36 @@ class Scheduler:
                     self.ready.append((probe, 1))
 
     # ---- store -------------------------------------------------------------------------------
-    def flush(self) -> None:
-        """Write buffered records, then the thresholds they complete (a threshold never precedes its probes)."""
-        if self.buffer:
-            self.store.append_probes(self.buffer)
-            self.buffer = []
-        if self.pending_rows:
-            self.store.append_thresholds(self.pending_rows)
-            self.pending_rows = []
+    def flush(self, wait: bool = False) -> None:
+        """Hand buffered records, then the thresholds they complete, to the store's writer.
+
+        Inside `run` one writer thread appends the batches in order (a threshold never precedes
+        its probes) while the loop keeps the actors busy; at most one batch is being written, a
+        write error is raised at the next flush, and `wait` blocks until every batch is stored.
+        Outside `run` (no writer thread) the batch is written here.
+        """
+        if self.buffer or self.pending_rows:
+            records, rows = self.buffer, self.pending_rows
+            self.buffer, self.pending_rows = [], []
+            self._await_write()
+            if self._writer is None:
+                self._write(records, rows)
+            else:
+                self._writing = self._writer.submit(self._write, records, rows)
         self.last_flush = time.monotonic()
+        if wait:
+            self._await_write()
+
+    def _write(self, records: list[dict], rows: list[dict]) -> None:
+        if records:
+            self.store.append_probes(records)
+        if rows:
+            self.store.append_thresholds(rows)
+
+    def _await_write(self) -> None:
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
 
     def _maybe_flush(self) -> None:
         due = time.monotonic() - self.last_flush >= self.settings.flush_seconds
@@ -265,22 +290,27 @@ class Scheduler:
         """Search every (cell, seed) to its threshold; Ctrl-C stops dispatching and keeps what finished."""
         self.replay()
         bar = _progress_bar(len(self.learners), self.settings.progress)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lamcap-store")
         start = time.perf_counter()
         try:
             while True:
                 self._fill()
                 if not self.in_flight:
                     break
+                self._maybe_flush()  # after _fill: the actors run while the batch is written
                 ready, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=self.settings.wait_timeout)
                 for ref in ready:
                     self._collect(ref)
-                self._maybe_flush()
                 _update_bar(bar, len(self.finished), self.report.probes_run, len(self.in_flight))
         except KeyboardInterrupt:
             self.report.interrupted = True
         finally:
             self.report.wall_seconds = time.perf_counter() - start
-            self.flush()
+            try:
+                self.flush(wait=True)
+            finally:
+                self._writer.shutdown(wait=True)  # also a batch whose wait a Ctrl-C cut short
+                self._writer = None
             if bar is not None:
                 _update_bar(bar, len(self.finished), self.report.probes_run, len(self.in_flight), force=True)
                 bar.close()

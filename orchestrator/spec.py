@@ -14,7 +14,7 @@ A sweep TOML file holds the same keys as `SweepSpec.to_dict()` (see examples/swe
     dp = 12
 
     [solver_settings]               # kernels.solvers.settings.SolverSettings (every key optional)
-    lr = 0.05
+    lr = 1.0
     max_steps = 2000
     warmup_frac = 0.05
     mode = "auto"                   # 'auto', 'materialize' or 'regenerate'

@@ -56,19 +56,33 @@ def cluster_device() -> str:
     return "cuda" if int(ray.cluster_resources().get("GPU", 0)) > 0 else "cpu"
 
 
-def plan_workers(workers: int | None = None, device: str = "auto") -> WorkerPlan:
-    """One actor per GPU on a GPU cluster; else one per CPU core, or `workers` if given."""
+def plan_workers(workers: int | None = None, device: str = "auto", elastic: bool = False) -> WorkerPlan:
+    """One actor per GPU on a GPU cluster; else one per CPU core; `workers`, if given, caps either.
+
+    Without `elastic` (an embedded Ray) never more actors than the cluster can place now: an actor
+    that cannot be placed would leave `WorkerPool.wait_ready` waiting for its whole timeout. With
+    `elastic` (a joined cluster, which may autoscale) an explicit `workers` is honoured as asked:
+    the autoscaler starts nodes for actors that cannot be placed yet (cluster.yaml starts at zero
+    GPU nodes).
+    """
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise InvalidInput(f"--workers {workers!r} must be an integer >= 1")
     resources = ray.cluster_resources()
-    gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
+    gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 0))
     if device == "auto":
         device = "cuda" if gpus > 0 else "cpu"
+    available = gpus if device == "cuda" else cpus
+    if elastic and workers is not None:
+        count = workers
+    elif available == 0:
+        kind = "GPU" if device == "cuda" else "CPU"
+        hint = " (on an autoscaling cluster pass --workers N to ask for N actors)" if elastic else ""
+        raise InvalidInput(f"device {device!r}: the Ray cluster has no {kind} to place an actor on now{hint}")
+    else:
+        count = min(available, workers or available)
     if device == "cuda":
-        if gpus == 0:
-            raise InvalidInput("device 'cuda' requested but the Ray cluster declares no GPU")
-        return WorkerPlan(count=min(gpus, workers or gpus), num_gpus=1, num_cpus=1, device="cuda")
-    return WorkerPlan(count=workers or cpus, num_gpus=0, num_cpus=1, device="cpu")
+        return WorkerPlan(count=count, num_gpus=1, num_cpus=1, device="cuda")
+    return WorkerPlan(count=count, num_gpus=0, num_cpus=1, device="cpu")
 
 
 class ProbeWorker:
@@ -124,8 +138,19 @@ class WorkerPool:
             self.plan.device, self.runner)
 
     def wait_ready(self, timeout: float = 300.0) -> list[dict]:
-        """Block until every actor is placed and warm; their `where()` reports."""
-        return ray.get([a.where.remote() for a in self.actors], timeout=timeout)
+        """Block until every actor is placed and warm; their `where()` reports.
+
+        InvalidInput (naming how many were placed) when some are still waiting after `timeout` s.
+        """
+        refs = [a.where.remote() for a in self.actors]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout)
+        if len(ready) < len(refs):
+            kind = "GPU" if self.plan.num_gpus else "CPU"
+            raise InvalidInput(
+                f"only {len(ready)} of {len(refs)} actors ({self.plan.num_gpus or self.plan.num_cpus} {kind} each) "
+                f"could be placed in {timeout:.0f} s; the cluster has {ray.cluster_resources().get(kind, 0):g} {kind}s "
+                "(ask for fewer --workers, or wait longer for the autoscaler)")
+        return ray.get(refs)
 
     def set_runner(self, runner: Runner | None) -> None:
         """Use `runner` on every actor, including those started later to replace dead ones."""

@@ -15,10 +15,10 @@ class SolverSettings:
     """Adam protocol and loss-streaming settings (hebbian and lp ignore the Adam ones).
 
     Defaults (see kernels.solvers.adam for the experiment that chose them):
-    lr = 0.05, max_steps = 2000, warmup_frac = 0.05.
+    lr = 1.0, max_steps = 2000, warmup_frac = 0.05.
     """
 
-    lr: float = 0.05
+    lr: float = 1.0
     max_steps: int = 2000
     warmup_frac: float = 0.05
     mode: str = "auto"

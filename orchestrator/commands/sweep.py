@@ -13,6 +13,10 @@ import sys
 
 from kernels.errors import InvalidInput
 
+# Seconds to wait for every actor to be placed: an embedded Ray places them at once; a cluster's
+# autoscaler may have to boot GPU nodes (and pull the image) first.
+PLACEMENT_TIMEOUT_S = {False: 300.0, True: 1800.0}
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("sweep", help="search SAT/UNSAT thresholds over a grid of cells (Ray)",
@@ -34,6 +38,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--curve-points", type=int, default=None, help="extra loads per cell for accuracy curves")
     parser.add_argument("--device", default=None, help="cpu, cuda or auto (default: the spec's, usually auto)")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    parser.add_argument("--flush-seconds", type=float, default=None,
+                        help="most seconds between two store commits (default 10; a batch also commits "
+                             "every 64 probes); what a crash can lose")
     parser.set_defaults(run=run)
     return parser
 
@@ -57,6 +64,8 @@ def build_spec(args: argparse.Namespace):
         raise InvalidInput("give a spec file, --preset NAME, or at least --problems, --solvers and --d")
     if args.workers is not None and args.workers < 1:
         raise InvalidInput(f"--workers {args.workers!r} must be >= 1")
+    if args.flush_seconds is not None and not (math.isfinite(args.flush_seconds) and args.flush_seconds > 0):
+        raise InvalidInput(f"--flush-seconds {args.flush_seconds!r} must be a positive number")
     return load_spec(args.spec, args.preset, overrides_from(args))
 
 
@@ -89,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
     spec = build_spec(args)
     check_cells(spec)
     precheck_store(args.store, spec)
-    report = execute(spec, args.store, args.address, args.workers, progress=not args.no_progress)
+    report = execute(spec, args.store, args.address, args.workers, progress=not args.no_progress,
+                     flush_seconds=args.flush_seconds)
     print(format_table(report.thresholds))
     print(f"\n{report.probes_run} probes run, {report.probes_reused} reused from the store, "
           f"{report.retries} retried; actor utilisation {report.utilisation:.0%}; store: {args.store}")
@@ -101,8 +111,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def execute(spec, store_path: str, address: str | None = None, workers: int | None = None,
-            progress: bool = True, runner=None):
-    """Start (or join) Ray, decide the device, open the store, run the scheduler; returns its report."""
+            progress: bool = True, runner=None, flush_seconds: float | None = None):
+    """Start (or join) Ray, decide the device, open the store, run the scheduler; returns its report.
+
+    flush_seconds: the most seconds between store commits (None: SchedulerSettings' default).
+    """
     import dataclasses
 
     from orchestrator.scheduler import Scheduler, SchedulerSettings
@@ -113,12 +126,18 @@ def execute(spec, store_path: str, address: str | None = None, workers: int | No
     start_ray(address, num_cpus=num_cpus)
     pool = None
     try:
-        plan = plan_workers(workers, spec.device)
+        elastic = address is not None  # a joined cluster may autoscale: wait longer for actors to be placed
+        plan = plan_workers(workers, spec.device, elastic=elastic)
         spec = dataclasses.replace(spec, device=plan.device)
         store = Store.open_or_create(store_path, spec)
         pool = WorkerPool(plan, runner)
-        pool.wait_ready()
-        return Scheduler(spec, store, pool, SchedulerSettings(progress=progress)).run()
+        if elastic:
+            print(f"lamcap sweep: waiting for {plan.count} actors ({plan.device}) to be placed", file=sys.stderr)
+        pool.wait_ready(timeout=PLACEMENT_TIMEOUT_S[elastic])
+        settings = SchedulerSettings(progress=progress)
+        if flush_seconds is not None:
+            settings = dataclasses.replace(settings, flush_seconds=flush_seconds)
+        return Scheduler(spec, store, pool, settings).run()
     finally:
         if pool is not None:
             pool.shutdown()

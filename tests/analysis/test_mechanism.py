@@ -76,6 +76,14 @@ def test_spectra_at_threshold_are_scaled_and_truncated_to_rank(tmp_path):
     assert np.all(np.diff(sv[:, :5], axis=1) <= 0)
 
 
+def test_a_curve_probe_at_p_star_does_not_count_its_seed_twice(tmp_path):
+    rng = np.random.default_rng(5)
+    probes = [probe_record(CELL, 0, p, 20, "search", rng) for p in (10, 20, 21)]
+    probes.append(probe_record(CELL, 0, 20, 20, "curve", rng))  # the same p as the search probe at p*
+    store = open_store(write_store(tmp_path / "c.zarr", probes, [threshold_record(CELL, 0, 20, 3)]))
+    assert threshold_spectra(store.probes, store.thresholds).sizes["probe"] == 1
+
+
 def _quarter_circle(s, rho):
     """Truncated quarter circle with its lower edge found from the closed-form CDF (test-side reference)."""
     grid = np.linspace(0, 2, 20001)

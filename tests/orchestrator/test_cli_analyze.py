@@ -71,6 +71,11 @@ def test_analyze_writes_tables_and_figures(tiny_store, tmp_path, capsys):
         png = out / f"fig{i}_{name}.png"
         assert png.exists() and str(png) in text
     assert "median a*" in text and "alpha_inf" in text
+    op_dp_table = text.split("OP vs DP")[1].split("Outputs:")[0]
+    op_dp_rows = [line for line in op_dp_table.splitlines() if line.startswith(("adam", "hebbian"))]
+    assert len(op_dp_rows) == 8  # one per (solver, rho, d)
+    first = fits["op_minus_dp"][0]
+    assert f"{first['difference']:+.3f}" in op_dp_rows[0]
 
 
 def test_demo_runs_the_sweep_then_the_analysis(tmp_path, monkeypatch, capsys):

@@ -1,0 +1,157 @@
+"""`lamcap trial`: build one instance, solve it, verify it in float64, print the outcome.
+
+    lamcap trial --problem dp --d 16 --alpha 0.8 --solver adam --seed 0
+    lamcap trial --problem op --d 8 --p 22 --solver lp --seed 3 --json --save w.npz
+
+`--save` writes W and the instance as float64 arrays W (d, d), X (p, d) and Y ((p, d) for OP,
+(p, p, d) for DP, Y[mu, nu] = y^mu_nu), so that anyone can re-check the verdict with numpy.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+from kernels.errors import InvalidInput
+
+SAVE_LIMIT_BYTES = 1 << 30  # float64 size of the arrays --save may write (1 GiB)
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("trial", help="solve and verify one instance (a probe)", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--problem", required=True, help="op (shared outputs) or dp (private competitors)")
+    parser.add_argument("--d", type=int, required=True, help="dimension d >= 2")
+    load = parser.add_mutually_exclusive_group(required=True)
+    load.add_argument("--p", type=int, help="number of associations p >= 2")
+    load.add_argument("--alpha", type=float, help="load alpha; p is the integer nearest to p ln p = alpha d^2")
+    rank = parser.add_mutually_exclusive_group()
+    rank.add_argument("--rank", type=int, help="rank r of W = A B, 1..d (default d: full rank)")
+    rank.add_argument("--rho", type=float, help="rank fraction in (0, 1]; r = max(1, round(rho d))")
+    parser.add_argument("--seed", type=int, default=0, help="disorder seed >= 0 (default 0)")
+    parser.add_argument("--solver", required=True, help="adam, hebbian or lp")
+    parser.add_argument("--steps", type=int, default=None, help="Adam step budget (default: SolverSettings)")
+    parser.add_argument("--lr", type=float, default=None, help="Adam peak learning rate (default: SolverSettings)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default auto)")
+    parser.add_argument("--mode", default="auto", help="DP competitors: auto, materialize or regenerate")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
+    parser.add_argument("--save", metavar="FILE.npz", default=None, help="write W, X, Y (float64) to FILE.npz")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def resolve_p(d: int, p: int | None, alpha: float | None) -> int:
+    """p from --p, or the integer nearest to the p solving p ln p = alpha d^2."""
+    if p is not None:
+        return p
+    if not (math.isfinite(alpha) and alpha > 0):
+        raise InvalidInput(f"--alpha {alpha!r} must be a positive number")
+    from orchestrator.search import p_for_alpha
+
+    return max(2, round(p_for_alpha(alpha, d)))
+
+
+def resolve_rank(d: int, rank: int | None, rho: float | None) -> int:
+    """r from --rank or --rho (full rank when neither is given)."""
+    if rho is not None:
+        if not (math.isfinite(rho) and 0 < rho <= 1):
+            raise InvalidInput(f"--rho {rho!r} is not in (0, 1]")
+        return max(1, round(rho * d))
+    rank = d if rank is None else rank
+    if not 1 <= rank <= d:
+        raise InvalidInput(f"--rank {rank!r} is not in 1..d = 1..{d}")
+    return rank
+
+
+def check_save(problem: str, d: int, p: int) -> None:
+    """Refuse, before any work, an instance whose arrays exceed SAVE_LIMIT_BYTES."""
+    outputs = p * d if problem == "op" else p * p * d
+    nbytes = 8 * (d * d + p * d + outputs)
+    if nbytes > SAVE_LIMIT_BYTES:
+        raise InvalidInput(f"--save of a {problem} instance with d={d}, p={p} needs {nbytes / 2**30:.1f} GiB "
+                           f"of float64 arrays; the limit is {SAVE_LIMIT_BYTES / 2**30:.0f} GiB")
+
+
+def prepare(args: argparse.Namespace):
+    """Every check of the command line, before any work: (InstanceSpec, rank, SolverSettings, device)."""
+    import dataclasses
+
+    from kernels.disorder import InstanceSpec
+    from kernels.solvers import check_solvable, resolve_device
+    from kernels.solvers.settings import SolverSettings
+
+    if args.d < 2:
+        raise InvalidInput(f"--d {args.d!r} is below 2")
+    p = resolve_p(args.d, args.p, args.alpha)
+    if p < 2:
+        raise InvalidInput(f"--p {p!r} is below 2")
+    if args.seed < 0:
+        raise InvalidInput(f"--seed {args.seed!r} is negative")
+    spec = InstanceSpec(args.problem, args.d, p, args.seed)
+    rank = resolve_rank(args.d, args.rank, args.rho)
+    changes = {k: v for k, v in (("max_steps", args.steps), ("lr", args.lr)) if v is not None}
+    settings = dataclasses.replace(SolverSettings(mode=args.mode), **changes)
+    check_solvable(spec, args.solver, rank)
+    device = resolve_device(args.device)
+    if args.save is not None:
+        check_save(spec.problem, spec.d, spec.p)
+    return spec, rank, settings, device
+
+
+def save_npz(path: str, spec, w, device: str) -> None:
+    """W, X, Y as float64 arrays, Y in the paper's index order."""
+    import numpy as np
+
+    from kernels.disorder import Instance
+
+    instance = Instance(spec, device)
+    np.savez(path, W=w.numpy(), X=instance.inputs.double().cpu().numpy(),
+             Y=instance.materialize().double().cpu().numpy())
+
+
+def summary(spec, rank: int, solver: str, outcome, settings, alpha_asked: float | None) -> str:
+    """The readable report of one trial."""
+    o = outcome
+    load = f"alpha = {spec.p * math.log(spec.p) / spec.d ** 2:.4f}"
+    if alpha_asked is not None:
+        load += f", the p nearest to --alpha {alpha_asked:g}"
+    ratio = o.target_var / o.offtarget_var if o.offtarget_var else math.nan
+    svs = o.singular_values
+    lines = [
+        f"{spec.problem}, d = {spec.d}, p = {spec.p} ({load}), rank {rank} (rho = {rank / spec.d:.3g}), "
+        f"seed {spec.seed}, solver {solver} on {o.device}",
+        f"  SAT: {'yes' if o.sat else 'no'}: {spec.p - o.n_violations} of {spec.p} associations stored "
+        f"(accuracy {o.accuracy:.4f})",
+        f"  status {o.status} after {o.steps} {'rounds' if solver == 'lp' else 'steps'}; "
+        f"final loss {o.final_loss:.4g}; min margin {o.min_margin:.4g} sigma_off",
+        f"  normalised scores: target mean {o.target_mean:.3f}, var {o.target_var:.3f}; "
+        f"var(target)/var(off-target) = {ratio:.3f}",
+        f"  singular values of W: largest {svs[0]:.4g}, smallest {svs[-1]:.4g}",
+        f"  {o.wall_seconds:.2f} s, peak memory {o.peak_bytes / 2**20:.1f} MiB",
+    ]
+    if solver == "adam":
+        lines.append(f"  settings: lr {settings.lr:g}, max_steps {settings.max_steps}, "
+                     f"warmup_frac {settings.warmup_frac:g}, mode {settings.mode}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from kernels.solvers import solve_with_weights
+
+    spec, rank, settings, device = prepare(args)
+    outcome, w = solve_with_weights(spec, args.solver, rank, settings, device)
+    if args.save is not None:
+        save_npz(args.save, spec, w, device)
+    if args.json:
+        record = {"problem": spec.problem, "d": spec.d, "p": spec.p,
+                  "alpha": spec.p * math.log(spec.p) / spec.d ** 2, "rank": rank, "rho": rank / spec.d,
+                  "seed": spec.seed, "solver": args.solver, "settings": dataclasses.asdict(settings),
+                  **outcome.as_record()}
+        print(json.dumps(record))
+    else:
+        print(summary(spec, rank, args.solver, outcome, settings, args.alpha))
+        if args.save is not None:
+            print(f"  saved W, X, Y (float64) to {args.save}")
+    return 0 if outcome.status != "error" else 1

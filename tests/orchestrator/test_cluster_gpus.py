@@ -1,0 +1,150 @@
+"""A multi-node cluster with GPUs declared as resources (ray.cluster_utils.Cluster, one CPU machine).
+
+Head: 1 CPU, no GPU; two worker nodes with 2 CPUs and 2 GPUs each. No CUDA device exists, so
+ProbeWorker falls back to the CPU while each actor still holds one declared GPU. Not
+AutoscalingCluster: its start/shutdown run `ray stop --force`, which ends every Ray on the machine.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from ray.cluster_utils import Cluster  # noqa: E402
+
+from orchestrator.commands.sweep import execute  # noqa: E402
+from orchestrator.scheduler import Scheduler, SchedulerSettings  # noqa: E402
+from orchestrator.spec import SearchSettings, SweepSpec  # noqa: E402
+from orchestrator.store import Store, read_tables, stored_spec  # noqa: E402
+from orchestrator.workers import WorkerPlan, WorkerPool, plan_workers  # noqa: E402
+from tests.orchestrator.test_scheduler import fake_runner, p_true  # noqa: E402
+from tests.orchestrator.test_sweep_e2e import alive, descendants  # noqa: E402
+
+REPO = str(Path(__file__).resolve().parents[2])
+GPU_NODES = 2
+GPUS_PER_NODE = 2
+NODE_ARGS = {"include_dashboard": False, "object_store_memory": 80 * 1024**2}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Head (1 CPU, 0 GPU) + two nodes of 2 CPUs and 2 GPUs; torn down with every process it started."""
+    old_path = os.environ.get("PYTHONPATH")
+    # Node processes (and so the actors) inherit this: they import the fake runner's test module.
+    os.environ["PYTHONPATH"] = os.pathsep.join([REPO, *([old_path] if old_path else [])])
+    ours_before = descendants(os.getpid())
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 0, **NODE_ARGS})
+    try:
+        gpu_nodes = [cluster.add_node(num_cpus=2, num_gpus=GPUS_PER_NODE, **NODE_ARGS) for _ in range(GPU_NODES)]
+        cluster.wait_for_nodes()
+        yield cluster, {node.node_id for node in gpu_nodes}
+    finally:
+        started = descendants(os.getpid()) - ours_before  # the nodes' GCS, raylets, agents, actors
+        if ray.is_initialized():
+            ray.shutdown()
+        cluster.shutdown()
+        if old_path is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old_path
+        deadline = time.monotonic() + 30
+        while alive(started) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = alive(started)
+        for pid, _ in left:  # only processes this fixture started, by pid
+            os.kill(pid, signal.SIGKILL)
+        assert started and not left, f"cluster.shutdown() left {len(left)} of {len(started)} Ray processes running"
+
+
+def make_spec() -> SweepSpec:
+    """4 cells x 2 seeds = 8 searches: more than the 4 actors, so the first dispatch fills every actor."""
+    return SweepSpec(problems=("op", "dp"), solvers=("hebbian",), rhos=(1.0,), ds=(8, 12), seeds=2,
+                     device="cuda", search=SearchSettings())
+
+
+def expected(spec: SweepSpec) -> dict:
+    return {(c.problem, c.solver, c.rho, c.d, s): p_true(c.problem, c.d, s)
+            for c in spec.cells() for s in range(spec.seeds)}
+
+
+def stored_thresholds(path) -> dict:
+    return {(r["problem"], r["solver"], r["rho"], r["d"], r["seed"]): r["p_star"] for r in read_tables(path)[1]}
+
+
+@pytest.mark.slow
+def test_one_actor_per_declared_gpu_on_every_gpu_node_and_all_of_them_run_probes(cluster, tmp_path):
+    import torch
+
+    cl, gpu_node_ids = cluster
+    ray.init(address=cl.address, include_dashboard=False)
+    try:
+        assert int(ray.cluster_resources()["GPU"]) == GPU_NODES * GPUS_PER_NODE
+        plan = plan_workers()
+        assert plan == WorkerPlan(count=GPU_NODES * GPUS_PER_NODE, num_gpus=1, num_cpus=1, device="cuda")
+        assert plan_workers(3) == WorkerPlan(count=3, num_gpus=1, num_cpus=1, device="cuda")
+        assert plan_workers(10).count == GPU_NODES * GPUS_PER_NODE  # no more actors than GPUs
+        cpus = 1 + 2 * GPU_NODES
+        assert plan_workers(device="cpu") == WorkerPlan(count=cpus, num_gpus=0, num_cpus=1, device="cpu")
+        assert plan_workers(10, device="cpu").count == cpus  # no more actors than the cluster can place
+        # A joined cluster may autoscale: an explicit count is honoured, the autoscaler adds the nodes.
+        assert plan_workers(10, elastic=True) == WorkerPlan(count=10, num_gpus=1, num_cpus=1, device="cuda")
+        assert plan_workers(elastic=True).count == GPU_NODES * GPUS_PER_NODE
+        pool = WorkerPool(plan, fake_runner)
+        try:
+            where = pool.wait_ready(timeout=120)
+            # Each actor holds one GPU of its own: two per GPU node, none on the head.
+            assert Counter(w["node_id"] for w in where) == {node: GPUS_PER_NODE for node in gpu_node_ids}
+            assert all(len(w["gpu_ids"]) == 1 for w in where)
+            assert len({(w["node_id"], w["gpu_ids"][0]) for w in where}) == len(where)
+            assert {w["device"] for w in where} == {"cuda" if torch.cuda.is_available() else "cpu"}
+            assert len({w["pid"] for w in where}) == len(where)
+
+            spec = make_spec()
+            store = Store.open_or_create(tmp_path / "gpu.zarr", spec)
+            report = Scheduler(spec, store, pool, SchedulerSettings(progress=False, flush_every=8, wait_timeout=0.2),
+                               guess=lambda cell: 20.0).run()
+            assert set(report.per_actor) == set(range(plan.count))  # probes ran on every actor
+            assert report.retries == 0 and report.n_actors == plan.count
+            assert stored_thresholds(tmp_path / "gpu.zarr") == expected(spec)
+        finally:
+            pool.shutdown()
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.slow
+def test_sweep_command_joins_the_cluster_and_records_cuda(cluster, tmp_path):
+    """execute(address=...) as `lamcap sweep --address` runs it: plan from the cluster, device 'cuda' stored."""
+    cl, _ = cluster
+    spec = dataclasses.replace(make_spec(), device="auto")
+    path = tmp_path / "joined.zarr"
+    report = execute(spec, str(path), address=cl.address, progress=False, runner=fake_runner)
+    assert not ray.is_initialized()  # execute disconnects; the cluster itself stays up
+    assert report.n_actors == GPU_NODES * GPUS_PER_NODE and set(report.per_actor) == set(range(report.n_actors))
+    assert stored_spec(path).device == "cuda"
+    assert stored_thresholds(path) == expected(spec)
+
+
+@pytest.mark.slow
+def test_actors_that_cannot_be_placed_are_reported_not_waited_for_forever(cluster):
+    from kernels.errors import InvalidInput
+
+    cl, _ = cluster
+    ray.init(address=cl.address, include_dashboard=False)
+    try:
+        pool = WorkerPool(plan_workers(GPU_NODES * GPUS_PER_NODE + 2, elastic=True), fake_runner)
+        try:
+            # two of the six can never be placed, however long the wait: the message says how many were
+            with pytest.raises(InvalidInput, match=r"only [0-4] of 6 actors \(1 GPU each\) could be placed in 10 s"):
+                pool.wait_ready(timeout=10)
+        finally:
+            pool.shutdown()
+    finally:
+        ray.shutdown()
