@@ -49,7 +49,7 @@ def accuracy_figure(curves: xr.Dataset) -> Figure:
         ax.set(title=f"{PROBLEM_NAMES.get(problem, problem)}, ρ = {rho:g}", xlabel=ALPHA_LABEL,
                ylabel="accuracy (fraction stored)", ylim=(-0.02, 1.02))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, handlelength=3.5)  # long enough to show the dashes
     fig.suptitle("Accuracy vs load, averaged over seeds (solid: trained, dashed: Hebbian)")
     return fig
 
@@ -71,7 +71,7 @@ def _theory_lines(ax, solver: str, rho: float, d_values: list[int], x_max: float
 def scaling_figure(summary: xr.Dataset, fits: xr.Dataset) -> Figure:
     """Fig. C.1: median alpha* vs 1/ln d with intervals, the fit, finite-size theory, asymptote; one panel per rho."""
     rhos = sorted(summary.rho.values.tolist(), reverse=True)
-    fig, axes = _grid(1, len(rhos), width=5.5, height=4.2)
+    fig, axes = _grid(1, len(rhos), width=6.0, height=6.2)
     d_values = sorted(int(d) for d in summary.d.values)
     x_max = 1.05 / np.log(min(d_values))
     colours = _colours([(p, s) for p in summary.problem.values.tolist() for s in summary.solver.values.tolist()])
@@ -94,7 +94,7 @@ def scaling_figure(summary: xr.Dataset, fits: xr.Dataset) -> Figure:
         ax.set(title=f"Critical load vs dimension, ρ = {rho:g}", xlabel="1 / ln d  (d = dimension)",
                ylabel="critical load α* = p* ln p* / d²", xlim=(0.0, x_max))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=7, ncols=2, loc="upper center", bbox_to_anchor=(0.5, -0.14))  # below: never on the points
     return fig
 
 

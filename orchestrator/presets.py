@@ -11,13 +11,14 @@ from kernels.errors import InvalidInput
 
 PRESETS: dict[str, dict] = {
     # The demo of issue 5: both problems, both gradient and Hebbian memories, full and half rank,
-    # the three smallest dimensions that show the trend, 3 seeds; a few curve loads per cell for
-    # the accuracy-vs-alpha figure. Adam's step budget is the kernels' default.
+    # d up to 24, 3 seeds; a few curve loads per cell for the accuracy-vs-alpha figure. Adam's
+    # settings are the kernels' defaults. About 4 minutes on 2 cores (d = 32 as well: 6.5 minutes,
+    # too close to the 10 minutes `make demo` may take on a fresh machine, install included).
     "demo": {
         "problems": ["op", "dp"],
         "solvers": ["adam", "hebbian"],
         "rhos": [1.0, 0.5],
-        "ds": [8, 12, 16],
+        "ds": [8, 12, 16, 24],
         "seeds": 3,
         "device": "auto",
         "solver_settings": {},
