@@ -258,9 +258,9 @@ class Scheduler:
         Outside `run` (no writer thread) the batch is written here.
         """
         if self.buffer or self.pending_rows:
+            self._await_write()  # before taking the buffer: if the last batch failed, this one stays buffered
             records, rows = self.buffer, self.pending_rows
             self.buffer, self.pending_rows = [], []
-            self._await_write()
             if self._writer is None:
                 self._write(records, rows)
             else:
@@ -286,6 +286,14 @@ class Scheduler:
             self.flush()
 
     # ---- the loop ----------------------------------------------------------------------------
+    def _progress(self) -> dict:
+        """What the progress bar shows: thresholds found (of all seeds), cells with every seed done, probes."""
+        per_cell = Counter(cell for cell, _seed in self.finished)
+        cells = {cell for cell, _seed in self.learners}
+        return {"thresholds": len(self.finished), "cells": len(cells),
+                "cells_done": sum(1 for n in per_cell.values() if n == self.spec.seeds),
+                "probes_done": self.report.probes_run, "in_flight": len(self.in_flight)}
+
     def run(self) -> SweepReport:
         """Search every (cell, seed) to its threshold; Ctrl-C stops dispatching and keeps what finished."""
         self.replay()
@@ -301,7 +309,7 @@ class Scheduler:
                 ready, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=self.settings.wait_timeout)
                 for ref in ready:
                     self._collect(ref)
-                _update_bar(bar, len(self.finished), self.report.probes_run, len(self.in_flight))
+                _update_bar(bar, self._progress())
         except KeyboardInterrupt:
             self.report.interrupted = True
         finally:
@@ -312,7 +320,7 @@ class Scheduler:
                 self._writer.shutdown(wait=True)  # also a batch whose wait a Ctrl-C cut short
                 self._writer = None
             if bar is not None:
-                _update_bar(bar, len(self.finished), self.report.probes_run, len(self.in_flight), force=True)
+                _update_bar(bar, self._progress(), force=True)
                 bar.close()
         return self.report
 
@@ -325,12 +333,13 @@ def _progress_bar(total: int, enabled: bool) -> Any:
     return tqdm(total=total, desc="thresholds", unit="seed", dynamic_ncols=True)
 
 
-def _update_bar(bar: Any, n_thresholds: int, n_done: int, n_flight: int, force: bool = False) -> None:
-    """Move the bar to n_thresholds; redraw the probe counts at most every 0.5 s."""
+def _update_bar(bar: Any, progress: dict, force: bool = False) -> None:
+    """Move the bar to the thresholds found; redraw the counts at most every 0.5 s."""
     if bar is None:
         return
-    bar.n = n_thresholds
+    bar.n = progress["thresholds"]
     now = time.monotonic()
     if force or now - getattr(bar, "_lamcap_drawn", 0.0) >= 0.5:
-        bar.set_postfix_str(f"probes done {n_done}, in flight {n_flight}", refresh=True)
+        bar.set_postfix_str(f"cells done {progress['cells_done']}/{progress['cells']}, probes done "
+                            f"{progress['probes_done']}, in flight {progress['in_flight']}", refresh=True)
         bar._lamcap_drawn = now

@@ -167,20 +167,31 @@ class _Table:
             width = max(arr.shape[1], values.shape[1]) if values.ndim == 2 else None
             shape = (n + k,) if width is None else (n + k, width)
             grown[name] = shape
-            _view(arr, shape)[n : n + k] = _pad(values, shape)
+            view = _view(arr, shape)
+            if view is None:  # zarr's internals moved: grow first (rows past n_committed hold fill values a moment)
+                arr.resize(shape)
+                view = arr
+            view[n : n + k] = _pad(values, shape)
         for name, shape in grown.items():
             self.group[name].resize(shape)  # growing: no chunk lies outside
         self.group.attrs.update({**(extra_attrs or {}), "n_committed": n + k})
 
 
 def _view(arr: Any, shape: tuple[int, ...]) -> Any:
-    """The array `arr` with `shape`, in memory only: writes land in chunks, its metadata is not saved."""
-    import zarr
-    from zarr.core.array import AsyncArray
+    """The array `arr` with `shape`, in memory only (its metadata is not saved), or None.
 
-    inner = arr._async_array
-    grown = dataclasses.replace(inner.metadata, shape=shape)
-    return zarr.Array(AsyncArray(metadata=grown, store_path=inner.store_path, config=inner.config))
+    Writing through it puts the new rows' chunks on disk before any reader can see the rows. It
+    relies on zarr 3.1's AsyncArray internals; None where those are not as expected.
+    """
+    try:
+        import zarr
+        from zarr.core.array import AsyncArray
+
+        inner = arr._async_array
+        grown = dataclasses.replace(inner.metadata, shape=shape)
+        return zarr.Array(AsyncArray(metadata=grown, store_path=inner.store_path, config=inner.config))
+    except (ImportError, AttributeError, TypeError):
+        return None
 
 
 def _pad(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

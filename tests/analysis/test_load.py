@@ -58,3 +58,13 @@ def test_store_without_thresholds_is_reported_unless_allowed(tmp_path):
     store = open_store(path, require_thresholds=False)
     assert store.thresholds.sizes.get("threshold", 0) == 0
     assert store.probes.sizes["probe"] == len(probes)
+
+
+def test_the_factory_writes_the_schema_the_sweep_writer_writes():
+    """The synthetic stores are written independently of orchestrator.store: pin them to the same schema."""
+    from orchestrator import store
+    from tests.analysis import store_factory
+
+    assert store_factory.CATEGORIES == store.CATEGORIES
+    assert set(store_factory.PROBE_SCALARS) == set(store.PROBE_FIELDS)
+    assert np.array_equal(store_factory.HIST_EDGES, store.hist_edges())

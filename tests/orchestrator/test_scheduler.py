@@ -187,3 +187,48 @@ def test_curve_probes_follow_the_median_threshold(pool, tmp_path):
     assert {(r["problem"], r["seed"]) for r in curve} == {(p, s) for p in ("op", "dp") for s in (0, 1)}
     assert all(len([r for r in curve if (r["problem"], r["seed"]) == (p, s)]) == 3
                for p in ("op", "dp") for s in (0, 1))
+
+
+class _FailingStore:
+    """A store whose appends fail, as a full disk would."""
+
+    def completed_probes(self) -> dict:
+        return {}
+
+    def completed_thresholds(self) -> dict:
+        return {}
+
+    def append_probes(self, records):
+        raise OSError("No space left on device")
+
+    def append_thresholds(self, rows):
+        raise OSError("No space left on device")
+
+
+def test_a_failed_store_write_is_raised_not_swallowed():
+    """The writer thread's error surfaces at the next flush, and the final flush waits for it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    spec = make_spec(ds=(8,), seeds=1)
+    sched = Scheduler(spec, _FailingStore(), _Pool(2), SchedulerSettings(progress=False), guess=lambda cell: GUESS)
+    sched._writer = ThreadPoolExecutor(max_workers=1)
+    try:
+        sched.buffer = [{"p": 5}]
+        sched.flush()  # handed to the writer thread: the dispatch loop does not wait for it
+        sched.buffer = [{"p": 6}]
+        with pytest.raises(OSError, match="No space left"):
+            sched.flush()
+        with pytest.raises(OSError, match="No space left"):
+            sched.flush(wait=True)
+    finally:
+        sched._writer.shutdown(wait=True)
+
+
+def test_progress_counts_thresholds_and_complete_cells(tmp_path):
+    spec = make_spec(ds=(8,), seeds=2)  # op and dp: 2 cells x 2 seeds
+    sched = Scheduler(spec, Store.open_or_create(tmp_path / "p.zarr", spec), _Pool(2),
+                      SchedulerSettings(progress=False), guess=lambda cell: GUESS)
+    op, dp = sorted({cell for cell, _ in sched.learners}, key=lambda c: c.problem != "op")
+    sched.finished = {(op, 0), (op, 1), (dp, 0)}
+    progress = sched._progress()
+    assert (progress["thresholds"], progress["cells"], progress["cells_done"]) == (3, 2, 1)

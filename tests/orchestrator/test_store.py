@@ -180,3 +180,38 @@ def test_a_directory_that_is_not_a_store_is_refused(tmp_path):
     with pytest.raises(InvalidInput, match="not a lamcap store"):
         Store.open_or_create(tmp_path / "junk", make_spec())
     assert os.listdir(tmp_path / "junk") == ["file.txt"]
+
+
+def test_appending_without_zarr_internals_gives_the_same_store(tmp_path, monkeypatch):
+    """The public-API fallback (grow, then write) stores exactly what the in-memory view does."""
+    from orchestrator import store as store_mod
+
+    records = [record(p=p, problem=pr) for p in (5, 6, 9) for pr in ("op", "dp")]
+    Store.open_or_create(tmp_path / "view.zarr", make_spec()).append_probes(records)
+    monkeypatch.setattr(store_mod, "_view", lambda arr, shape: None)
+    fallback = Store.open_or_create(tmp_path / "plain.zarr", make_spec())
+    fallback.append_probes(records[:2])
+    fallback.append_probes(records[2:])
+    a = xr.open_zarr(tmp_path / "view.zarr", group="probes", consolidated=False).load()
+    b = xr.open_zarr(tmp_path / "plain.zarr", group="probes", consolidated=False).load()
+    xr.testing.assert_identical(a.drop_attrs(), b.drop_attrs())
+
+
+def test_rows_of_an_unfinished_batch_are_not_visible_to_a_plain_reader(tmp_path, monkeypatch):
+    """With the in-memory view, the arrays keep their committed length until the batch's data is on disk."""
+    import zarr
+
+    from orchestrator import store as store_mod
+
+    store = Store.open_or_create(tmp_path / "s.zarr", make_spec())
+    store.append_probes([record(p=5)])
+    seen = []
+    original = store_mod._pad
+
+    def spy(values, shape):  # called while the batch's chunk data is being written
+        seen.append(zarr.open_group(str(tmp_path / "s.zarr"), mode="r")["probes"]["p"].shape[0])
+        return original(values, shape)
+
+    monkeypatch.setattr(store_mod, "_pad", spy)
+    store.append_probes([record(p=6), record(p=7)])
+    assert seen and set(seen) == {1}

@@ -264,6 +264,35 @@ def test_driver_killed_mid_sweep_resumes_without_rerunning(tmp_path):
     assert {r["attempt"] for r in after} == {1}
 
 
+# ---- Ctrl-C: what finished is in the store, and nothing interrupted is recorded ---------------
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_keeps_what_finished_and_resumes(tmp_path):
+    spec_file = tmp_path / "int.toml"
+    spec_file.write_text(KILL_SPEC)
+    store = tmp_path / "interrupted.zarr"
+    with sweep_process(spec_file, store, "--flush-seconds", "0.5") as driver:
+        deadline = time.monotonic() + 240
+        while n_committed(store) < 8:
+            assert driver.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        ray_procs = descendants(driver.pid)
+        os.killpg(driver.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole foreground group
+        out, err = driver.communicate(timeout=120)
+    assert driver.returncode == 130 and "interrupted" in err and "run the same command to resume" in err
+    deadline = time.monotonic() + 60
+    while alive(ray_procs) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(ray_procs), "Ctrl-C left Ray processes running"
+    spec = load_spec(str(spec_file))
+    probes, _, _ = read_tables(store)
+    n_interrupted = len(probes)
+    assert n_interrupted >= 8 and {r["status"] for r in probes} <= {"converged", "max_steps", "closed_form"}
+    with sweep_process(spec_file, store) as again:
+        run_again, _ = counts(finish(again))
+    after, rows = assert_consistent_store(store, spec)
+    assert len(after) == n_interrupted + run_again and len(rows) == 2 * 2 * 2 * 2
+
+
 # ---- c: bad specs through the command line (no Ray) ------------------------------------------
 BASE = ["--problems", "op", "dp", "--solvers", "hebbian", "--d", "8", "--rho", "1", "--seeds", "2",
         "--device", "cpu", "--no-progress"]
