@@ -123,6 +123,11 @@ def solve_with_weights(
     return outcome, w.detach().double().cpu()
 
 
+def warm_up(device: str = "cpu") -> None:
+    """Pay one-off costs before the first timed probe: torch.optim's first step imports torch._dynamo (~1 s)."""
+    solve(InstanceSpec("op", 2, 2, 0), "adam", 2, SolverSettings(max_steps=1), device)
+
+
 def solve(
     spec: InstanceSpec,
     solver: str,

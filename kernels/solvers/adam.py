@@ -67,7 +67,7 @@ def train_adam(instance: Instance, rank: int, settings: SolverSettings) -> Train
         storage_dtype=getattr(torch, settings.storage_dtype),
     )
     x = instance.inputs
-    optimizer = torch.optim.Adam(params, lr=settings.lr, fused=True)  # one kernel per step: small probes are overhead-bound
+    optimizer = torch.optim.Adam(params, lr=settings.lr)
     for step in range(settings.max_steps):
         w = weight()
         loss, n_stored = fused_loss(x @ w.T, source)
