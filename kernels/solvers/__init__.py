@@ -6,14 +6,13 @@ from a solver's own count.
 """
 from __future__ import annotations
 
-import resource
-import sys
 import time
 
 import torch
 
 from kernels.disorder import Instance, InstanceSpec
 from kernels.errors import InvalidInput
+from kernels.memory import PeakMemory
 from kernels.outcome import Outcome
 from kernels.solvers.settings import SolverSettings
 from kernels.verify import Verification, verify
@@ -76,13 +75,6 @@ def _final_status(solver: str, status: str, check: Verification) -> str:
     return status
 
 
-def _peak_bytes(device: str, rss_before: int) -> int:
-    if device == "cuda":
-        return int(torch.cuda.max_memory_allocated())
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    return max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) * scale
-
-
 def solve_with_weights(
     spec: InstanceSpec,
     solver: str,
@@ -93,9 +85,8 @@ def solve_with_weights(
     """`solve`, also returning the verified W (float64, on the CPU)."""
     check_solvable(spec, solver, rank)
     device = resolve_device(device)
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    memory = PeakMemory(device)
+    memory.start()
     start = time.perf_counter()
     instance = Instance(spec, device)
     w, steps, status = _run_solver(instance, solver, rank, settings)
@@ -110,7 +101,7 @@ def solve_with_weights(
         steps=steps,
         status=status,
         wall_seconds=time.perf_counter() - start,
-        peak_bytes=_peak_bytes(device, rss_before),
+        peak_bytes=memory.peak(),
         device=device,
         target_mean=check.target_mean,
         target_var=check.target_var,

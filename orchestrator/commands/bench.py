@@ -40,69 +40,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-class PeakMemory:
-    """Peak memory growth over a baseline: CUDA allocator peak, or the process's resident high-water mark."""
-
-    def __init__(self, device: str) -> None:
-        self.device = device
-
-    def start(self) -> None:
-        import torch
-
-        if self.device == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self.base = torch.cuda.memory_allocated()
-            return
-        _reset_high_water_mark()
-        self.base = _resident_bytes()
-
-    def peak(self) -> int:
-        import torch
-
-        if self.device == "cuda":
-            torch.cuda.synchronize()
-            return int(torch.cuda.max_memory_allocated() - self.base)
-        return max(0, _high_water_bytes() - self.base)
-
-
-def _status_kib(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _reset_high_water_mark() -> None:
-    try:  # Linux >= 4.0: "5" resets VmHWM to the current resident size
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        pass
-
-
-def _resident_bytes() -> int:
-    kib = _status_kib("VmRSS")
-    if kib is not None:
-        return kib * 1024
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _high_water_bytes() -> int:
-    kib = _status_kib("VmHWM")
-    if kib is not None:
-        return kib * 1024
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
 def _timed(fn, repeats: int, device: str) -> list[float]:
     import torch
 
@@ -164,6 +101,7 @@ def measure(problem: str, d: int, p: int, mode: str, repeats: int = 5, device: s
     import torch
 
     from kernels.disorder import Instance, InstanceSpec
+    from kernels.memory import PeakMemory
 
     instance = Instance(InstanceSpec(problem, d, p, 0), device)
     instance.inputs, instance.targets  # noqa: B018 - generated before the baseline: not the loss's memory
