@@ -27,7 +27,7 @@ class Outcome:
     steps: int  # optimiser steps (adam), constraint-generation rounds (lp), 0 (hebbian)
     status: str  # one of STATUSES
     wall_seconds: float
-    peak_bytes: int  # peak memory of the solve on its device (CUDA: allocator peak; CPU: RSS growth)
+    peak_bytes: int  # peak memory of the solve (CUDA: allocator peak; CPU: resident high-water mark over its start, reset per probe)
     device: str  # device type the instance was generated and solved on: 'cpu' or 'cuda'
     target_mean: float  # normalised target scores: (s - mean_off) / sigma_off
     target_var: float
