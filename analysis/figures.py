@@ -8,7 +8,7 @@ import xarray as xr
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from analysis import mechanism, scaling
+from lamcap.analysis import mechanism, scaling
 
 PROBLEM_NAMES = {"op": "OP (shared outputs)", "dp": "DP (private competitors)"}
 SOLVER_STYLE = {"adam": "-", "lp": ":", "hebbian": "--"}
@@ -59,7 +59,7 @@ def _theory_lines(ax, solver: str, rho: float, d_values: list[int], x_max: float
     try:
         finite = [scaling.finite_size_alpha(solver, d, rho) for d in d_values]
         asym = scaling.asymptotic_alpha(solver, rho)
-    except ImportError:  # analysis.theory not available: data and fit only
+    except ImportError:  # lamcap.analysis.theory not available: data and fit only
         return
     x = 1.0 / np.log(np.asarray(d_values, dtype=float))
     ax.plot(x, finite, ":", color="k" if solver != "hebbian" else "grey",
@@ -101,7 +101,7 @@ def scaling_figure(summary: xr.Dataset, fits: xr.Dataset) -> Figure:
 def _theory_density(pdf_name: str, rho: float) -> tuple[np.ndarray, np.ndarray] | None:
     """A theory density rescaled so its support ends at 2 (as the stored spectra are)."""
     try:
-        from analysis import theory
+        from lamcap.analysis import theory
     except ImportError:
         return None
     pdf = getattr(theory, pdf_name)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from kernels.errors import InvalidInput
+from lamcap.kernels.errors import InvalidInput
 
 CELL = ("problem", "solver", "rho", "d")  # the labels that name one cell of a sweep
 GROUPS = ("probes", "thresholds")

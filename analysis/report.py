@@ -10,10 +10,11 @@ from functools import lru_cache
 
 import numpy as np
 import xarray as xr
+from matplotlib.figure import Figure
 
-from analysis import figures, mechanism, scaling, thresholds
-from analysis.load import CELL, Store, open_store
-from kernels.errors import InvalidInput
+from lamcap.analysis import figures, mechanism, scaling, thresholds
+from lamcap.analysis.load import CELL, Store, open_store
+from lamcap.kernels.errors import InvalidInput
 
 FIGURES = ("accuracy", "scaling", "spectra", "scores", "steps")
 
@@ -59,7 +60,7 @@ def analyze(store: Store, level: float = 0.95, n_boot: int = 400, seed: int = 0)
 
 
 def asymptotic_theory(solver: str, rho: float) -> float:
-    """The d -> infinity prediction of a cell; NaN where analysis.theory is not available."""
+    """The d -> infinity prediction of a cell; NaN where lamcap.analysis.theory is not available."""
     try:
         return scaling.asymptotic_alpha(solver, rho)
     except ImportError:
@@ -68,7 +69,7 @@ def asymptotic_theory(solver: str, rho: float) -> float:
 
 @lru_cache(maxsize=None)
 def theory_pair(solver: str, d: int, rho: float) -> tuple[float, float]:
-    """(finite-size, asymptotic) theory of a cell; NaN where analysis.theory is not available."""
+    """(finite-size, asymptotic) theory of a cell; NaN where lamcap.analysis.theory is not available."""
     try:
         return scaling.finite_size_alpha(solver, d, rho), scaling.asymptotic_alpha(solver, rho)
     except ImportError:
@@ -190,9 +191,9 @@ def _score_cell(probes: xr.Dataset) -> tuple[str, float, int]:
     return problem, rho, int(at.d.where(at.rho == rho).max())
 
 
-def make_figures(result: Analysis, out_dir: str) -> dict[str, str]:
-    """Draw and save the five figures the store supports; returns name -> PNG path."""
-    probes, notes, paths = result.store.probes, result.notes, {}
+def make_figures(result: Analysis) -> dict[str, Figure]:
+    """Draw the figures the store supports; returns name -> Figure (missing ones explained in notes)."""
+    probes, notes, out = result.store.probes, result.notes, {}
     builders = {
         "accuracy": lambda: figures.accuracy_figure(thresholds.accuracy_curves(probes)),
         "scaling": lambda: figures.scaling_figure(result.summary, result.fits[1]),
@@ -201,21 +202,20 @@ def make_figures(result: Analysis, out_dir: str) -> dict[str, str]:
             mechanism.score_histograms(probes, result.store.thresholds, *_score_cell(probes))),
         "steps": lambda: figures.steps_figure(result.steps) if result.steps is not None else None,
     }
-    for i, name in enumerate(FIGURES, start=1):
+    for name in FIGURES:
         fig = _attempt(notes, f"figure {name}", builders[name])
         if fig is not None:
-            paths[name] = figures.save(fig, os.path.join(out_dir, f"fig{i}_{name}.png"))
-    return paths
+            out[name] = fig
+    return out
 
 
-def run_report(store_path: str, out_dir: str, level: float = 0.95, n_boot: int = 400) -> tuple[Analysis, str, dict]:
-    """Open, analyse, write summary.csv, fits.json and figures; returns (analysis, printable text, paths)."""
-    result = analyze(open_store(store_path), level=level, n_boot=n_boot)
-    os.makedirs(out_dir, exist_ok=True)
-    rows = summary_rows(result.summary)
-    paths = {"summary": write_summary_csv(rows, os.path.join(out_dir, "summary.csv"))}
-    paths.update(make_figures(result, out_dir))
-    paths["fits"] = write_fits_json(result, os.path.join(out_dir, "fits.json"))
+def figure_filename(name: str) -> str:
+    """The PNG name of a figure: its place in FIGURES and its name (fig2_scaling.png)."""
+    return f"fig{FIGURES.index(name) + 1}_{name}.png"
+
+
+def report_text(result: Analysis, rows: list[dict], level: float) -> str:
+    """The tables `lamcap analyze` prints."""
     sections = [
         "Thresholds per cell (alpha* = p* ln p* / d^2; median over seeds, percentile-bootstrap interval)",
         format_threshold_table(rows, level),
@@ -224,5 +224,23 @@ def run_report(store_path: str, out_dir: str, level: float = 0.95, n_boot: int =
     ]
     if result.op_dp is not None:
         sections += ["OP vs DP (the paper's Conjecture 1: equal capacities)", format_op_dp_table(result.op_dp)]
-    text = "\n\n".join(sections)
-    return result, text, paths
+    return "\n\n".join(sections)
+
+
+def build_report(store_path: str, out_dir: str | None, level: float = 0.95,
+                 n_boot: int = 400) -> tuple[Analysis, str, dict[str, Figure], dict[str, str]]:
+    """Open and analyse a store, draw its figures, and with `out_dir` write summary.csv, figures and fits.json.
+
+    Returns (analysis, printable text, name -> Figure, name -> path written).
+    """
+    result = analyze(open_store(store_path), level=level, n_boot=n_boot)
+    rows = summary_rows(result.summary)
+    drawn = make_figures(result)
+    paths: dict[str, str] = {}
+    if out_dir is not None:
+        os.makedirs(out_dir, exist_ok=True)
+        paths["summary"] = write_summary_csv(rows, os.path.join(out_dir, "summary.csv"))
+        for name, fig in drawn.items():
+            paths[name] = figures.save(fig, os.path.join(out_dir, figure_filename(name)))
+        paths["fits"] = write_fits_json(result, os.path.join(out_dir, "fits.json"))
+    return result, report_text(result, rows, level), drawn, paths

@@ -7,7 +7,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import integrate, optimize, special
 
-from kernels.errors import InvalidInput
+from lamcap.kernels.errors import InvalidInput
 
 ALPHA_HEBBIAN = 0.125  # THEORY.md 3.5
 DEFAULT_SAMPLES = 20000  # Monte Carlo samples of G_p per p: standard error ~0.2% of E[G_p]

@@ -6,8 +6,8 @@ import warnings
 import numpy as np
 import xarray as xr
 
-from analysis.load import CELL
-from kernels.errors import InvalidInput
+from lamcap.analysis.load import CELL
+from lamcap.kernels.errors import InvalidInput
 
 SEED_KEYS = (*CELL, "seed")
 

@@ -15,14 +15,14 @@ import sys
 
 
 def sweep(store: str, solvers: list[str], lr: float, ds: list[int], seeds: int) -> None:
-    cmd = [sys.executable, "-m", "orchestrator.cli", "sweep", "--problems", "op", "dp", "--solvers", *solvers,
+    cmd = [sys.executable, "-m", "lamcap.orchestrator.cli", "sweep", "--problems", "op", "dp", "--solvers", *solvers,
            "--rho", "1", "--d", *map(str, ds), "--seeds", str(seeds), "--lr", str(lr), "--curve-points", "0",
            "--store", store, "--no-progress"]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
 
 def p_stars(store: str, solver: str):
-    from analysis.load import open_store
+    from lamcap.analysis.load import open_store
 
     th = open_store(store).thresholds.to_dataframe()
     return th[th.solver == solver].set_index(["problem", "d", "seed"]).p_star

@@ -1,9 +1,9 @@
 """The sweep orchestrator's two costs: probes per threshold, and how busy it keeps its actors.
 
-(a) Probes per (cell, seed): the adaptive bisection (orchestrator.search.ThresholdLearner, asked
+(a) Probes per (cell, seed): the adaptive bisection (lamcap.orchestrator.search.ThresholdLearner, asked
     one point at a time, and 4 at a time as the scheduler does with idle actors) against the
     paper's method, a uniform grid of 20 loads per cell. The oracle is a monotone fake: SAT iff
-    p <= p_true(seed), with p_true = g * bias * exp(sigma z), g = analysis.theory.predicted_critical_p
+    p <= p_true(seed), with p_true = g * bias * exp(sigma z), g = lamcap.analysis.theory.predicted_critical_p
     (the learner's own first guess), z ~ N(0, 1) per seed, sigma = 0.15 sqrt(8 / d) (about the
     seed-to-seed spread of real sweeps at small d, shrinking with d). bias = 1: theory is right on
     average; bias = 0.8: theory 25% too high (short Adam budgets land there). The grid spans the
@@ -25,9 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from orchestrator.probe import probe_fields
-from orchestrator.search import ThresholdLearner, p_for_alpha
-from orchestrator.spec import Cell, Probe, SearchSettings, SweepSpec
+from lamcap.orchestrator.probe import probe_fields
+from lamcap.orchestrator.search import ThresholdLearner, p_for_alpha
+from lamcap.orchestrator.spec import Cell, Probe, SearchSettings, SweepSpec
 
 DS = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 KINDS = (("adam", 1.0), ("adam", 0.5), ("hebbian", 1.0))  # hebbian's theory does not depend on rho
@@ -64,7 +64,7 @@ def grid_window(guess: float, d: int) -> tuple[int, int]:
 
 
 def probes_table(bias: float, seed: int = 0) -> list[dict]:
-    from orchestrator.scheduler import theory_guess
+    from lamcap.orchestrator.scheduler import theory_guess
 
     rng = random.Random(seed)
     rows = []
@@ -143,8 +143,8 @@ def utilisation_run(pool, seconds: float, seeds: int, workdir: Path) -> dict:
     """One sweep of sleeping probes through the real Scheduler (default settings); its numbers."""
     import functools
 
-    from orchestrator.scheduler import Scheduler, SchedulerSettings
-    from orchestrator.store import Store
+    from lamcap.orchestrator.scheduler import Scheduler, SchedulerSettings
+    from lamcap.orchestrator.store import Store
 
     spec = SweepSpec(problems=("op", "dp"), solvers=("hebbian",), rhos=(1.0,), ds=(8, 12, 16, 24), seeds=seeds,
                      device="cpu", search=SearchSettings())
@@ -181,7 +181,7 @@ def print_utilisation(rows: list[dict]) -> None:
 
 
 def measure_utilisation(quick: bool) -> list[dict]:
-    from orchestrator.workers import WorkerPlan, WorkerPool, start_ray, stop_ray
+    from lamcap.orchestrator.workers import WorkerPlan, WorkerPool, start_ray, stop_ray
 
     start_ray(None, num_cpus=2)
     pool = WorkerPool(WorkerPlan(count=2, num_gpus=0, num_cpus=1, device="cpu"))

@@ -1,6 +1,6 @@
 """Tensors in, tensors out: disorder, the fused loss, verification and solvers.
 
 Nothing here knows about Ray or files. Import submodules directly
-(``from kernels.disorder import Instance``); this module stays light so that
-numpy-only code can import ``kernels.errors`` without loading torch.
+(``from lamcap.kernels.disorder import Instance``); this module stays light so that
+numpy-only code can import ``lamcap.kernels.errors`` without loading torch.
 """

@@ -21,8 +21,8 @@ from collections.abc import Iterator
 
 import torch
 
-from kernels.disorder import TILE_MU, TILE_NU, Instance
-from kernels.errors import InvalidInput
+from lamcap.kernels.disorder import TILE_MU, TILE_NU, Instance
+from lamcap.kernels.errors import InvalidInput
 
 MODES = ("auto", "materialize", "regenerate")
 STORAGE_DTYPES = (torch.float32, torch.bfloat16)

@@ -21,7 +21,7 @@ from functools import cached_property
 
 import torch
 
-from kernels.errors import InvalidInput
+from lamcap.kernels.errors import InvalidInput
 
 PROBLEMS = ("op", "dp")
 ROW_BLOCK = 64  # rows of X (and of the shared Y) per generated block

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from kernels.competitors import CompetitorSource
-from kernels.errors import InvalidInput
+from lamcap.kernels.competitors import CompetitorSource
+from lamcap.kernels.errors import InvalidInput
 
 
 def _scores(z: torch.Tensor, tile: torch.Tensor) -> torch.Tensor:

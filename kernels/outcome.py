@@ -17,7 +17,7 @@ STATUSES = (
 
 @dataclass
 class Outcome:
-    """Result of ``kernels.solvers.solve``; every field is a plain Python value."""
+    """Result of ``lamcap.kernels.solvers.solve``; every field is a plain Python value."""
 
     sat: bool
     n_violations: int
@@ -33,7 +33,7 @@ class Outcome:
     target_var: float
     offtarget_mean: float
     offtarget_var: float
-    target_hist: list[int] = field(default_factory=list)  # counts on kernels.verify.HIST_EDGES
+    target_hist: list[int] = field(default_factory=list)  # counts on lamcap.kernels.verify.HIST_EDGES
     offtarget_hist: list[int] = field(default_factory=list)
     singular_values: list[float] = field(default_factory=list)  # of W, descending, length d
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from kernels.disorder import TILE_MU, TILE_NU, Instance
+from lamcap.kernels.disorder import TILE_MU, TILE_NU, Instance
 
 HIST_EDGES = np.linspace(-10.0, 20.0, 121)  # normalised-score bins; outside values go to the end bins
 BLOCK_BYTES = 1 << 25  # float64 bytes of competitors per streamed block (32 MiB)

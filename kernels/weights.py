@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from kernels.disorder import Instance, block_seed
+from lamcap.kernels.disorder import Instance, block_seed
 
 STREAM_WEIGHTS = 101  # disorder.py uses streams 1-3; weights get their own
 

@@ -5,7 +5,7 @@ import argparse
 import importlib
 import sys
 
-from kernels.errors import InvalidInput
+from lamcap.kernels.errors import InvalidInput
 
 COMMANDS = ("trial", "bench", "theory", "sweep", "analyze", "demo")
 
@@ -24,10 +24,13 @@ Start with `lamcap demo`, or `lamcap trial --help` for one instance."""
 
 
 def build_parser() -> Parser:
+    from lamcap import __version__
+
     parser = Parser(prog="lamcap", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"lamcap {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for name in COMMANDS:
-        importlib.import_module(f"orchestrator.commands.{name}").add_parser(sub)
+        importlib.import_module(f"lamcap.orchestrator.commands.{name}").add_parser(sub)
     return parser
 
 

@@ -1,13 +1,13 @@
 """Named sweeps: `demo` (minutes on 2 CPU cores) and `paper` (a multi-GPU cluster).
 
 Each preset is a `SweepSpec.to_dict()`-shaped dict, so a TOML file or flags can override any
-key of it (`orchestrator.spec.load_spec`).
+key of it (`lamcap.orchestrator.spec.load_spec`).
 """
 from __future__ import annotations
 
 import copy
 
-from kernels.errors import InvalidInput
+from lamcap.kernels.errors import InvalidInput
 
 PRESETS: dict[str, dict] = {
     # The demo of issue 5: both problems, both gradient and Hebbian memories, full and half rank,
@@ -49,6 +49,6 @@ def preset_dict(name: str) -> dict:
 
 def preset_spec(name: str):
     """The named preset as a validated SweepSpec."""
-    from orchestrator.spec import SweepSpec
+    from lamcap.orchestrator.spec import SweepSpec
 
     return SweepSpec.from_dict(preset_dict(name))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.spec import Probe
+from lamcap.orchestrator.spec import Probe
 
 
 def probe_fields(probe: Probe, attempt: int = 1) -> dict:
@@ -29,10 +29,10 @@ def error_record(probe: Probe, device: str, message: str, attempt: int = 1) -> d
 
 
 def run_probe(probe: Probe, solver_settings: Any, device: str) -> dict:
-    """Solve `probe` on `device` with kernels.solvers.solve; any exception becomes an 'error' record."""
+    """Solve `probe` on `device` with lamcap.kernels.solvers.solve; any exception becomes an 'error' record."""
     try:
-        from kernels.disorder import InstanceSpec
-        from kernels.solvers import solve
+        from lamcap.kernels.disorder import InstanceSpec
+        from lamcap.kernels.solvers import solve
 
         spec = InstanceSpec(probe.cell.problem, probe.cell.d, probe.p, probe.seed)
         outcome = solve(spec, probe.cell.solver, probe.cell.rank, solver_settings, device)

@@ -20,11 +20,11 @@ from typing import Any, Callable
 
 import ray
 
-from orchestrator.probe import error_record
-from orchestrator.search import ThresholdLearner, curve_loads
-from orchestrator.spec import Cell, Probe, SweepSpec
-from orchestrator.store import Store, threshold_key
-from orchestrator.workers import WorkerPool
+from lamcap.orchestrator.probe import error_record
+from lamcap.orchestrator.search import ThresholdLearner, curve_loads
+from lamcap.orchestrator.spec import Cell, Probe, SweepSpec
+from lamcap.orchestrator.store import Store, threshold_key
+from lamcap.orchestrator.workers import WorkerPool
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class SweepReport:
 
 def theory_guess(cell: Cell) -> float:
     """The finite-size theory's critical p for this cell's solver kind (the learner's first guess)."""
-    from analysis.theory import predicted_critical_p
+    from lamcap.analysis.theory import predicted_critical_p
 
     return float(predicted_critical_p(cell.d, cell.rho_eff, cell.theory_kind))
 

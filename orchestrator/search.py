@@ -29,7 +29,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from kernels.errors import InvalidInput
+from lamcap.kernels.errors import InvalidInput
 
 LOW_FACTOR = 0.85  # the initial bracket is [floor(0.85 g), ceil(1.15 g)]
 HIGH_FACTOR = 1.15

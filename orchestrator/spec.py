@@ -13,7 +13,7 @@ A sweep TOML file holds the same keys as `SweepSpec.to_dict()` (see examples/swe
     [d_max]                         # optional per-problem cap on ds: here dp runs d <= 12 only
     dp = 12
 
-    [solver_settings]               # kernels.solvers.settings.SolverSettings (every key optional)
+    [solver_settings]               # lamcap.kernels.solvers.settings.SolverSettings (every key optional)
     lr = 1.0
     max_steps = 2000
     warmup_frac = 0.05
@@ -38,15 +38,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kernels.errors import InvalidInput
+from lamcap.kernels.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from kernels.solvers.settings import SolverSettings
+    from lamcap.kernels.solvers.settings import SolverSettings
 
-# The same names as kernels.disorder.PROBLEMS and kernels.solvers.SOLVERS (a test checks), kept
+# The same names as lamcap.kernels.disorder.PROBLEMS and lamcap.kernels.solvers.SOLVERS (a test checks), kept
 # here so that parsing a spec does not import torch.
 PROBLEMS = ("op", "dp")
 SOLVERS = ("adam", "hebbian", "lp")
@@ -139,7 +140,7 @@ class SearchSettings:
 
 
 def _default_solver_settings() -> SolverSettings:
-    from kernels.solvers.settings import SolverSettings
+    from lamcap.kernels.solvers.settings import SolverSettings
 
     return SolverSettings()
 
@@ -275,7 +276,7 @@ def _lp_problems(solvers: Any, rhos: Any, ds: Any) -> list[str]:
         return []
     out = [f"rho={r!r} with solver 'lp': lp handles full rank only; sweep lp in its own spec with rhos = [1.0]"
            for r in (rhos if isinstance(rhos, (list, tuple)) else ()) if _is_real(r) and r != 1]
-    from kernels.solvers.lp import LP_MAX_D
+    from lamcap.kernels.solvers.lp import LP_MAX_D
 
     out += [f"d={d} with solver 'lp': lp handles d <= {LP_MAX_D} only"
             for d in (ds if isinstance(ds, (list, tuple)) else ()) if _is_int(d) and d > LP_MAX_D]
@@ -298,7 +299,7 @@ def _field_problems(problems: Any, solvers: Any, rhos: Any, ds: Any, seeds: Any,
 
 def spec_problems(spec: SweepSpec) -> list[str]:
     """Every bad value of a spec, each message naming it (empty when valid)."""
-    from kernels.solvers.settings import SolverSettings
+    from lamcap.kernels.solvers.settings import SolverSettings
 
     out = _field_problems(spec.problems, spec.solvers, spec.rhos, spec.ds, spec.seeds, spec.device, spec.d_max)
     if not isinstance(spec.search, SearchSettings):
@@ -337,7 +338,7 @@ def _section(raw: dict, name: str, cls: type, errors: list[str]) -> Any:
 
 def _spec_from_dict(raw: dict) -> SweepSpec:
     """A validated spec from a `to_dict`-shaped dict; every problem reported in one InvalidInput."""
-    from kernels.solvers.settings import SolverSettings
+    from lamcap.kernels.solvers.settings import SolverSettings
 
     if not isinstance(raw, dict):
         raise InvalidInput(f"a sweep spec must be a table of keys, got {raw!r}")
@@ -369,7 +370,7 @@ def _merge(base: dict, layer: dict) -> dict:
 
 def overrides_to_dict(overrides: dict) -> dict:
     """Flag values as a `to_dict`-shaped layer: None dropped, aliases resolved, flat settings routed."""
-    from kernels.solvers.settings import SolverSettings
+    from lamcap.kernels.solvers.settings import SolverSettings
 
     solver_keys = {f.name for f in dataclasses.fields(SolverSettings)}
     search_keys = {f.name for f in dataclasses.fields(SearchSettings)}
@@ -393,6 +394,8 @@ def read_toml(path: str) -> dict:
     """The parsed TOML file; InvalidInput naming the file when it is missing or malformed."""
     import tomllib
 
+    if os.path.isdir(path):
+        raise InvalidInput(f"sweep spec {path!r} is a directory, not a TOML file")
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
@@ -422,16 +425,24 @@ def to_toml(spec: SweepSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
+def preset_layer(preset: str | None) -> dict:
+    """The named preset's dict ({} for None); InvalidInput naming an unknown preset."""
+    from lamcap.orchestrator.presets import preset_dict
+
+    return preset_dict(preset) if preset is not None else {}
+
+
+def spec_from_layers(base: dict, layer: dict, overrides: dict | None = None) -> SweepSpec:
+    """A validated spec from a base dict (a preset), a file-shaped layer over it, then flag overrides."""
+    raw = _merge(base, layer)
+    raw = _merge(raw, overrides_to_dict(overrides or {}))
+    return _spec_from_dict(raw)
+
+
 def load_spec(path: str | None = None, preset: str | None = None, overrides: dict | None = None) -> SweepSpec:
     """A validated spec: a preset, then the TOML file (which may name its own `preset`), then flags."""
-    from orchestrator.presets import preset_dict
-
     layer = read_toml(path) if path is not None else {}
     named = layer.pop("preset", None)
     if preset is not None and named is not None and named != preset:
         raise InvalidInput(f"--preset {preset!r} contradicts preset = {named!r} in {path!r}")
-    base = preset if preset is not None else named
-    raw = preset_dict(base) if base is not None else {}
-    raw = _merge(raw, layer)
-    raw = _merge(raw, overrides_to_dict(overrides or {}))
-    return _spec_from_dict(raw)
+    return spec_from_layers(preset_layer(preset if preset is not None else named), layer, overrides)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from kernels.errors import InvalidInput
+from lamcap.kernels.errors import InvalidInput
 
 SCHEMA = 1
 CHUNK_ROWS = 4096  # rows per chunk along probe / threshold; a batch rewrites at most a couple of chunks
@@ -52,7 +52,7 @@ DESCRIPTIONS = {
     "purpose": ("1", "search: threshold bisection probe; curve: extra load for accuracy curves"),
     "attempt": ("1", "1 + retries after the probe's actor died"),
     "sat": ("1", "every association stored (float64 verification)"),
-    "status": ("1", "outcome status (kernels.outcome.STATUSES)"),
+    "status": ("1", "outcome status (lamcap.kernels.outcome.STATUSES)"),
     "accuracy": ("1", "fraction of associations stored"),
     "n_violations": ("1", "associations not stored"),
     "min_margin": ("sigma_off", "min over mu of target minus best competitor score, normalised"),
@@ -78,14 +78,14 @@ DESCRIPTIONS = {
 
 
 def hist_edges() -> np.ndarray:
-    """The score-histogram bin edges (kernels.verify.HIST_EDGES; imported lazily, it pulls torch)."""
-    from kernels.verify import HIST_EDGES
+    """The score-histogram bin edges (lamcap.kernels.verify.HIST_EDGES; imported lazily, it pulls torch)."""
+    from lamcap.kernels.verify import HIST_EDGES
 
     return np.asarray(HIST_EDGES, dtype=np.float64)
 
 
 def probe_key(record: dict) -> tuple:
-    """The identity of a probe record; equals orchestrator.spec.Probe.key."""
+    """The identity of a probe record; equals lamcap.orchestrator.spec.Probe.key."""
     return (record["problem"], record["solver"], float(record["rho"]), int(record["d"]),
             int(record["seed"]), int(record["p"]), record["purpose"])
 
@@ -373,7 +373,7 @@ def stored_spec(path: str | os.PathLike) -> Any:
     """The SweepSpec recorded in the store at `path` (read-only); InvalidInput if it is no lamcap store."""
     import zarr
 
-    from orchestrator.spec import SweepSpec
+    from lamcap.orchestrator.spec import SweepSpec
 
     path = os.fspath(path)
     try:

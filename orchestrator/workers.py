@@ -1,7 +1,7 @@
 """Ray side of a sweep: starting or joining Ray, sizing the worker set, the probe actors.
 
 No math here: an actor only keeps its device warm and calls a probe runner
-(by default `orchestrator.probe.run_probe`, which calls the kernels).
+(by default `lamcap.orchestrator.probe.run_probe`, which calls the kernels).
 """
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ from typing import Any, Callable
 
 import ray
 
-from kernels.errors import InvalidInput
+from lamcap.kernels.errors import InvalidInput
 
 Runner = Callable[[Any, Any, str], dict]  # (probe, solver settings, device) -> record
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def start_ray(address: str | None = None, num_cpus: int | None = None) -> None:
@@ -24,11 +23,6 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if ray.is_initialized():
         return
     if address is None:
-        # Workers of an embedded Ray inherit this environment: make the package importable there
-        # even when lamcap runs from a source tree rather than an installed wheel.
-        paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-        if REPO_ROOT not in paths:
-            os.environ["PYTHONPATH"] = os.pathsep.join([REPO_ROOT, *paths])
         ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.ERROR,
                  object_store_memory=256 * 1024**2, configure_logging=True)
     else:
@@ -98,8 +92,8 @@ class ProbeWorker:
         else:
             torch.zeros(1, device="cuda")  # create the CUDA context now, not in the first probe
         if runner is None:
-            from kernels.solvers import warm_up
-            from orchestrator.probe import run_probe as runner
+            from lamcap.kernels.solvers import warm_up
+            from lamcap.orchestrator.probe import run_probe as runner
 
             warm_up(device)  # so that no probe's wall_seconds carries the one-off import costs
         self.device = device
@@ -108,7 +102,7 @@ class ProbeWorker:
     def set_runner(self, runner: Runner | None) -> None:
         """Swap the probe runner (tests reuse warm actors with different fake runners)."""
         if runner is None:
-            from orchestrator.probe import run_probe as runner
+            from lamcap.orchestrator.probe import run_probe as runner
         self.runner = runner
 
     def where(self) -> dict:

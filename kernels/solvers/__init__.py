@@ -1,7 +1,7 @@
 """Solve one instance with a named solver, then verify the weights in float64.
 
 `solve(spec, solver, rank, settings, device) -> Outcome` is the one entry the
-orchestrator calls. SAT always comes from kernels.verify on the returned W, never
+orchestrator calls. SAT always comes from lamcap.kernels.verify on the returned W, never
 from a solver's own count.
 """
 from __future__ import annotations
@@ -10,12 +10,12 @@ import time
 
 import torch
 
-from kernels.disorder import Instance, InstanceSpec
-from kernels.errors import InvalidInput
-from kernels.memory import PeakMemory
-from kernels.outcome import Outcome
-from kernels.solvers.settings import SolverSettings
-from kernels.verify import Verification, verify
+from lamcap.kernels.disorder import Instance, InstanceSpec
+from lamcap.kernels.errors import InvalidInput
+from lamcap.kernels.memory import PeakMemory
+from lamcap.kernels.outcome import Outcome
+from lamcap.kernels.solvers.settings import SolverSettings
+from lamcap.kernels.verify import Verification, verify
 
 SOLVERS = ("adam", "hebbian", "lp")
 DEVICES = ("cpu", "cuda", "auto")
@@ -41,7 +41,7 @@ def check_solvable(spec: InstanceSpec, solver: str, rank: int) -> None:
     if solver == "lp":
         if rank < spec.d:
             raise InvalidInput(f"the lp solver handles full rank only; got rank={rank} < d={spec.d}")
-        from kernels.solvers.lp import check_lp_size
+        from lamcap.kernels.solvers.lp import check_lp_size
 
         check_lp_size(spec.d, spec.p)
 
@@ -51,17 +51,17 @@ def _run_solver(
 ) -> tuple[torch.Tensor, int, str]:
     """(W, steps, provisional status) from the named solver."""
     if solver == "hebbian":
-        from kernels.solvers.hebbian import solve_hebbian
+        from lamcap.kernels.solvers.hebbian import solve_hebbian
 
         return solve_hebbian(instance, rank), 0, "closed_form"
     if solver == "lp":
-        from kernels.solvers.lp import solve_lp
+        from lamcap.kernels.solvers.lp import solve_lp
 
         result = solve_lp(instance)
         if not result.feasible:  # no W exists; report the zero W, which stores nothing
             return torch.zeros(instance.d, instance.d, dtype=torch.float64), result.rounds, "infeasible"
         return result.w, result.rounds, "feasible"
-    from kernels.solvers.adam import train_adam
+    from lamcap.kernels.solvers.adam import train_adam
 
     trained = train_adam(instance, rank, settings)
     return trained.w, trained.steps, trained.status

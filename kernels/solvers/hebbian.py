@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from kernels.disorder import Instance
-from kernels.weights import hebbian
+from lamcap.kernels.disorder import Instance
+from lamcap.kernels.weights import hebbian
 
 
 def solve_hebbian(instance: Instance, rank: int) -> torch.Tensor:

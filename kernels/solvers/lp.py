@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from scipy.optimize import linprog
 
-from kernels.disorder import TILE_MU, TILE_NU, Instance
-from kernels.errors import InvalidInput
-from kernels.weights import hebbian
+from lamcap.kernels.disorder import TILE_MU, TILE_NU, Instance
+from lamcap.kernels.errors import InvalidInput
+from lamcap.kernels.weights import hebbian
 
 LP_MAX_D = 40  # d^2 = 1600 LP variables at most
 LP_MAX_P = 2000  # every round scans all p (p - 1) pairs

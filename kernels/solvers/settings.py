@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from kernels.errors import InvalidInput
+from lamcap.kernels.errors import InvalidInput
 
 MODES = ("auto", "materialize", "regenerate")
 STORAGE_DTYPES = ("float32", "bfloat16")
@@ -14,7 +14,7 @@ STORAGE_DTYPES = ("float32", "bfloat16")
 class SolverSettings:
     """Adam protocol and loss-streaming settings (hebbian and lp ignore the Adam ones).
 
-    Defaults (see kernels.solvers.adam for the experiment that chose them):
+    Defaults (see lamcap.kernels.solvers.adam for the experiment that chose them):
     lr = 1.0, max_steps = 2000, warmup_frac = 0.05.
     """
 

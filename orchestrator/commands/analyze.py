@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from kernels.errors import InvalidInput
+from lamcap.kernels.errors import InvalidInput
 
 DEFAULT_OUT = "out"
 
@@ -25,14 +25,14 @@ def analyze_store(store: str, out: str, level: float = 0.95, n_boot: int = 400) 
         raise InvalidInput(f"--level {level!r} is not in (0, 1)")
     if n_boot < 10:
         raise InvalidInput(f"--n-boot {n_boot!r} is too small (need >= 10)")
-    from analysis.report import run_report
+    from lamcap.orchestrator.api import analyze
 
-    result, text, paths = run_report(store, out, level=level, n_boot=n_boot)
-    print(text)
+    report = analyze(store, out, level=level, n_boot=n_boot)
+    print(report.text)
     print("\nOutputs:")
-    for name, path in paths.items():
+    for name, path in report.paths.items():
         print(f"  {name:9} {path}")
-    for note in result.notes:
+    for note in report.notes:
         print(f"  (skipped) {note}")
     return 0
 

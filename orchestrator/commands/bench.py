@@ -18,7 +18,7 @@ import json
 import statistics
 import time
 
-from kernels.errors import InvalidInput
+from lamcap.kernels.errors import InvalidInput
 
 BENCH_MODES = ("naive", "materialize", "regenerate")
 
@@ -59,9 +59,9 @@ def step_function(instance, mode: str, storage_dtype: str):
     """A closure running one loss + gradient step of `mode`, and the bytes of competitors it holds."""
     import torch
 
-    from kernels.competitors import make_source
-    from kernels.fused_loss import fused_loss
-    from kernels.reference import naive_loss
+    from lamcap.kernels.competitors import make_source
+    from lamcap.kernels.fused_loss import fused_loss
+    from lamcap.kernels.reference import naive_loss
 
     d = instance.d
     w0 = torch.randn(d, d, generator=torch.Generator().manual_seed(0)).to(instance.device) / d**0.5
@@ -100,8 +100,8 @@ def measure(problem: str, d: int, p: int, mode: str, repeats: int = 5, device: s
     """One mode's step time (median over repeats, after a warm-up) and peak memory."""
     import torch
 
-    from kernels.disorder import Instance, InstanceSpec
-    from kernels.memory import PeakMemory
+    from lamcap.kernels.disorder import Instance, InstanceSpec
+    from lamcap.kernels.memory import PeakMemory
 
     instance = Instance(InstanceSpec(problem, d, p, 0), device)
     instance.inputs, instance.targets  # noqa: B018 - generated before the baseline: not the loss's memory
@@ -119,8 +119,8 @@ def measure(problem: str, d: int, p: int, mode: str, repeats: int = 5, device: s
 
 
 def run(args: argparse.Namespace) -> int:
-    from kernels.disorder import InstanceSpec
-    from kernels.solvers import resolve_device
+    from lamcap.kernels.disorder import InstanceSpec
+    from lamcap.kernels.solvers import resolve_device
 
     if args.mode not in BENCH_MODES:
         raise InvalidInput(f"--mode {args.mode!r} is not one of {BENCH_MODES}")

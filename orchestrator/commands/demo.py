@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from kernels.errors import InvalidInput
+from lamcap.kernels.errors import InvalidInput
 
 DEFAULT_STORE = "demo-store.zarr"
 DEFAULT_OUT = "demo-out"
@@ -27,8 +27,8 @@ def sweep_argv(store: str, workers: int | None) -> list[str]:
 
 def run_sweep(store: str, workers: int | None) -> int:
     """Run `lamcap sweep --preset demo` in-process through the sweep command's own parser."""
-    from orchestrator.cli import Parser
-    from orchestrator.commands import sweep
+    from lamcap.orchestrator.cli import Parser
+    from lamcap.orchestrator.commands import sweep
 
     parser = Parser(prog="lamcap")
     sweep.add_parser(parser.add_subparsers(dest="command", required=True, parser_class=Parser))
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     rc = run_sweep(args.store, args.workers)
     if rc != 0:
         print(f"lamcap demo: the sweep exited with status {rc}; analysing what it stored")
-    from orchestrator.commands.analyze import analyze_store
+    from lamcap.orchestrator.commands.analyze import analyze_store
 
     analyze_store(args.store, args.out)
     print(f"\nlamcap demo: done. Figures and tables are in {args.out}/ (store: {args.store})")

@@ -7,15 +7,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import statistics
 import sys
 
-from kernels.errors import InvalidInput
-
-# Seconds to wait for every actor to be placed: an embedded Ray places them at once; a cluster's
-# autoscaler may have to boot GPU nodes (and pull the image) first.
-PLACEMENT_TIMEOUT_S = {False: 300.0, True: 1800.0}
+from lamcap.kernels.errors import InvalidInput
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -56,10 +51,8 @@ def overrides_from(args: argparse.Namespace) -> dict:
 
 def build_spec(args: argparse.Namespace):
     """The validated SweepSpec of a command line; InvalidInput naming any bad value."""
-    from orchestrator.spec import load_spec
+    from lamcap.orchestrator.spec import load_spec
 
-    if args.spec is not None and not os.path.isfile(args.spec):
-        raise InvalidInput(f"spec file {args.spec!r} does not exist")
     if args.spec is None and args.preset is None and not (args.problems and args.solvers and args.d):
         raise InvalidInput("give a spec file, --preset NAME, or at least --problems, --solvers and --d")
     if args.workers is not None and args.workers < 1:
@@ -69,37 +62,11 @@ def build_spec(args: argparse.Namespace):
     return load_spec(args.spec, args.preset, overrides_from(args))
 
 
-def check_cells(spec) -> None:
-    """Every cell's solver can take its first probes (kernels.solvers.check_solvable)."""
-    from kernels.disorder import InstanceSpec
-    from kernels.solvers import check_solvable
-    from orchestrator.scheduler import theory_guess
-    from orchestrator.search import initial_bracket
-
-    for cell in spec.cells():
-        _, b = initial_bracket(theory_guess(cell), spec.search.p_max)
-        check_solvable(InstanceSpec(cell.problem, cell.d, b, 0), cell.solver, cell.rank)
-
-
-def precheck_store(path: str, spec) -> None:
-    """Refuse (read-only) a store whose spec differs; a spec device 'auto' takes the store's device."""
-    import dataclasses
-
-    from orchestrator.store import check_compatible, stored_spec
-
-    if not os.path.exists(path):
-        return
-    if spec.device == "auto":
-        spec = dataclasses.replace(spec, device=stored_spec(path).device)
-    check_compatible(path, spec)
-
-
 def run(args: argparse.Namespace) -> int:
-    spec = build_spec(args)
-    check_cells(spec)
-    precheck_store(args.store, spec)
-    report = execute(spec, args.store, args.address, args.workers, progress=not args.no_progress,
-                     flush_seconds=args.flush_seconds)
+    from lamcap.orchestrator import api
+
+    report = api.sweep(build_spec(args), args.store, address=args.address, workers=args.workers,
+                       progress=not args.no_progress, flush_seconds=args.flush_seconds)
     print(format_table(report.thresholds))
     print(f"\n{report.probes_run} probes run, {report.probes_reused} reused from the store, "
           f"{report.retries} retried; actor utilisation {report.utilisation:.0%}; store: {args.store}")
@@ -110,43 +77,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def execute(spec, store_path: str, address: str | None = None, workers: int | None = None,
-            progress: bool = True, runner=None, flush_seconds: float | None = None):
-    """Start (or join) Ray, decide the device, open the store, run the scheduler; returns its report.
-
-    flush_seconds: the most seconds between store commits (None: SchedulerSettings' default).
-    """
-    import dataclasses
-
-    from orchestrator.scheduler import Scheduler, SchedulerSettings
-    from orchestrator.store import Store
-    from orchestrator.workers import WorkerPool, plan_workers, start_ray, stop_ray
-
-    num_cpus = max(os.cpu_count() or 1, workers or 1) if address is None else None
-    start_ray(address, num_cpus=num_cpus)
-    pool = None
-    try:
-        elastic = address is not None  # a joined cluster may autoscale: wait longer for actors to be placed
-        plan = plan_workers(workers, spec.device, elastic=elastic)
-        spec = dataclasses.replace(spec, device=plan.device)
-        store = Store.open_or_create(store_path, spec)
-        pool = WorkerPool(plan, runner)
-        if elastic:
-            print(f"lamcap sweep: waiting for {plan.count} actors ({plan.device}) to be placed", file=sys.stderr)
-        pool.wait_ready(timeout=PLACEMENT_TIMEOUT_S[elastic])
-        settings = SchedulerSettings(progress=progress)
-        if flush_seconds is not None:
-            settings = dataclasses.replace(settings, flush_seconds=flush_seconds)
-        return Scheduler(spec, store, pool, settings).run()
-    finally:
-        if pool is not None:
-            pool.shutdown()
-        stop_ray()
-
-
 def _theory_columns(problem: str, solver: str, rho: float, d: int) -> tuple[float, float]:
     """(finite-size alpha prediction, asymptotic alpha_c) for a cell; NaN where theory has none."""
-    from analysis import theory
+    from lamcap.analysis import theory
 
     kind = "hebbian" if solver == "hebbian" else "optimal"
     rank = max(1, round(rho * d))

@@ -5,7 +5,7 @@ import argparse
 import json
 import math
 
-from kernels.errors import InvalidInput
+from lamcap.kernels.errors import InvalidInput
 
 DEFAULT_RHO = (1.0, 0.75, 0.5, 0.25)
 DEFAULT_D = (8, 16, 32, 64, 128, 256)
@@ -32,22 +32,6 @@ def _validate(rhos: list[float], ds: list[int]) -> None:
             raise InvalidInput(f"--d {d!r} is below 2")
 
 
-def predictions(rhos: list[float], ds: list[int]) -> dict:
-    """The JSON object of `lamcap theory --json`."""
-    from analysis import theory
-
-    finite = []
-    for rho in rhos:
-        for d in ds:
-            p_star, alpha_rs = theory.finite_size_prediction(d, rho)
-            p_hebb, alpha_hebb = theory.hebbian_finite_size(d)
-            finite.append({"rho": rho, "d": d, "p_star": p_star, "alpha_c_rs": alpha_rs,
-                           "p_hebbian": p_hebb, "alpha_hebbian": alpha_hebb})
-    return {"alpha_hebbian": theory.ALPHA_HEBBIAN,
-            "asymptotic": [{"rho": rho, "alpha_c": theory.alpha_c(rho)} for rho in rhos],
-            "finite_size": finite}
-
-
 def format_table(result: dict) -> str:
     """The readable table of `lamcap theory`."""
     lines = [f"Hebbian capacity (d -> infinity): alpha_H = {result['alpha_hebbian']}", "",
@@ -62,6 +46,8 @@ def format_table(result: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     _validate(args.rho, args.d)
-    result = predictions(list(args.rho), list(args.d))
+    from lamcap.orchestrator.api import theory
+
+    result = theory(list(args.rho), list(args.d))
     print(json.dumps(result) if args.json else format_table(result))
     return 0

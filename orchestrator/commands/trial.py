@@ -12,7 +12,7 @@ import argparse
 import json
 import math
 
-from kernels.errors import InvalidInput
+from lamcap.kernels.errors import InvalidInput
 
 SAVE_LIMIT_BYTES = 1 << 30  # float64 size of the arrays --save may write (1 GiB)
 
@@ -40,29 +40,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def resolve_p(d: int, p: int | None, alpha: float | None) -> int:
-    """p from --p, or the integer nearest to the p solving p ln p = alpha d^2."""
-    if p is not None:
-        return p
-    if not (math.isfinite(alpha) and alpha > 0):
-        raise InvalidInput(f"--alpha {alpha!r} must be a positive number")
-    from orchestrator.search import p_for_alpha
-
-    return max(2, round(p_for_alpha(alpha, d)))
-
-
-def resolve_rank(d: int, rank: int | None, rho: float | None) -> int:
-    """r from --rank or --rho (full rank when neither is given)."""
-    if rho is not None:
-        if not (math.isfinite(rho) and 0 < rho <= 1):
-            raise InvalidInput(f"--rho {rho!r} is not in (0, 1]")
-        return max(1, round(rho * d))
-    rank = d if rank is None else rank
-    if not 1 <= rank <= d:
-        raise InvalidInput(f"--rank {rank!r} is not in 1..d = 1..{d}")
-    return rank
-
-
 def check_save(problem: str, d: int, p: int) -> None:
     """Refuse, before any work, an instance whose arrays exceed SAVE_LIMIT_BYTES."""
     outputs = p * d if problem == "op" else p * p * d
@@ -73,85 +50,78 @@ def check_save(problem: str, d: int, p: int) -> None:
 
 
 def prepare(args: argparse.Namespace):
-    """Every check of the command line, before any work: (InstanceSpec, rank, SolverSettings, device)."""
-    import dataclasses
-
-    from kernels.disorder import InstanceSpec
-    from kernels.solvers import check_solvable, resolve_device
-    from kernels.solvers.settings import SolverSettings
+    """Every check of the command line, before any work: an api.TrialPlan."""
+    from lamcap.orchestrator.api import plan_trial
 
     if args.d < 2:
         raise InvalidInput(f"--d {args.d!r} is below 2")
-    p = resolve_p(args.d, args.p, args.alpha)
-    if p < 2:
-        raise InvalidInput(f"--p {p!r} is below 2")
+    if args.p is not None and args.p < 2:
+        raise InvalidInput(f"--p {args.p!r} is below 2")
+    if args.alpha is not None and not (math.isfinite(args.alpha) and args.alpha > 0):
+        raise InvalidInput(f"--alpha {args.alpha!r} must be a positive number")
+    if args.rho is not None and not (math.isfinite(args.rho) and 0 < args.rho <= 1):
+        raise InvalidInput(f"--rho {args.rho!r} is not in (0, 1]")
+    if args.rank is not None and not 1 <= args.rank <= args.d:
+        raise InvalidInput(f"--rank {args.rank!r} is not in 1..d = 1..{args.d}")
     if args.seed < 0:
         raise InvalidInput(f"--seed {args.seed!r} is negative")
-    spec = InstanceSpec(args.problem, args.d, p, args.seed)
-    rank = resolve_rank(args.d, args.rank, args.rho)
-    changes = {k: v for k, v in (("max_steps", args.steps), ("lr", args.lr)) if v is not None}
-    settings = dataclasses.replace(SolverSettings(mode=args.mode), **changes)
-    check_solvable(spec, args.solver, rank)
-    device = resolve_device(args.device)
+    plan = plan_trial(args.problem, args.d, args.p, alpha=args.alpha, rank=args.rank, rho=args.rho,
+                      seed=args.seed, solver=args.solver, steps=args.steps, lr=args.lr, device=args.device,
+                      mode=args.mode)
     if args.save is not None:
-        check_save(spec.problem, spec.d, spec.p)
-    return spec, rank, settings, device
+        check_save(plan.spec.problem, plan.spec.d, plan.spec.p)
+    return plan
 
 
 def save_npz(path: str, spec, w, device: str) -> None:
     """W, X, Y as float64 arrays, Y in the paper's index order."""
     import numpy as np
 
-    from kernels.disorder import Instance
+    from lamcap.kernels.disorder import Instance
 
     instance = Instance(spec, device)
     np.savez(path, W=w.numpy(), X=instance.inputs.double().cpu().numpy(),
              Y=instance.materialize().double().cpu().numpy())
 
 
-def summary(spec, rank: int, solver: str, outcome, settings, alpha_asked: float | None) -> str:
-    """The readable report of one trial."""
-    o = outcome
-    load = f"alpha = {spec.p * math.log(spec.p) / spec.d ** 2:.4f}"
+def summary(record: dict, alpha_asked: float | None) -> str:
+    """The readable report of one trial record (api.trial_record)."""
+    o = record
+    load = f"alpha = {o['alpha']:.4f}"
     if alpha_asked is not None:
         load += f", the p nearest to --alpha {alpha_asked:g}"
-    ratio = o.target_var / o.offtarget_var if o.offtarget_var else math.nan
-    svs = o.singular_values
+    ratio = o["target_var"] / o["offtarget_var"] if o["offtarget_var"] else math.nan
+    svs = o["singular_values"]
     lines = [
-        f"{spec.problem}, d = {spec.d}, p = {spec.p} ({load}), rank {rank} (rho = {rank / spec.d:.3g}), "
-        f"seed {spec.seed}, solver {solver} on {o.device}",
-        f"  SAT: {'yes' if o.sat else 'no'}: {spec.p - o.n_violations} of {spec.p} associations stored "
-        f"(accuracy {o.accuracy:.4f})",
-        f"  status {o.status} after {o.steps} {'rounds' if solver == 'lp' else 'steps'}; "
-        f"final loss {o.final_loss:.4g}; min margin {o.min_margin:.4g} sigma_off",
-        f"  normalised scores: target mean {o.target_mean:.3f}, var {o.target_var:.3f}; "
+        f"{o['problem']}, d = {o['d']}, p = {o['p']} ({load}), rank {o['rank']} (rho = {o['rho']:.3g}), "
+        f"seed {o['seed']}, solver {o['solver']} on {o['device']}",
+        f"  SAT: {'yes' if o['sat'] else 'no'}: {o['p'] - o['n_violations']} of {o['p']} associations stored "
+        f"(accuracy {o['accuracy']:.4f})",
+        f"  status {o['status']} after {o['steps']} {'rounds' if o['solver'] == 'lp' else 'steps'}; "
+        f"final loss {o['final_loss']:.4g}; min margin {o['min_margin']:.4g} sigma_off",
+        f"  normalised scores: target mean {o['target_mean']:.3f}, var {o['target_var']:.3f}; "
         f"var(target)/var(off-target) = {ratio:.3f}",
         f"  singular values of W: largest {svs[0]:.4g}, smallest {svs[-1]:.4g}",
-        f"  {o.wall_seconds:.2f} s, peak memory {o.peak_bytes / 2**20:.1f} MiB",
+        f"  {o['wall_seconds']:.2f} s, peak memory {o['peak_bytes'] / 2**20:.1f} MiB",
     ]
-    if solver == "adam":
-        lines.append(f"  settings: lr {settings.lr:g}, max_steps {settings.max_steps}, "
-                     f"warmup_frac {settings.warmup_frac:g}, mode {settings.mode}")
+    if o["solver"] == "adam":
+        s = o["settings"]
+        lines.append(f"  settings: lr {s['lr']:g}, max_steps {s['max_steps']}, "
+                     f"warmup_frac {s['warmup_frac']:g}, mode {s['mode']}")
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
+    from lamcap.orchestrator.api import run_trial
 
-    from kernels.solvers import solve_with_weights
-
-    spec, rank, settings, device = prepare(args)
-    outcome, w = solve_with_weights(spec, args.solver, rank, settings, device)
+    plan = prepare(args)
+    record, w = run_trial(plan)
     if args.save is not None:
-        save_npz(args.save, spec, w, device)
+        save_npz(args.save, plan.spec, w, plan.device)
     if args.json:
-        record = {"problem": spec.problem, "d": spec.d, "p": spec.p,
-                  "alpha": spec.p * math.log(spec.p) / spec.d ** 2, "rank": rank, "rho": rank / spec.d,
-                  "seed": spec.seed, "solver": args.solver, "settings": dataclasses.asdict(settings),
-                  **outcome.as_record()}
         print(json.dumps(record))
     else:
-        print(summary(spec, rank, args.solver, outcome, settings, args.alpha))
+        print(summary(record, args.alpha))
         if args.save is not None:
             print(f"  saved W, X, Y (float64) to {args.save}")
-    return 0 if outcome.status != "error" else 1
+    return 0 if record["status"] != "error" else 1

@@ -184,7 +184,7 @@ def tiny_store(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def tiny(tiny_store):
-    """The tiny store opened with analysis.load.open_store."""
-    from analysis.load import open_store
+    """The tiny store opened with lamcap.analysis.load.open_store."""
+    from lamcap.analysis.load import open_store
 
     return open_store(tiny_store)

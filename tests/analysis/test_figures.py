@@ -1,14 +1,14 @@
-"""analysis.figures from a tiny stored sweep: axes, labels and number of series (matplotlib objects, not pixels)."""
+"""lamcap.analysis.figures from a tiny stored sweep: axes, labels and number of series (matplotlib objects, not pixels)."""
 from __future__ import annotations
 
 import pytest
 from matplotlib.container import ErrorbarContainer
 
-from analysis import figures, mechanism, thresholds
-from analysis.report import analyze
+from lamcap.analysis import figures, mechanism, thresholds
+from lamcap.analysis.report import analyze
 
 try:
-    import analysis.theory  # noqa: F401 (written alongside; figures draw theory curves only when it exists)
+    import lamcap.analysis.theory  # noqa: F401 (written alongside; figures draw theory curves only when it exists)
 
     HAS_THEORY = True
 except ImportError:

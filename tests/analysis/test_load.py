@@ -1,4 +1,4 @@
-"""analysis.load: decoding of categorical codes and clear errors for unusable stores."""
+"""lamcap.analysis.load: decoding of categorical codes and clear errors for unusable stores."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 import xarray as xr
 import zarr
 
-from analysis.load import decode, open_store
-from kernels.errors import InvalidInput
+from lamcap.analysis.load import decode, open_store
+from lamcap.kernels.errors import InvalidInput
 from tests.analysis.store_factory import CATEGORIES, synthetic_sweep, write_store
 
 
@@ -61,8 +61,8 @@ def test_store_without_thresholds_is_reported_unless_allowed(tmp_path):
 
 
 def test_the_factory_writes_the_schema_the_sweep_writer_writes():
-    """The synthetic stores are written independently of orchestrator.store: pin them to the same schema."""
-    from orchestrator import store
+    """The synthetic stores are written independently of lamcap.orchestrator.store: pin them to the same schema."""
+    from lamcap.orchestrator import store
     from tests.analysis import store_factory
 
     assert store_factory.CATEGORIES == store.CATEGORIES

@@ -1,14 +1,14 @@
-"""analysis.mechanism: relative loads, score ratios, spectra at threshold, KS distances, steps to solution."""
+"""lamcap.analysis.mechanism: relative loads, score ratios, spectra at threshold, KS distances, steps to solution."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import xarray as xr
 
-from analysis.load import open_store
-from analysis.mechanism import (ks_distance, law_cdf, regime, relative_load, score_histograms, score_ratios,
+from lamcap.analysis.load import open_store
+from lamcap.analysis.mechanism import (ks_distance, law_cdf, regime, relative_load, score_histograms, score_ratios,
                                 steps_to_solution, threshold_spectra)
-from kernels.errors import InvalidInput
+from lamcap.kernels.errors import InvalidInput
 from tests.analysis.store_factory import (alpha_of, probe_record, quarter_circle_sample, threshold_record,
                                           write_store)
 
@@ -121,8 +121,8 @@ def test_steps_to_solution_binned_by_relative_load(tmp_path):
 
 
 def test_spectrum_distances_prefer_the_law_the_spectra_were_drawn_from(tmp_path):
-    pytest.importorskip("analysis.theory")
-    from analysis.mechanism import spectrum_distances
+    pytest.importorskip("lamcap.analysis.theory")
+    from lamcap.analysis.mechanism import spectrum_distances
 
     rng = np.random.default_rng(9)
     cell = {**CELL, "d": 40}

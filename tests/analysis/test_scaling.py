@@ -1,12 +1,12 @@
-"""analysis.scaling: the finite-size fit recovers known laws, and its bootstrap interval covers them."""
+"""lamcap.analysis.scaling: the finite-size fit recovers known laws, and its bootstrap interval covers them."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import xarray as xr
 
-from analysis.scaling import fit_scaling, fitted_curve, scaling_law
-from kernels.errors import InvalidInput
+from lamcap.analysis.scaling import fit_scaling, fitted_curve, scaling_law
+from lamcap.kernels.errors import InvalidInput
 
 DS = (8, 16, 32, 64, 128, 256)
 

@@ -1,4 +1,4 @@
-"""analysis.theory against independent references: closed forms, sampled matrices, direct simulation."""
+"""lamcap.analysis.theory against independent references: closed forms, sampled matrices, direct simulation."""
 from __future__ import annotations
 
 import math
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize, stats
 
-from analysis import theory
-from kernels.errors import InvalidInput
+from lamcap.analysis import theory
+from lamcap.kernels.errors import InvalidInput
 
 D_SAMPLED = 1000
 

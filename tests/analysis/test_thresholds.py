@@ -1,14 +1,14 @@
-"""analysis.thresholds on hand-built stores: per-cell statistics, first violations, OP vs DP, curves."""
+"""lamcap.analysis.thresholds on hand-built stores: per-cell statistics, first violations, OP vs DP, curves."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import xarray as xr
 
-from analysis.load import open_store
-from analysis.thresholds import (accuracy_curves, bootstrap_medians, first_violation, op_dp_difference,
+from lamcap.analysis.load import open_store
+from lamcap.analysis.thresholds import (accuracy_curves, bootstrap_medians, first_violation, op_dp_difference,
                                  threshold_summary)
-from kernels.errors import InvalidInput
+from lamcap.kernels.errors import InvalidInput
 from tests.analysis.store_factory import alpha_of, probe_record, threshold_record, write_store
 
 # Hand-built: per-seed p* of two cells of d = 10.

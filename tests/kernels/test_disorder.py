@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernels.disorder import TILE_MU, TILE_NU, Instance, InstanceSpec, block_seed
-from kernels.errors import InvalidInput
+from lamcap.kernels.disorder import TILE_MU, TILE_NU, Instance, InstanceSpec, block_seed
+from lamcap.kernels.errors import InvalidInput
 
 P_SMALL, P_LARGE = 41, 41 + TILE_NU + 9  # the larger p crosses a tile boundary in both directions
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernels.competitors import make_source, resolve_mode
-from kernels.disorder import Instance, InstanceSpec
-from kernels.errors import InvalidInput
-from kernels.fused_loss import fused_loss
-from kernels.reference import naive_loss
+from lamcap.kernels.competitors import make_source, resolve_mode
+from lamcap.kernels.disorder import Instance, InstanceSpec
+from lamcap.kernels.errors import InvalidInput
+from lamcap.kernels.fused_loss import fused_loss
+from lamcap.kernels.reference import naive_loss
 
 P = 53  # prime: no chunk size divides it
 

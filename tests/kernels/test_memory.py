@@ -1,4 +1,4 @@
-"""kernels.memory: each measurement reports its own peak, not the largest one the process ever had."""
+"""lamcap.kernels.memory: each measurement reports its own peak, not the largest one the process ever had."""
 from __future__ import annotations
 
 import os
@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from kernels.memory import PeakMemory
+from lamcap.kernels.memory import PeakMemory
 
 MIB = 2**20
 

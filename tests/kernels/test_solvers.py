@@ -8,11 +8,11 @@ import pytest
 import torch
 from scipy.optimize import linprog
 
-from kernels.disorder import Instance, InstanceSpec
-from kernels.errors import InvalidInput
-from kernels.solvers import solve, solve_with_weights
-from kernels.solvers.adam import learning_rate
-from kernels.solvers.settings import SolverSettings
+from lamcap.kernels.disorder import Instance, InstanceSpec
+from lamcap.kernels.errors import InvalidInput
+from lamcap.kernels.solvers import solve, solve_with_weights
+from lamcap.kernels.solvers.adam import learning_rate
+from lamcap.kernels.solvers.settings import SolverSettings
 
 
 def p_at(alpha: float, d: int) -> int:

@@ -1,13 +1,13 @@
-"""kernels.verify against a brute-force numpy evaluation of the materialised score matrix."""
+"""lamcap.kernels.verify against a brute-force numpy evaluation of the materialised score matrix."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from kernels import verify as verify_mod
-from kernels.disorder import Instance, InstanceSpec
-from kernels.verify import HIST_EDGES, count_stored, verify
+from lamcap.kernels import verify as verify_mod
+from lamcap.kernels.disorder import Instance, InstanceSpec
+from lamcap.kernels.verify import HIST_EDGES, count_stored, verify
 
 
 def brute_force(instance: Instance, w: np.ndarray) -> dict:

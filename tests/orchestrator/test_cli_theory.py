@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from analysis import theory
-from orchestrator import cli
+from lamcap.analysis import theory
+from lamcap.orchestrator import cli
 
 
 @pytest.fixture(autouse=True)

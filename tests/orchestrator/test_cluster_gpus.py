@@ -19,11 +19,11 @@ ray = pytest.importorskip("ray")
 
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from orchestrator.commands.sweep import execute  # noqa: E402
-from orchestrator.scheduler import Scheduler, SchedulerSettings  # noqa: E402
-from orchestrator.spec import SearchSettings, SweepSpec  # noqa: E402
-from orchestrator.store import Store, read_tables, stored_spec  # noqa: E402
-from orchestrator.workers import WorkerPlan, WorkerPool, plan_workers  # noqa: E402
+from lamcap.orchestrator.driver import execute  # noqa: E402
+from lamcap.orchestrator.scheduler import Scheduler, SchedulerSettings  # noqa: E402
+from lamcap.orchestrator.spec import SearchSettings, SweepSpec  # noqa: E402
+from lamcap.orchestrator.store import Store, read_tables, stored_spec  # noqa: E402
+from lamcap.orchestrator.workers import WorkerPlan, WorkerPool, plan_workers  # noqa: E402
 from tests.orchestrator.test_scheduler import fake_runner, p_true  # noqa: E402
 from tests.orchestrator.test_sweep_e2e import alive, descendants  # noqa: E402
 
@@ -134,7 +134,7 @@ def test_sweep_command_joins_the_cluster_and_records_cuda(cluster, tmp_path):
 
 @pytest.mark.slow
 def test_actors_that_cannot_be_placed_are_reported_not_waited_for_forever(cluster):
-    from kernels.errors import InvalidInput
+    from lamcap.kernels.errors import InvalidInput
 
     cl, _ = cluster
     ray.init(address=cl.address, include_dashboard=False)

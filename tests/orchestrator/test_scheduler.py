@@ -13,11 +13,11 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from orchestrator.probe import probe_fields  # noqa: E402
-from orchestrator.scheduler import Scheduler, SchedulerSettings, probe_cost  # noqa: E402
-from orchestrator.spec import Cell, Probe, SearchSettings, SweepSpec  # noqa: E402
-from orchestrator.store import Store, probe_key, read_tables  # noqa: E402
-from orchestrator.workers import WorkerPlan, WorkerPool, start_ray, stop_ray  # noqa: E402
+from lamcap.orchestrator.probe import probe_fields  # noqa: E402
+from lamcap.orchestrator.scheduler import Scheduler, SchedulerSettings, probe_cost  # noqa: E402
+from lamcap.orchestrator.spec import Cell, Probe, SearchSettings, SweepSpec  # noqa: E402
+from lamcap.orchestrator.store import Store, probe_key, read_tables  # noqa: E402
+from lamcap.orchestrator.workers import WorkerPlan, WorkerPool, start_ray, stop_ray  # noqa: E402
 
 GUESS = 20.0
 

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import lambertw
 
-from kernels.errors import InvalidInput
-from orchestrator.search import ThresholdLearner, curve_loads, initial_bracket, p_for_alpha
-from orchestrator.spec import Cell
+from lamcap.kernels.errors import InvalidInput
+from lamcap.orchestrator.search import ThresholdLearner, curve_loads, initial_bracket, p_for_alpha
+from lamcap.orchestrator.spec import Cell
 
 CELL = Cell("op", "adam", 1.0, 8)
 FAST = settings(max_examples=150, deadline=None)

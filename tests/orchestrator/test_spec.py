@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from kernels.errors import InvalidInput
-from kernels.solvers.settings import SolverSettings
-from orchestrator.presets import PRESETS, preset_dict, preset_spec
-from orchestrator.spec import Cell, Probe, SearchSettings, SweepSpec, load_spec, to_toml, validate
+from lamcap.kernels.errors import InvalidInput
+from lamcap.kernels.solvers.settings import SolverSettings
+from lamcap.orchestrator.presets import PRESETS, preset_dict, preset_spec
+from lamcap.orchestrator.spec import Cell, Probe, SearchSettings, SweepSpec, load_spec, to_toml, validate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,15 +26,15 @@ def small(**changes) -> dict:
 
 
 def test_names_agree_with_the_kernels():
-    from kernels.disorder import PROBLEMS
-    from kernels.solvers import SOLVERS
-    from orchestrator import spec
+    from lamcap.kernels.disorder import PROBLEMS
+    from lamcap.kernels.solvers import SOLVERS
+    from lamcap.orchestrator import spec
 
     assert spec.PROBLEMS == PROBLEMS and spec.SOLVERS == SOLVERS
 
 
 def test_no_torch_or_ray_at_import_time():
-    code = ("import sys, orchestrator.spec, orchestrator.search, orchestrator.presets; "
+    code = ("import sys, lamcap.orchestrator.spec, lamcap.orchestrator.search, lamcap.orchestrator.presets; "
             "print(sorted(m for m in ('torch', 'ray') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

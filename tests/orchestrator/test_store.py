@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from kernels.errors import InvalidInput
-from kernels.outcome import Outcome
-from orchestrator.probe import error_record, probe_fields
-from orchestrator.spec import Cell, Probe, SweepSpec
-from orchestrator.store import PROBE_FIELDS, Store, probe_key, read_tables
+from lamcap.kernels.errors import InvalidInput
+from lamcap.kernels.outcome import Outcome
+from lamcap.orchestrator.probe import error_record, probe_fields
+from lamcap.orchestrator.spec import Cell, Probe, SweepSpec
+from lamcap.orchestrator.store import PROBE_FIELDS, Store, probe_key, read_tables
 
 REPO = Path(__file__).resolve().parents[2]
 N_BINS = 120
@@ -33,7 +33,7 @@ def make_spec(**changes) -> SweepSpec:
 
 
 def record(problem="op", solver="adam", rho=0.5, d=12, seed=0, p=10, purpose="search") -> dict:
-    """A record as orchestrator.probe.run_probe builds it, from a real Outcome."""
+    """A record as lamcap.orchestrator.probe.run_probe builds it, from a real Outcome."""
     probe = Probe(Cell(problem, solver, rho, d), seed, p, purpose)
     rank = probe.cell.rank
     rng = np.random.default_rng(p * 100 + seed)
@@ -64,7 +64,7 @@ def test_every_outcome_field_has_a_column():
 
 
 def test_round_trip_through_store_xarray_and_analysis_reader(tmp_path):
-    from analysis.load import open_store
+    from lamcap.analysis.load import open_store
 
     path = tmp_path / "s.zarr"
     store = Store.open_or_create(path, make_spec())
@@ -110,7 +110,7 @@ def test_a_probe_or_threshold_is_never_written_twice(tmp_path):
 
 def test_half_written_batch_is_invisible_and_truncated_on_reopen(tmp_path):
     """Rows written past n_committed (a crash between arrays of one batch) are never read."""
-    from analysis.load import open_store
+    from lamcap.analysis.load import open_store
 
     path = tmp_path / "s.zarr"
     store = Store.open_or_create(path, make_spec())
@@ -135,7 +135,7 @@ WRITER = textwrap.dedent("""
     sys.path.insert(0, {repo!r})
     sys.path.insert(0, {tests!r})
     from test_store import make_spec, record
-    from orchestrator.store import Store
+    from lamcap.orchestrator.store import Store
     store = Store.open_or_create({path!r}, make_spec())
     batch = 0
     while True:
@@ -184,7 +184,7 @@ def test_a_directory_that_is_not_a_store_is_refused(tmp_path):
 
 def test_appending_without_zarr_internals_gives_the_same_store(tmp_path, monkeypatch):
     """The public-API fallback (grow, then write) stores exactly what the in-memory view does."""
-    from orchestrator import store as store_mod
+    from lamcap.orchestrator import store as store_mod
 
     records = [record(p=p, problem=pr) for p in (5, 6, 9) for pr in ("op", "dp")]
     Store.open_or_create(tmp_path / "view.zarr", make_spec()).append_probes(records)
@@ -201,7 +201,7 @@ def test_rows_of_an_unfinished_batch_are_not_visible_to_a_plain_reader(tmp_path,
     """With the in-memory view, the arrays keep their committed length until the batch's data is on disk."""
     import zarr
 
-    from orchestrator import store as store_mod
+    from lamcap.orchestrator import store as store_mod
 
     store = Store.open_or_create(tmp_path / "s.zarr", make_spec())
     store.append_probes([record(p=5)])

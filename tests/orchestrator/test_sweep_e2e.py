@@ -23,10 +23,10 @@ import pytest
 import xarray as xr
 import zarr
 
-from orchestrator import cli
-from orchestrator.probe import error_record
-from orchestrator.spec import Cell, Probe, load_spec
-from orchestrator.store import Store, probe_key, read_tables, threshold_key
+from lamcap.orchestrator import cli
+from lamcap.orchestrator.probe import error_record
+from lamcap.orchestrator.spec import Cell, Probe, load_spec
+from lamcap.orchestrator.store import Store, probe_key, read_tables, threshold_key
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = "300"  # a small Adam step budget: probes of d <= 12 take tens of milliseconds
@@ -151,7 +151,7 @@ def alive(procs: set[tuple[int, str]]) -> set[tuple[int, str]]:
 
 
 def sweep_cmd(spec_file: Path, store: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "orchestrator.cli", "sweep", str(spec_file), "--store", str(store),
+    return [sys.executable, "-m", "lamcap.orchestrator.cli", "sweep", str(spec_file), "--store", str(store),
             "--workers", "2", "--no-progress", *extra]
 
 
@@ -201,7 +201,7 @@ def counts(stdout: str) -> tuple[int, int]:
 # ---- a: the real kernels end to end ----------------------------------------------------------
 @pytest.mark.slow
 def test_real_sweep_end_to_end(tmp_path):
-    from orchestrator.commands.sweep import execute
+    from lamcap.orchestrator.driver import execute
 
     spec = load_spec(overrides={"problems": ["op", "dp"], "solvers": ["adam", "hebbian"], "d": [8, 12],
                                 "rho": [1.0, 0.5], "seeds": 2, "steps": int(STEPS), "device": "cpu"})
