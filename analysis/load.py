@@ -62,6 +62,35 @@ def _committed_rows(attrs: dict, arrays: dict) -> int:
     return min((a.shape[0] for a in arrays.values()), default=0)
 
 
+def _damaged(path: str, arr, what: str) -> InvalidInput:
+    return InvalidInput(f"store damaged: {path}/{arr.path}: {what}; the rows of that chunk cannot be read "
+                        "(docs/STORE.md says what can be recovered)")
+
+
+def read_committed(path: str, arr, n: int) -> np.ndarray:
+    """The first n rows of a zarr array, chunk by chunk, refusing a missing or unreadable chunk.
+
+    Zarr reads a missing chunk as its fill value; the writer stores every chunk (empty ones too),
+    so a chunk that should hold committed rows and is absent means damage, never data.
+    """
+    rows = arr.chunks[0]
+    n_col_chunks = -(-arr.shape[1] // arr.chunks[1]) if arr.ndim == 2 else 1
+    parts = []
+    for i in range(-(-n // rows)):
+        for j in range(n_col_chunks):
+            coords = (i, j) if arr.ndim == 2 else (i,)
+            key = arr.metadata.encode_chunk_key(coords)
+            if not os.path.exists(os.path.join(path, *arr.path.split("/"), *key.split("/"))):
+                raise _damaged(path, arr, f"chunk {key} is missing")
+        try:
+            parts.append(arr[i * rows: min(n, (i + 1) * rows)])
+        except Exception as exc:  # noqa: BLE001 - a truncated or corrupt chunk raises codec-specific errors
+            raise _damaged(path, arr, f"chunk {i} cannot be decoded ({type(exc).__name__}: {exc})") from None
+    if not parts:
+        return arr[:0]
+    return np.concatenate(parts)
+
+
 def _open_group(path: str, group: str, dim: str) -> xr.Dataset | None:
     """The committed rows of one table group as a Dataset (None if the group does not exist).
 
@@ -77,26 +106,34 @@ def _open_group(path: str, group: str, dim: str) -> xr.Dataset | None:
     arrays = dict(node.arrays())
     n = _committed_rows(dict(node.attrs), arrays)
     variables = {
-        name: xr.Variable(arr.metadata.dimension_names or (dim,), arr[:n], attrs=dict(arr.attrs))
+        name: xr.Variable(arr.metadata.dimension_names or (dim,), read_committed(path, arr, n),
+                          attrs=dict(arr.attrs))
         for name, arr in arrays.items()
     }
     return decode(xr.Dataset(variables, attrs=dict(node.attrs)))
 
 
 def _root_attrs(path: str) -> dict:
+    """The root attributes; InvalidInput when `path` is no lamcap store."""
     import zarr
 
     try:
-        return dict(zarr.open_group(path, mode="r").attrs)
-    except Exception:  # noqa: BLE001 - a root without attrs is still readable
-        return {}
+        attrs = dict(zarr.open_group(path, mode="r").attrs)
+    except Exception as exc:  # noqa: BLE001 - any unreadable root is refused the same way
+        raise InvalidInput(f"{path!r} is not a lamcap store (no readable zarr group: {type(exc).__name__})") \
+            from None
+    if "lamcap_schema" not in attrs:
+        raise InvalidInput(f"{path!r} is a zarr group but not a lamcap store (no lamcap_schema attribute)")
+    return attrs
 
 
 def open_store(path: str | os.PathLike, require_thresholds: bool = True) -> Store:
-    """Read a store; InvalidInput for a missing or empty store, or (by default) one without thresholds."""
+    """Read a store; InvalidInput for a missing, foreign, damaged or empty store, or (by default) one
+    without thresholds. Every committed row is read and checked (see read_committed)."""
     path = os.fspath(path)
     if not os.path.isdir(path):
         raise InvalidInput(f"no lamcap store at {path!r} (no such directory)")
+    attrs = _root_attrs(path)
     probes = _open_group(path, "probes", "probe")
     if probes is None or probes.sizes.get("probe", 0) == 0:
         raise InvalidInput(f"store {path!r} is empty: no probes recorded yet")
@@ -105,4 +142,4 @@ def open_store(path: str | os.PathLike, require_thresholds: bool = True) -> Stor
         if require_thresholds:
             raise InvalidInput(f"store {path!r} has no thresholds yet: no (cell, seed) search has finished")
         thresholds = xr.Dataset(coords={"threshold": np.arange(0)})
-    return Store(path=path, probes=probes, thresholds=thresholds, attrs=_root_attrs(path))
+    return Store(path=path, probes=probes, thresholds=thresholds, attrs=attrs)

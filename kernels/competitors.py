@@ -38,7 +38,19 @@ FLOAT32_BYTES = 4
 
 def chunk_bytes(device: torch.device) -> int:
     """Target float32 size of one competitor chunk on this device type."""
-    return CHUNK_BYTES.get(device.type, CHUNK_BYTES["cpu"])
+    return chunk_bytes_for(device.type)
+
+
+def chunk_bytes_for(device_type: str) -> int:
+    """CHUNK_BYTES of a device type given by name ('cpu' or 'cuda')."""
+    return CHUNK_BYTES.get(device_type, CHUNK_BYTES["cpu"])
+
+
+def auto_budget_bytes(device_type: str, total_memory: int) -> int:
+    """The competitor budget of mode 'auto' on a device of `total_memory` bytes."""
+    if device_type == "cuda":
+        return int(total_memory * CUDA_BUDGET_FRACTION)
+    return DEFAULT_CPU_BUDGET_BYTES
 
 
 class CompetitorSource(ABC):

@@ -1,15 +1,21 @@
 """The sweep driver: every check before work, then Ray, the worker pool, the store and the scheduler.
 
-`lamcap sweep` and `lamcap.sweep` both end here. No math: the kernels run inside the actors.
+`lamcap sweep` and `lamcap.sweep` both end here. Order matters: the store's lock, the spec against
+the store, the store's integrity and writability, the device and every cell's memory are checked
+before Ray starts or the store is written. No math: the kernels run inside the actors.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 
-# Seconds to wait for every actor to be placed: an embedded Ray places them at once; a cluster's
-# autoscaler may have to boot GPU nodes (and pull the image) first.
+from lamcap.kernels.errors import InvalidInput
+
+# Seconds to wait for the first actors to be placed: an embedded Ray places them at once; a
+# cluster's autoscaler may have to boot GPU nodes (and pull the image) first.
 PLACEMENT_TIMEOUT_S = {False: 300.0, True: 1800.0}
+SEARCH_BYTES = 4096  # driver memory per (cell, seed): its learner, threshold row and probe keys
 
 
 def check_cells(spec) -> None:
@@ -24,27 +30,122 @@ def check_cells(spec) -> None:
         check_solvable(InstanceSpec(cell.problem, cell.d, b, 0), cell.solver, cell.rank)
 
 
+def check_searches_fit(spec) -> None:
+    """The driver holds one search per (cell, seed): refuse a sweep whose searches cannot fit its memory."""
+    from lamcap.kernels.budget import host_memory_bytes, human
+
+    searches = len(spec.cells()) * spec.seeds
+    limit = host_memory_bytes() // 4
+    if searches * SEARCH_BYTES > limit:
+        raise InvalidInput(f"seeds={spec.seeds} gives {searches} searches ({len(spec.cells())} cells x seeds), "
+                           f"about {human(searches * SEARCH_BYTES)} of driver memory; this machine can give "
+                           f"{human(limit)}: at most {limit // SEARCH_BYTES // max(1, len(spec.cells()))} seeds")
+
+
+def memory_caps(spec, device: str, memory_bytes: int) -> dict:
+    """Per cell, the largest p whose probe fits `memory_bytes`; InvalidInput naming a cell whose first
+    probes cannot fit (the estimate and the limit in the message)."""
+    from lamcap.kernels.budget import check_fits, largest_p, probe_memory
+    from lamcap.kernels.competitors import chunk_bytes_for
+    from lamcap.orchestrator.scheduler import theory_guess
+    from lamcap.orchestrator.search import initial_bracket
+
+    settings = spec.solver_settings
+    kwargs = {"mode": settings.mode, "storage_dtype": settings.storage_dtype,
+              "chunk_bytes": chunk_bytes_for(device), "materialize_limit": _materialize_limit(settings, device,
+                                                                                              memory_bytes)}
+    caps = {}
+    for cell in spec.cells():
+        _, b = initial_bracket(theory_guess(cell), spec.search.p_max)
+        estimate = probe_memory(cell.problem, cell.d, b, cell.rank, cell.solver, **kwargs)
+        check_fits(estimate, memory_bytes, f"cell {cell.problem} {cell.solver} rho={cell.rho:g} d={cell.d} "
+                                           f"(its first probes reach p={b})", device)
+        caps[cell] = largest_p(cell.problem, cell.d, cell.rank, cell.solver, memory_bytes, **kwargs)
+    return caps
+
+
+def _materialize_limit(settings, device: str, memory_bytes: int) -> int:
+    from lamcap.kernels.competitors import auto_budget_bytes
+
+    if settings.memory_budget_bytes is not None:
+        return settings.memory_budget_bytes
+    return auto_budget_bytes(device, memory_bytes)
+
+
+def check_writable(path: str) -> None:
+    """InvalidInput naming the path when the store (or the folder it would be created in) is not writable."""
+    target = path if os.path.exists(path) else (os.path.dirname(os.path.abspath(path)) or ".")
+    if not os.path.exists(target):
+        raise InvalidInput(f"cannot create store {path!r}: folder {target!r} does not exist")
+    if not os.path.isdir(target):
+        raise InvalidInput(f"store {path!r} is not a folder")
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise InvalidInput(f"cannot write store {path!r}: {target!r} is not writable (permission denied or a "
+                           "read-only filesystem)")
+
+
 def precheck_store(path: str, spec) -> None:
-    """Refuse (read-only) a store whose spec differs; a spec device 'auto' takes the store's device."""
-    import dataclasses
+    """Refuse (read-only) a store whose spec differs or which is damaged or not writable; a spec device
+    'auto' takes the store's device."""
+    from lamcap.orchestrator.store import check_compatible, check_readable, stored_spec
 
-    from lamcap.orchestrator.store import check_compatible, stored_spec
-
+    check_writable(path)
     if not os.path.exists(path):
         return
     if spec.device == "auto":
         spec = dataclasses.replace(spec, device=stored_spec(path).device)
     check_compatible(path, spec)
+    check_readable(path)
+
+
+def actor_memory(info: dict) -> int:
+    """What one actor may use: its GPU's memory, or its host's available memory over the host's cores."""
+    if info["device"] == "cuda":
+        return int(info["memory_bytes"])
+    return int(info["memory_bytes"]) // max(1, int(info.get("cpus", 1)))
+
+
+def local_device(spec) -> str:
+    """The device an embedded Ray's actors will use; InvalidInput for CUDA where there is none."""
+    from lamcap.kernels.solvers import resolve_device
+
+    return resolve_device(spec.device)
 
 
 def execute(spec, store_path: str, address: str | None = None, workers: int | None = None,
             progress: bool = True, runner=None, flush_seconds: float | None = None):
-    """Start (or join) Ray, decide the device, open the store, run the scheduler; returns its report.
+    """Check everything, start (or join) Ray, open the store, run the scheduler; returns its report.
 
     flush_seconds: the most seconds between store commits (None: SchedulerSettings' default).
+    runner: a probe runner for the actors instead of the kernels (tests).
     """
-    import dataclasses
+    from lamcap.orchestrator.lock import StoreLock
 
+    lock = StoreLock(store_path)
+    check_writable(store_path)
+    lock.acquire()
+    try:
+        if lock.taken_over:
+            print(f"lamcap sweep: took over the lock of a driver that is gone ({lock.taken_over.get('host')}, "
+                  f"pid {lock.taken_over.get('pid')}, since {lock.taken_over.get('since')})", file=sys.stderr)
+        check_cells(spec)
+        check_searches_fit(spec)
+        precheck_store(store_path, spec)
+        caps = None
+        if address is None and runner is None:  # this machine is the device: check every cell before Ray
+            from lamcap.kernels.budget import device_memory_bytes
+
+            device = local_device(spec)
+            memory = device_memory_bytes(device)
+            if device == "cpu":  # CPU actors share the host: each gets its share of the memory
+                memory //= max(1, workers or os.cpu_count() or 1)
+            caps = memory_caps(spec, device, memory)
+        return _run(spec, store_path, address, workers, progress, runner, flush_seconds, caps, lock)
+    finally:
+        lock.release()
+
+
+def _run(spec, store_path, address, workers, progress, runner, flush_seconds, caps, lock):
     from lamcap.orchestrator.scheduler import Scheduler, SchedulerSettings
     from lamcap.orchestrator.store import Store
     from lamcap.orchestrator.workers import WorkerPool, plan_workers, start_ray, stop_ray
@@ -53,18 +154,23 @@ def execute(spec, store_path: str, address: str | None = None, workers: int | No
     start_ray(address, num_cpus=num_cpus)
     pool = None
     try:
-        elastic = address is not None  # a joined cluster may autoscale: wait longer for actors to be placed
+        elastic = address is not None  # a joined cluster may autoscale: start with the actors placed
         plan = plan_workers(workers, spec.device, elastic=elastic)
         spec = dataclasses.replace(spec, device=plan.device)
         store = Store.open_or_create(store_path, spec)
         pool = WorkerPool(plan, runner)
         if elastic:
-            print(f"lamcap sweep: waiting for {plan.count} actors ({plan.device}) to be placed", file=sys.stderr)
-        pool.wait_ready(timeout=PLACEMENT_TIMEOUT_S[elastic])
+            print(f"lamcap sweep: asking for {plan.count} actors ({plan.device}); starting with those placed",
+                  file=sys.stderr)
+        infos = pool.wait_ready(timeout=PLACEMENT_TIMEOUT_S[elastic], minimum=1 if elastic else None)
+        if caps is None and runner is None:  # the actors know their device's memory: the smallest decides
+            caps = memory_caps(spec, plan.device, min(actor_memory(i) for i in infos))
         settings = SchedulerSettings(progress=progress)
         if flush_seconds is not None:
             settings = dataclasses.replace(settings, flush_seconds=flush_seconds)
-        return Scheduler(spec, store, pool, settings).run()
+        scheduler = Scheduler(spec, store, pool, settings, p_caps=caps)
+        scheduler.actor_infos.extend(infos)
+        return scheduler.run(heartbeat=lock.refresh)
     finally:
         if pool is not None:
             pool.shutdown()

@@ -1,9 +1,11 @@
 """The dispatch loop: the only place with concurrency.
 
-One `ThresholdLearner` per (cell, seed). A plain loop keeps one call in flight per actor,
-waits with `ray.wait(..., num_returns=1, timeout=...)`, and `ray.get`s each ready ref inside
-try/except: a dead actor is replaced and its probe requeued (up to `max_attempts`, then an
-'error' record). Records and thresholds are buffered and flushed to the store in batches, by
+One `ThresholdLearner` per (cell, seed). A plain loop keeps one call in flight per ready actor,
+waits with `ray.wait(..., num_returns=1, timeout=...)` on the probes and on actors still being
+placed (an autoscaling cluster adds them as it can), and `ray.get`s each ready ref inside
+try/except. An error is never a verdict: a probe whose actor died or that raised is run again on a
+fresh actor (up to `max_attempts`); if it keeps failing it is stored as an 'error' record and its
+seed's search stops there, its threshold marked incomplete with the reason. Records and thresholds are buffered and flushed to the store in batches, by
 one writer thread (batches in order, one at a time), so that the actors never wait on the disk.
 Resuming: learners are told every search probe the store already holds, and a proposal whose
 record is stored is answered from it, never run again.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,6 +23,7 @@ from typing import Any, Callable
 
 import ray
 
+from lamcap.kernels.errors import InvalidInput
 from lamcap.orchestrator.probe import error_record
 from lamcap.orchestrator.search import ThresholdLearner, curve_loads
 from lamcap.orchestrator.spec import Cell, Probe, SweepSpec
@@ -36,6 +40,7 @@ class SchedulerSettings:
     max_attempts: int = 3  # runs of one probe on fresh actors before it is recorded as 'error'
     wait_timeout: float = 0.5  # seconds per ray.wait, so flushes and Ctrl-C are never starved
     progress: bool = True  # tqdm bar on stderr
+    placement_timeout: float = 1800.0  # seconds without any ready actor (all dead, none placed) before giving up
 
 
 @dataclass
@@ -44,8 +49,9 @@ class SweepReport:
 
     thresholds: list[dict]  # every threshold row of the sweep (stored earlier or now)
     probes_run: int = 0  # probes computed in this run
-    probes_reused: int = 0  # proposals answered from records already in the store
-    retries: int = 0  # probes requeued after their actor died
+    probes_reused: int = 0  # records already in the store that this run used (replayed or answered)
+    retries: int = 0  # probe runs repeated after their actor died or the probe raised
+    failures: list[str] = field(default_factory=list)  # one line per failed run, as reported when it happened
     busy_seconds: float = 0.0  # summed over actors, measured inside them
     wall_seconds: float = 0.0  # of the dispatch loop, actors already warm
     n_actors: int = 0
@@ -79,14 +85,21 @@ def alpha_of(p: int, d: int) -> float:
 
 
 def threshold_row(learner: ThresholdLearner) -> dict:
-    """A store row from a finished learner (p_star = p_hi = -1 when p_max was SAT: no threshold)."""
+    """A store row from a finished learner; an incomplete one (p_star = -1) says why in `reason`."""
     res, cell = learner.result(), learner.cell
     p_star = res.p_star if res.p_star is not None else -1
+    if res.failure:
+        reason = res.failure
+    elif p_star == -1:
+        reason = f"p={res.p_lo} (the search's cap p_max) is still SAT: the threshold lies above what may be probed"
+    else:
+        reason = ""
     return {
         "problem": cell.problem, "solver": cell.solver, "rho": float(cell.rho), "rho_eff": cell.rho_eff,
         "rank": cell.rank, "d": cell.d, "seed": learner.seed, "p_star": p_star,
         "alpha_star": alpha_of(p_star, cell.d), "p_lo": res.p_lo,
         "p_hi": res.p_hi if res.p_hi is not None else -1, "n_probes": res.n_probes, "monotone": res.monotone,
+        "complete": not reason, "reason": reason,
     }
 
 
@@ -95,13 +108,17 @@ class Scheduler:
 
     def __init__(self, spec: SweepSpec, store: Store, pool: WorkerPool,
                  settings: SchedulerSettings = SchedulerSettings(),
-                 guess: Callable[[Cell], float] = theory_guess) -> None:
+                 guess: Callable[[Cell], float] = theory_guess, p_caps: dict[Cell, int] | None = None) -> None:
+        """p_caps: per cell, the largest p a probe may have (what fits the device's memory)."""
         self.spec, self.store, self.pool, self.settings = spec, store, pool, settings
-        self.learners = {(cell, seed): ThresholdLearner(cell, seed, guess(cell), spec.search.p_max)
+        caps = p_caps or {}
+        self.learners = {(cell, seed): ThresholdLearner(cell, seed, guess(cell), _cap(spec.search.p_max,
+                                                                                     caps.get(cell)))
                          for cell in spec.cells() for seed in range(spec.seeds)}
         self.stored = store.completed_probes()  # key -> record
         self.thresholds = store.completed_thresholds()  # threshold key -> row
         self.report = SweepReport(thresholds=[], n_actors=len(pool.actors))
+        self.actor_infos: list[dict] = []  # actors that became ready, for the store
         self.ready: list[tuple[Probe, int]] = []  # (probe, attempt) waiting for an actor
         self.in_flight: dict[Any, tuple[int, Probe, int]] = {}  # ref -> (slot, probe, attempt)
         self.finished: set[tuple] = set()  # learner keys whose threshold row exists
@@ -109,16 +126,22 @@ class Scheduler:
         self.buffer: list[dict] = []
         self.pending_rows: list[dict] = []
         self.last_flush = time.monotonic()
+        self._bar: Any = None  # the tqdm bar, inside run()
         self._writer: ThreadPoolExecutor | None = None  # the store's writer thread, inside run()
         self._writing: Future | None = None  # the batch it is writing
 
     # ---- resume ------------------------------------------------------------------------------
     def replay(self) -> None:
-        """Tell the learners every stored search verdict; emit thresholds that are now known."""
+        """Tell the learners every stored search verdict (a stored error stops its seed's search, as it did
+        when it happened); emit thresholds that are now known."""
         for key, record in sorted(self.stored.items(), key=lambda kv: kv[0][5]):
             learner = self.learners.get(((Cell(*key[:4])), key[4]))
             if learner is not None and record["purpose"] == "search":
-                learner.tell(int(record["p"]), bool(record["sat"]))
+                self.report.probes_reused += 1
+                if record["status"] == "error":
+                    learner.fail(int(record["p"]), record.get("error", ""))
+                else:
+                    learner.tell(int(record["p"]), bool(record["sat"]))
         for lkey, learner in self.learners.items():
             self._check_learner(lkey, learner)
 
@@ -126,7 +149,7 @@ class Scheduler:
     def _active(self) -> list[tuple[tuple, ThresholdLearner]]:
         """Unfinished learners, largest (longest-running) cells first."""
         active = [(k, lrn) for k, lrn in self.learners.items()
-                  if k not in self.finished and not lrn.done and not lrn.exhausted]
+                  if k not in self.finished and not lrn.done and not lrn.exhausted and not lrn.failed]
         return sorted(active, key=lambda kv: (-kv[0][0].d, kv[0][0].problem != "dp", kv[0]))
 
     def _quotas(self, n: int) -> dict[tuple, int]:
@@ -162,16 +185,19 @@ class Scheduler:
                         out.append((probe, 1))
                         continue
                     self.report.probes_reused += 1
-                    learner.tell(p, bool(record["sat"]))
+                    if record["status"] == "error":
+                        learner.fail(p, record.get("error", ""))
+                    else:
+                        learner.tell(p, bool(record["sat"]))
                     self._check_learner(lkey, learner)
                     answered = True
         return out
 
     # ---- dispatching -------------------------------------------------------------------------
     def _fill(self) -> None:
-        """Give every idle actor a probe: queued ones (retries, curves) first, then new asks."""
+        """Give every idle ready actor a probe: queued ones (retries, curves) first, then new asks."""
         busy = {slot for slot, _, _ in self.in_flight.values()}
-        idle = [s for s in range(len(self.pool.actors)) if s not in busy]
+        idle = [s for s in self.pool.ready if s not in busy]
         if not idle:
             return
         if len(self.ready) < len(idle):
@@ -185,27 +211,54 @@ class Scheduler:
             self.in_flight[ref] = (slot, probe, attempt)
         self.report.peak_in_flight = max(self.report.peak_in_flight, len(self.in_flight))
 
+    def _admit(self, ref: Any) -> None:
+        """An actor finished starting: it joins the pool (its info is recorded in the store)."""
+        info = self.pool.admit(ref)
+        self.actor_infos.append(info)
+        self.report.n_actors = max(self.report.n_actors, len(self.pool.ready))
+
     def _collect(self, ref: Any) -> None:
-        """Take one finished ref: a record, a dead actor (retry), or an error."""
+        """Take one finished ref: a record, or a failure (dead actor, raised probe, error record) to retry."""
         slot, probe, attempt = self.in_flight.pop(ref)
         try:
             record, busy = ray.get(ref)
         except ray.exceptions.RayActorError as exc:
             self.pool.replace(slot)
-            if attempt < self.settings.max_attempts:
-                self.report.retries += 1
-                self.ready.append((probe, attempt + 1))
-                return
-            record, busy = error_record(probe, self.pool.plan.device,
-                                        f"actor died {attempt} times: {type(exc).__name__}", attempt), 0.0
+            return self._failed(probe, attempt, f"actor died ({type(exc).__name__})", 0.0)
         except ray.exceptions.RayTaskError as exc:  # run_probe catches; a fake runner may not
             cause = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else exc
-            message = f"{type(cause).__name__}: {cause}".splitlines()[0]
-            record, busy = error_record(probe, self.pool.plan.device, message, attempt), 0.0
-        record["attempt"] = attempt
+            return self._failed(probe, attempt, f"{type(cause).__name__}: {cause}".splitlines()[0], 0.0)
         self.report.busy_seconds += busy
         self.report.per_actor[slot] += 1
+        if record["status"] == "error":
+            if self.pool.plan.device == "cuda":  # its CUDA context may be broken (sticky errors): a fresh actor
+                self.pool.replace(slot)
+            return self._failed(probe, attempt, record.get("error", "") or "the probe raised", busy)
+        record["attempt"] = attempt
         self._finish(probe, record)
+
+    def _failed(self, probe: Probe, attempt: int, message: str, busy: float) -> None:
+        """A run that gave no verdict: say so now, run it again, or after max_attempts store it as 'error'
+        and stop its seed's search there (never told to the learner as a verdict)."""
+        what = f"{probe.cell.problem} {probe.cell.solver} rho={probe.cell.rho:g} d={probe.cell.d} " \
+               f"seed={probe.seed} p={probe.p}"
+        again = attempt < self.settings.max_attempts
+        line = f"lamcap sweep: probe {what} failed (attempt {attempt} of {self.settings.max_attempts}): {message}" \
+               + ("; running it again on a fresh actor" if again else "; giving up on this seed")
+        self.report.failures.append(line)
+        _say(line, self._bar)
+        if again:
+            self.report.retries += 1
+            self.ready.append((probe, attempt + 1))
+            return
+        record = error_record(probe, self.pool.plan.device, message, attempt)
+        self.report.probes_run += 1
+        self.stored[probe.key] = record
+        self.buffer.append(record)
+        if probe.purpose == "search":
+            lkey = (probe.cell, probe.seed)
+            self.learners[lkey].fail(probe.p, message)
+            self._check_learner(lkey, self.learners[lkey])
 
     def _finish(self, probe: Probe, record: dict) -> None:
         self.report.probes_run += 1
@@ -218,7 +271,7 @@ class Scheduler:
 
     def _check_learner(self, lkey: tuple, learner: ThresholdLearner) -> None:
         """Emit a learner's threshold once it is done and nothing of it is in flight; then curves."""
-        if lkey in self.finished or learner.pending or not (learner.done or learner.exhausted):
+        if lkey in self.finished or learner.pending or not (learner.done or learner.exhausted or learner.failed):
             return
         self.finished.add(lkey)
         row = threshold_row(learner)
@@ -237,7 +290,7 @@ class Scheduler:
         self.curved.add(cell)
         alphas = [r["alpha_star"] for r in self.report.thresholds
                   if (r["problem"], r["solver"], r["rho"], r["d"]) == (cell.problem, cell.solver, cell.rho, cell.d)
-                  and r["p_star"] >= 2]
+                  and r["p_star"] >= 2 and r.get("complete", True)]
         if not alphas:
             return
         for p in curve_loads(statistics.median(alphas), cell.d, n, self.spec.search.curve_span):
@@ -257,23 +310,25 @@ class Scheduler:
         write error is raised at the next flush, and `wait` blocks until every batch is stored.
         Outside `run` (no writer thread) the batch is written here.
         """
-        if self.buffer or self.pending_rows:
+        if self.buffer or self.pending_rows or self.actor_infos:
             self._await_write()  # before taking the buffer: if the last batch failed, this one stays buffered
-            records, rows = self.buffer, self.pending_rows
-            self.buffer, self.pending_rows = [], []
+            records, rows, actors = self.buffer, self.pending_rows, self.actor_infos
+            self.buffer, self.pending_rows, self.actor_infos = [], [], []
             if self._writer is None:
-                self._write(records, rows)
+                self._write(records, rows, actors)
             else:
-                self._writing = self._writer.submit(self._write, records, rows)
+                self._writing = self._writer.submit(self._write, records, rows, actors)
         self.last_flush = time.monotonic()
         if wait:
             self._await_write()
 
-    def _write(self, records: list[dict], rows: list[dict]) -> None:
+    def _write(self, records: list[dict], rows: list[dict], actors: list[dict] = ()) -> None:
         if records:
             self.store.append_probes(records)
         if rows:
             self.store.append_thresholds(rows)
+        if actors:
+            self.store.record_actors(actors)
 
     def _await_write(self) -> None:
         writing, self._writing = self._writing, None
@@ -282,7 +337,8 @@ class Scheduler:
 
     def _maybe_flush(self) -> None:
         due = time.monotonic() - self.last_flush >= self.settings.flush_seconds
-        if len(self.buffer) >= self.settings.flush_every or (due and (self.buffer or self.pending_rows)):
+        if len(self.buffer) >= self.settings.flush_every or (due and (self.buffer or self.pending_rows
+                                                                           or self.actor_infos)):
             self.flush()
 
     # ---- the loop ----------------------------------------------------------------------------
@@ -294,22 +350,40 @@ class Scheduler:
                 "cells_done": sum(1 for n in per_cell.values() if n == self.spec.seeds),
                 "probes_done": self.report.probes_run, "in_flight": len(self.in_flight)}
 
-    def run(self) -> SweepReport:
-        """Search every (cell, seed) to its threshold; Ctrl-C stops dispatching and keeps what finished."""
+    def _work_left(self) -> bool:
+        return bool(self.ready or self._active())
+
+    def run(self, heartbeat: Callable[[], None] | None = None) -> SweepReport:
+        """Search every (cell, seed) to its threshold; Ctrl-C stops dispatching and keeps what finished.
+
+        heartbeat: called every loop turn (the driver renews its store lock there).
+        """
         self.replay()
-        bar = _progress_bar(len(self.learners), self.settings.progress)
+        self._bar = _progress_bar(len(self.learners), self.settings.progress)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lamcap-store")
-        start = time.perf_counter()
+        start = starved_since = time.perf_counter()
         try:
             while True:
                 self._fill()
-                if not self.in_flight:
+                if not self.in_flight and not (self.pool.placing and self._work_left()):
                     break
+                if self.in_flight or self.pool.ready:
+                    starved_since = time.perf_counter()
+                elif time.perf_counter() - starved_since > self.settings.placement_timeout:
+                    raise InvalidInput(f"no actor has been ready for {self.settings.placement_timeout:.0f} s "
+                                       "while probes wait (the cluster cannot place any); the store keeps what "
+                                       "finished: resume when the cluster has room")
                 self._maybe_flush()  # after _fill: the actors run while the batch is written
-                ready, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=self.settings.wait_timeout)
+                if heartbeat is not None:
+                    heartbeat()
+                waiting = [*self.in_flight, *self.pool.placing]
+                ready, _ = ray.wait(waiting, num_returns=1, timeout=self.settings.wait_timeout)
                 for ref in ready:
-                    self._collect(ref)
-                _update_bar(bar, self._progress())
+                    if ref in self.pool.placing:
+                        self._admit(ref)
+                    else:
+                        self._collect(ref)
+                _update_bar(self._bar, self._progress())
         except KeyboardInterrupt:
             self.report.interrupted = True
         finally:
@@ -319,10 +393,24 @@ class Scheduler:
             finally:
                 self._writer.shutdown(wait=True)  # also a batch whose wait a Ctrl-C cut short
                 self._writer = None
-            if bar is not None:
-                _update_bar(bar, self._progress(), force=True)
-                bar.close()
+            if self._bar is not None:
+                _update_bar(self._bar, self._progress(), force=True)
+                self._bar.close()
         return self.report
+
+
+def _cap(p_max: int | None, cap: int | None) -> int | None:
+    """The tighter of the spec's p_max and a memory cap (None: no limit)."""
+    caps = [c for c in (p_max, cap) if c is not None]
+    return max(3, min(caps)) if caps else None
+
+
+def _say(line: str, bar: Any) -> None:
+    """A line on stderr now, above the progress bar if there is one."""
+    if bar is not None:
+        bar.write(line, file=sys.stderr)
+    else:
+        print(line, file=sys.stderr, flush=True)
 
 
 def _progress_bar(total: int, enabled: bool) -> Any:

@@ -59,6 +59,7 @@ class ThresholdResult:
     n_probes: int
     monotone: bool
     probes: dict[int, bool] = field(default_factory=dict)
+    failure: str = ""  # why the search stopped short of a threshold (a probe that kept failing), or ""
 
 
 class ThresholdLearner:
@@ -77,6 +78,7 @@ class ThresholdLearner:
         self.a, self.b = initial_bracket(guess_p, p_max)
         self._probes: dict[int, bool] = {}
         self._pending: set[int] = set()
+        self._failure = ""
 
     # ---- state -------------------------------------------------------------------------------
     @property
@@ -107,6 +109,11 @@ class ThresholdLearner:
         return self.p_max is not None and self.bracket()[1] is None and self._probes.get(self.p_max, False)
 
     @property
+    def failed(self) -> bool:
+        """A probe of this seed kept failing: the search stops there, without a threshold."""
+        return bool(self._failure)
+
+    @property
     def monotone(self) -> bool:
         """False when some SAT p lies above some UNSAT p."""
         hi = self.bracket()[1]
@@ -114,8 +121,9 @@ class ThresholdLearner:
 
     def result(self) -> ThresholdResult:
         lo, hi = self.bracket()
-        return ThresholdResult(p_star=lo if self.done else None, p_lo=lo, p_hi=hi, n_probes=len(self._probes),
-                               monotone=self.monotone, probes=dict(sorted(self._probes.items())))
+        return ThresholdResult(p_star=lo if self.done and not self.failed else None, p_lo=lo, p_hi=hi,
+                               n_probes=len(self._probes), monotone=self.monotone,
+                               probes=dict(sorted(self._probes.items())), failure=self._failure)
 
     # ---- tell / forget -----------------------------------------------------------------------
     def tell(self, p: int, sat: bool) -> None:
@@ -129,6 +137,12 @@ class ThresholdLearner:
         self._probes[p] = sat
         self._pending.discard(p)
 
+    def fail(self, p: int, reason: str) -> None:
+        """The probe at p failed for good (an error is never a verdict): stop this seed's search there."""
+        self._pending.discard(p)
+        if not self._failure:
+            self._failure = f"p={p}: {reason}" if reason else f"p={p} failed"
+
     def forget(self, p: int) -> None:
         """A pending probe was lost (its actor died): it may be asked again."""
         self._pending.discard(p)
@@ -138,7 +152,7 @@ class ThresholdLearner:
         """Up to n new p values, marked pending; [] when nothing useful can be probed now."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise InvalidInput(f"n={n!r} must be an integer >= 0")
-        if n == 0 or self.done or self.exhausted:
+        if n == 0 or self.done or self.exhausted or self.failed:
             return []
         lo, hi = self.bracket()
         if not self._probes:

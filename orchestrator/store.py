@@ -5,9 +5,17 @@ metadata file atomically: temp file + rename), and only then is the group attrib
 `n_committed` raised in one metadata write. Readers and a reopening writer take only the first
 `n_committed` rows, so a process killed mid-batch leaves every earlier batch intact and the
 partial one invisible (reopening truncates it away).
+
+One writer: the sweep driver holds the store's lock (orchestrator.lock) for its whole run, and
+before every append checks that the store still holds exactly the rows it committed, so that a
+second writer is stopped before anything is overwritten. Every chunk is written, even one equal
+to the fill value, so a chunk missing under committed rows is damage (analysis.load.read_committed
+refuses it), never data. Disk and permission errors end in StoreError naming the path, the
+committed rows and how to resume.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import json
@@ -17,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from lamcap.kernels.errors import InvalidInput
+from lamcap.kernels.errors import InvalidInput, StoreError
 
-SCHEMA = 1
+SCHEMA = 2
 CHUNK_ROWS = 4096  # rows per chunk along probe / threshold; a batch rewrites at most a couple of chunks
 CATEGORIES = {
     "problem": ("op", "dp"),
@@ -37,7 +45,7 @@ PROBE_FIELDS = {
 }
 THRESHOLD_FIELDS = {
     **CELL_FIELDS, "seed": "i8", "p_star": "i8", "alpha_star": "f8", "p_lo": "i8", "p_hi": "i8",
-    "n_probes": "i8", "monotone": "?",
+    "n_probes": "i8", "monotone": "?", "complete": "?",
 }
 DESCRIPTIONS = {
     "problem": ("1", "op: shared outputs; dp: private competitors"),
@@ -74,6 +82,8 @@ DESCRIPTIONS = {
     "p_hi": ("1", "final bracket: UNSAT at p_hi"),
     "n_probes": ("1", "search probes spent on this (cell, seed)"),
     "monotone": ("1", "every SAT probe of this seed lies below every UNSAT probe"),
+    "complete": ("1", "the search reached a threshold; if false, p_star is -1 and the group attribute "
+                      "'reasons' says why (a probe that kept failing, or p_max still SAT)"),
 }
 
 
@@ -142,7 +152,23 @@ class _Table:
 
     @property
     def n_committed(self) -> int:
+        """The committed rows as this writer last wrote or read them."""
         return int(self.group.attrs.get("n_committed", 0))
+
+    def n_committed_on_disk(self) -> int:
+        """The committed rows as the store holds them now (another writer may have changed them)."""
+        import zarr
+
+        fresh = zarr.open_group(self.group.store, path=self.group.path, mode="r")
+        return int(fresh.attrs.get("n_committed", 0))
+
+    def check_unchanged(self, store_path: str) -> None:
+        """StoreError when the store no longer holds exactly the rows this writer committed."""
+        believed, now = self.n_committed, self.n_committed_on_disk()
+        if believed != now:
+            raise StoreError(f"store {store_path!r} changed under this sweep: its {self.group.path} group holds "
+                             f"{now} committed rows where this driver committed {believed}; another process "
+                             "wrote to it. Nothing was overwritten; check who writes the store, then resume")
 
     def truncate(self) -> None:
         """Cut every array back to the committed rows (drops a batch a crash left half-written)."""
@@ -159,6 +185,12 @@ class _Table:
         2. every array's grown shape (one small metadata file each, back to back),
         3. the group's `n_committed` (and `extra_attrs`) in one metadata write.
         """
+        import zarr
+
+        with zarr.config.set({"array.write_empty_chunks": True}):  # see the module docstring
+            self._append(columns, extra_attrs)
+
+    def _append(self, columns: dict[str, np.ndarray], extra_attrs: dict | None) -> None:
         n = self.n_committed
         k = len(next(iter(columns.values())))
         grown = {}
@@ -223,14 +255,25 @@ class Store:
         difference, before anything is written.
         """
         path = os.fspath(path)
-        if os.path.exists(path):
-            root = _open_existing(path, spec)
-        else:
-            root = _create(path, spec)
-        store = cls(path, root, int(spec.max_d))
-        store._probes.truncate()
-        store._thresholds.truncate()
+        with _disk_errors(path, None):
+            if os.path.exists(path):
+                root = _open_existing(path, spec)
+            else:
+                root = _create(path, spec)
+            store = cls(path, root, int(spec.max_d))
+            store._probes.truncate()
+            store._thresholds.truncate()
         return store
+
+    def _guarded_append(self, table: _Table, columns: dict, extra: dict | None = None) -> None:
+        """Append to `table` after checking nobody else wrote; disk errors as StoreError."""
+        with _disk_errors(self.path, self):
+            table.check_unchanged(self.path)
+            table.append(columns, extra)
+
+    def committed_counts(self) -> tuple[int, int]:
+        """(probe rows, threshold rows) committed, as this writer knows them."""
+        return self._probes.n_committed, self._thresholds.n_committed
 
     def append_probes(self, records: list[dict]) -> int:
         """Append finished probe records (probe fields + Outcome.as_record() + `error`); skip stored keys."""
@@ -248,7 +291,7 @@ class Store:
         extra = {}
         if errors:
             extra["errors"] = json.dumps({**json.loads(self._probes.group.attrs.get("errors", "{}")), **errors})
-        self._probes.append(columns, extra)
+        self._guarded_append(self._probes, columns, extra)
         self._probe_keys.update(probe_key(r) for r in records)
         return len(records)
 
@@ -258,7 +301,13 @@ class Store:
             self._threshold_keys = set(self.completed_thresholds())
         rows = _new_only(rows, threshold_key, self._threshold_keys)
         if rows:
-            self._thresholds.append({name: _column(rows, name, dtype) for name, dtype in THRESHOLD_FIELDS.items()})
+            reasons = {json.dumps(threshold_key(r)): r["reason"] for r in rows if r.get("reason")}
+            extra = {}
+            if reasons:
+                extra["reasons"] = json.dumps({**json.loads(self._thresholds.group.attrs.get("reasons", "{}")),
+                                               **reasons})
+            self._guarded_append(self._thresholds,
+                                 {name: _column(rows, name, dtype) for name, dtype in THRESHOLD_FIELDS.items()}, extra)
             self._threshold_keys.update(threshold_key(r) for r in rows)
         return len(rows)
 
@@ -276,11 +325,35 @@ class Store:
     def completed_thresholds(self) -> dict[tuple, dict]:
         """Every committed threshold row, by threshold_key."""
         rows = read_rows(self._thresholds.group, THRESHOLD_FIELDS, self._thresholds.n_committed)
+        reasons = json.loads(self._thresholds.group.attrs.get("reasons", "{}"))
+        for row in rows:
+            row["reason"] = reasons.get(json.dumps(threshold_key(row)), "")
         return {threshold_key(r): r for r in rows}
+
+    def record_actors(self, infos: list[dict]) -> None:
+        """Append actors' infos (node, device name and memory, torch / CUDA / lamcap) to root attr `actors`."""
+        with _disk_errors(self.path, self):
+            known = json.loads(self._root.attrs.get("actors", "[]"))
+            self._root.attrs["actors"] = json.dumps(known + [{**i, "since": _now()} for i in infos])
 
     @property
     def attrs(self) -> dict:
         return dict(self._root.attrs)
+
+
+@contextlib.contextmanager
+def _disk_errors(path: str, store: Store | None):
+    """Turn an OSError of the store's filesystem into one StoreError line naming what is safe."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        if store is None:
+            raise StoreError(f"cannot open or create store {path!r}: {reason} ({exc.filename or path})") from None
+        probes, thresholds = store.committed_counts()
+        raise StoreError(f"cannot write store {path!r}: {reason}; {probes} probe records and {thresholds} "
+                         "thresholds are committed and intact; fix the cause and run the same command to "
+                         "resume") from None
 
 
 def _new_only(rows: list[dict], key, seen: set) -> list[dict]:
@@ -337,7 +410,7 @@ def _create_table(root: Any, name: str, dim: str, fields: dict[str, str], wide: 
         group.create_array(field, shape=(0, width), chunks=(CHUNK_ROWS // 16, max(width, 1)), dtype=dtype,
                            fill_value=_fill(dtype), dimension_names=(dim, dim2),
                            attributes={**_attrs(field), **extra})
-    group.attrs.update({"n_committed": 0, "errors": "{}"} if dim == "probe" else {"n_committed": 0})
+    group.attrs.update({"n_committed": 0, "errors": "{}"} if dim == "probe" else {"n_committed": 0, "reasons": "{}"})
 
 
 def _create(path: str, spec: Any) -> Any:
@@ -363,10 +436,15 @@ def _create(path: str, spec: Any) -> Any:
         "lamcap_schema": SCHEMA,
         "spec": json.dumps(spec.to_dict()),
         "versions": json.dumps(_versions()),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _now(),
+        "actors": "[]",
     })
     os.replace(tmp, path)  # a store appears whole or not at all
     return zarr.open_group(path, mode="r+", zarr_format=3)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def stored_spec(path: str | os.PathLike) -> Any:
@@ -397,11 +475,27 @@ def check_compatible(path: str | os.PathLike, spec: Any) -> None:
                            + " (use another --store, or the same spec to resume)")
 
 
+def check_readable(path: str | os.PathLike) -> None:
+    """InvalidInput ("store damaged: ...") unless every committed row of every array can be read."""
+    import zarr
+
+    from lamcap.analysis.load import read_committed
+
+    path = os.fspath(path)
+    for name in ("probes", "thresholds"):
+        group = zarr.open_group(path, mode="r", path=name)
+        n = int(group.attrs.get("n_committed", 0))
+        for _, arr in group.arrays():
+            read_committed(path, arr, n)
+
+
 def _open_existing(path: str, spec: Any) -> Any:
-    """Open a store for appending after checking that `spec` may extend it (nothing written on refusal)."""
+    """Open a store for appending after checking that `spec` may extend it and that it is whole
+    (nothing written on refusal)."""
     import zarr
 
     check_compatible(path, spec)
+    check_readable(path)
     return zarr.open_group(path, mode="r+", zarr_format=3)
 
 

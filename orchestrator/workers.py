@@ -45,25 +45,23 @@ class WorkerPlan:
     device: str  # 'cuda' or 'cpu': decided once by the driver and recorded in the spec
 
 
-def cluster_device() -> str:
-    """'cuda' when the cluster declares GPUs, else 'cpu'."""
-    return "cuda" if int(ray.cluster_resources().get("GPU", 0)) > 0 else "cpu"
-
-
 def plan_workers(workers: int | None = None, device: str = "auto", elastic: bool = False) -> WorkerPlan:
     """One actor per GPU on a GPU cluster; else one per CPU core; `workers`, if given, caps either.
 
-    Without `elastic` (an embedded Ray) never more actors than the cluster can place now: an actor
-    that cannot be placed would leave `WorkerPool.wait_ready` waiting for its whole timeout. With
+    Without `elastic` (an embedded Ray) never more actors than the cluster can place now. With
     `elastic` (a joined cluster, which may autoscale) an explicit `workers` is honoured as asked:
-    the autoscaler starts nodes for actors that cannot be placed yet (cluster.yaml starts at zero
-    GPU nodes).
+    the sweep starts with the actors that are placed and adds the others as the autoscaler brings
+    nodes (cluster.yaml starts at zero GPU nodes). There, `device='auto'` with no GPU in the cluster
+    yet is refused: an autoscaler may be about to add GPU nodes, and a CPU sweep would then be wrong.
     """
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise InvalidInput(f"--workers {workers!r} must be an integer >= 1")
     resources = ray.cluster_resources()
     gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 0))
     if device == "auto":
+        if elastic and gpus == 0:
+            raise InvalidInput("--device auto: the Ray cluster has no GPU now, but an autoscaling cluster may add "
+                               "GPU nodes; pass --device cuda to wait for GPU actors, or --device cpu")
         device = "cuda" if gpus > 0 else "cpu"
     available = gpus if device == "cuda" else cpus
     if elastic and workers is not None:
@@ -79,6 +77,40 @@ def plan_workers(workers: int | None = None, device: str = "auto", elastic: bool
     return WorkerPlan(count=count, num_gpus=0, num_cpus=1, device="cpu")
 
 
+ACTOR_ERROR = "lamcap actor"  # prefix of the messages an actor raises at start-up (found again in RayActorError)
+
+
+def missing_gpu_message() -> str:
+    """Why a GPU actor cannot run: the node, the GPUs Ray gave it, and what torch lacks."""
+    import torch
+
+    build = torch.version.cuda
+    cause = ("torch is a CPU build: install the CUDA build of torch on that node" if build is None else
+             "no usable CUDA device: check the NVIDIA driver on that node (nvidia-smi)")
+    return (f"{ACTOR_ERROR} on node {ray.util.get_node_ip_address()}: Ray gave it GPU(s) {ray.get_gpu_ids()} "
+            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')!r}) but torch {torch.__version__} "
+            f"(CUDA build {build or 'none'}) sees no CUDA device: {cause}")
+
+
+def actor_info(device: str) -> dict:
+    """Where an actor runs and with what: recorded in the store, compared across actors."""
+    import platform
+    import socket
+
+    import torch
+
+    from lamcap import __version__
+    from lamcap.kernels.budget import device_memory_bytes
+
+    ctx = ray.get_runtime_context()
+    name = torch.cuda.get_device_name(0) if device == "cuda" else (platform.processor() or platform.machine())
+    return {"node_id": ctx.get_node_id(), "node_ip": ray.util.get_node_ip_address(), "host": socket.gethostname(),
+            "pid": os.getpid(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()], "device": device,
+            "device_name": name, "memory_bytes": device_memory_bytes(device), "cpus": os.cpu_count() or 1,
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda or "", "lamcap": __version__}
+
+
 class ProbeWorker:
     """A long-lived actor that runs probes on one device (one GPU, or one CPU thread)."""
 
@@ -86,7 +118,9 @@ class ProbeWorker:
         import torch
 
         if device == "cuda" and not torch.cuda.is_available():
-            device = "cpu"  # a GPU declared as a resource without a CUDA device (test clusters)
+            if runner is None:  # the real kernels: never run a GPU sweep's probes on a CPU thread
+                raise RuntimeError(missing_gpu_message())
+            device = "cpu"  # a custom runner (tests on fake GPU resources) decides itself what it needs
         if device == "cpu":
             torch.set_num_threads(1)  # one core per actor; records do not depend on scheduling
         else:
@@ -106,10 +140,8 @@ class ProbeWorker:
         self.runner = runner
 
     def where(self) -> dict:
-        """Node id, GPU ids and device of this actor."""
-        ctx = ray.get_runtime_context()
-        return {"node_id": ctx.get_node_id(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
-                "device": self.device, "pid": os.getpid()}
+        """actor_info: node, GPU ids, device, its name and memory, torch / CUDA / lamcap versions."""
+        return actor_info(self.device)
 
     def run(self, probe: Any, settings: Any) -> tuple[dict, float]:
         """(record, busy seconds) for one probe."""
@@ -121,33 +153,80 @@ class ProbeWorker:
 RemoteProbeWorker = ray.remote(max_restarts=0, max_task_retries=0)(ProbeWorker)
 
 
+def actor_failure(exc: BaseException) -> str:
+    """One line from an actor's failure: the lamcap message it raised at start-up, if any."""
+    text = str(exc)
+    for line in text.splitlines():
+        if ACTOR_ERROR in line:
+            return line[line.index(ACTOR_ERROR):].strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".strip()
+
+
+VERSION_KEYS = ("torch", "cuda", "lamcap")
+
+
 class WorkerPool:
-    """Numbered actor slots; a dead actor is replaced in its slot."""
+    """Numbered actor slots. A slot is usable once its actor is placed and warm (`ready`); a dead
+    actor is replaced in its slot. Actors that the cluster cannot place yet join when it can."""
 
     def __init__(self, plan: WorkerPlan, runner: Runner | None = None) -> None:
         self.plan = plan
         self.runner = runner
         self.actors = [self._make() for _ in range(plan.count)]
+        self.placing: dict[Any, int] = {a.where.remote(): slot for slot, a in enumerate(self.actors)}
+        self.info: dict[int, dict] = {}  # slot -> actor_info of the ready actor in it
         self.replaced = 0
 
     def _make(self) -> Any:
         return RemoteProbeWorker.options(num_gpus=self.plan.num_gpus, num_cpus=self.plan.num_cpus).remote(
             self.plan.device, self.runner)
 
-    def wait_ready(self, timeout: float = 300.0) -> list[dict]:
-        """Block until every actor is placed and warm; their `where()` reports.
+    @property
+    def ready(self) -> list[int]:
+        """Slots whose actor is placed and warm."""
+        return sorted(self.info)
 
-        InvalidInput (naming how many were placed) when some are still waiting after `timeout` s.
+    def admit(self, ref: Any) -> dict:
+        """Take a finished placement ref: the actor's info (slot now ready), or InvalidInput on failure."""
+        slot = self.placing.pop(ref)
+        try:
+            info = ray.get(ref)
+        except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
+            raise InvalidInput(f"an actor could not start: {actor_failure(exc)}") from None
+        self._check_versions(info)
+        self.info[slot] = {**info, "slot": slot}
+        return self.info[slot]
+
+    def _check_versions(self, info: dict) -> None:
+        from lamcap import __version__
+
+        reference = next(iter(self.info.values()), {"lamcap": __version__, **{k: info[k] for k in ("torch", "cuda")}})
+        differ = [f"{k} {info[k] or 'none'} (expected {reference[k] or 'none'})" for k in VERSION_KEYS
+                  if info[k] != reference[k]]
+        if differ:
+            raise InvalidInput(f"actor on node {info['node_ip']} runs {', '.join(differ)}: every actor of a sweep "
+                               "must run the same torch, CUDA and lamcap (pin them on every node)")
+
+    def wait_ready(self, timeout: float = 300.0, minimum: int | None = None) -> list[dict]:
+        """Block until `minimum` actors (default: all) are placed and warm; their infos.
+
+        InvalidInput (naming how many were placed) when fewer are ready after `timeout` s.
         """
-        refs = [a.where.remote() for a in self.actors]
-        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout)
-        if len(ready) < len(refs):
+        want = len(self.actors) if minimum is None else minimum
+        deadline = time.monotonic() + timeout
+        while len(self.info) < want and self.placing:
+            done, _ = ray.wait(list(self.placing), num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
+            if not done:
+                break
+            self.admit(done[0])
+        if len(self.info) < want:
             kind = "GPU" if self.plan.num_gpus else "CPU"
             raise InvalidInput(
-                f"only {len(ready)} of {len(refs)} actors ({self.plan.num_gpus or self.plan.num_cpus} {kind} each) "
-                f"could be placed in {timeout:.0f} s; the cluster has {ray.cluster_resources().get(kind, 0):g} {kind}s "
-                "(ask for fewer --workers, or wait longer for the autoscaler)")
-        return ray.get(refs)
+                f"only {len(self.info)} of {len(self.actors)} actors ({self.plan.num_gpus or self.plan.num_cpus} "
+                f"{kind} each) could be placed in {timeout:.0f} s; the cluster has "
+                f"{ray.cluster_resources().get(kind, 0):g} {kind}s (ask for fewer --workers, or wait longer for "
+                "the autoscaler)")
+        return [self.info[s] for s in self.ready]
 
     def set_runner(self, runner: Runner | None) -> None:
         """Use `runner` on every actor, including those started later to replace dead ones."""
@@ -159,12 +238,14 @@ class WorkerPool:
         return self.actors[slot].run.remote(probe, settings)
 
     def replace(self, slot: int) -> None:
-        """Kill whatever is left of the actor in `slot` and start a fresh one there."""
+        """Kill whatever is left of the actor in `slot` and start a fresh one there (ready once placed)."""
         try:
             ray.kill(self.actors[slot], no_restart=True)
         except Exception:  # noqa: BLE001 - the actor is usually dead already
             pass
+        self.info.pop(slot, None)
         self.actors[slot] = self._make()
+        self.placing[self.actors[slot].where.remote()] = slot
         self.replaced += 1
 
     def shutdown(self) -> None:

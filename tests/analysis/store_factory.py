@@ -90,6 +90,11 @@ def _probes_dataset(records: list[dict]) -> tuple[xr.Dataset, dict]:
 def write_store(path, probes: list[dict], thresholds: list[dict], spec: dict | None = None) -> str:
     """Write a store at ``path``: root attrs, then the non-empty groups among probes/thresholds."""
     path = str(path)
+    with zarr.config.set({"array.write_empty_chunks": True}):  # as lamcap's writer: every chunk on disk
+        return _write_store(path, probes, thresholds, spec)
+
+
+def _write_store(path: str, probes: list[dict], thresholds: list[dict], spec: dict | None) -> str:
     root = zarr.open_group(path, mode="w", zarr_format=3)
     root.attrs.update({
         "lamcap_schema": 1, "spec": json.dumps(spec or {"preset": "synthetic"}),

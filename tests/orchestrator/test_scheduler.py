@@ -13,7 +13,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from lamcap.orchestrator.probe import probe_fields  # noqa: E402
+from lamcap.orchestrator.probe import error_record, probe_fields  # noqa: E402
 from lamcap.orchestrator.scheduler import Scheduler, SchedulerSettings, probe_cost  # noqa: E402
 from lamcap.orchestrator.spec import Cell, Probe, SearchSettings, SweepSpec  # noqa: E402
 from lamcap.orchestrator.store import Store, probe_key, read_tables  # noqa: E402
@@ -53,6 +53,17 @@ def failing_runner(probe: Probe, settings, device: str) -> dict:
         os._exit(1)
     if probe.p == 17:
         raise RuntimeError("boom at p=17")
+    return fake_runner(probe, settings, device)
+
+
+def raising_once_runner(marker_dir: str, probe: Probe, settings, device: str) -> dict:
+    """The first run of p == 17 anywhere returns an error record (as run_probe does for a raise); then fine."""
+    if probe.p == 17:
+        try:
+            os.close(os.open(os.path.join(marker_dir, "raised"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return fake_runner(probe, settings, device)
+        return error_record(probe, device, "RuntimeError: CUDA error: an illegal memory access (transient)")
     return fake_runner(probe, settings, device)
 
 
@@ -122,6 +133,8 @@ class _Pool:
 
     def __init__(self, n: int) -> None:
         self.actors = [object()] * n
+        self.ready = list(range(n))
+        self.placing: dict = {}
         self.plan = WorkerPlan(count=n, num_gpus=0, num_cpus=1, device="cpu")
 
 
@@ -167,16 +180,37 @@ def test_actor_killed_mid_sweep_same_thresholds_no_duplicates(pool, tmp_path):
     assert max(r["attempt"] for r in probes if r["p"] == 17) == 2
 
 
-def test_dying_and_raising_probes_become_error_records(pool, tmp_path):
+def test_probes_that_keep_failing_leave_their_seed_incomplete_never_a_verdict(pool, tmp_path, capsys):
     spec = make_spec(ds=(12,), seeds=1)
     report = sweep(tmp_path / "dead.zarr", spec, pool, failing_runner, max_attempts=2)
-    records = Store.open_or_create(tmp_path / "dead.zarr", spec).completed_probes()
+    store = Store.open_or_create(tmp_path / "dead.zarr", spec)
+    records = store.completed_probes()
     assert_no_duplicates(tmp_path / "dead.zarr")
     died = records[("dp", "hebbian", 1.0, 12, 0, 17, "search")]
     raised = records[("op", "hebbian", 1.0, 12, 0, 17, "search")]
     assert died["status"] == "error" and not died["sat"] and died["attempt"] == 2 and "actor died" in died["error"]
     assert raised["status"] == "error" and not raised["sat"] and "boom at p=17" in raised["error"]
-    assert report.retries == 1 and len(report.thresholds) == 2  # errors count UNSAT; the searches still end
+    assert report.retries == 2  # each failing probe ran twice
+    rows = store.completed_thresholds()
+    assert len(rows) == 2
+    for problem, needle in (("dp", "actor died"), ("op", "boom at p=17")):
+        row = rows[(problem, "hebbian", 1.0, 12, 0)]
+        assert not row["complete"] and row["p_star"] == -1 and "p=17" in row["reason"] and needle in row["reason"]
+        # no threshold was computed past the error, although the other verdicts of the seed are exact
+        searched = {k[5]: r["sat"] for k, r in records.items() if k[0] == problem and r["status"] != "error"}
+        assert all(sat == (p <= p_true(problem, 12, 0)) for p, sat in searched.items())
+    err = capsys.readouterr().err
+    assert err.count("failed (attempt 1 of 2)") == 2 and "giving up on this seed" in err  # said when it happened
+
+
+def test_a_transient_error_is_retried_and_gives_the_normal_threshold(pool, tmp_path):
+    spec = make_spec(ds=(8,), seeds=2)
+    report = sweep(tmp_path / "flaky.zarr", spec, pool, functools.partial(raising_once_runner, str(tmp_path)))
+    assert os.path.exists(tmp_path / "raised") and report.retries == 1
+    assert stored_thresholds(tmp_path / "flaky.zarr") == expected(spec)
+    probes = assert_no_duplicates(tmp_path / "flaky.zarr")
+    assert all(r["status"] != "error" for r in probes)
+    assert max(r["attempt"] for r in probes if r["p"] == 17) == 2
 
 
 def test_curve_probes_follow_the_median_threshold(pool, tmp_path):

@@ -1,0 +1,131 @@
+"""How much memory one probe needs, estimated before anything is allocated.
+
+`probe_memory(...)` adds up the tensors a solve holds at its peak: the inputs and targets, the
+competitors in the mode `auto` resolves to, the weights with Adam's state, the scores of one
+streamed chunk, and the float64 verification pass. It is an upper estimate (every part counted
+as if alive at once), used to refuse a probe that cannot fit before any work: `trial` and `sweep`
+call `check_fits` with the device's memory, and a sweep caps each search's p at `largest_p`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lamcap.kernels.errors import InvalidInput
+
+FLOAT32, FLOAT64 = 4, 8
+STORAGE_BYTES = {"float32": 4, "bfloat16": 2}
+VERIFY_BLOCK_BYTES = 1 << 25  # kernels.verify.BLOCK_BYTES: float64 competitors per streamed block
+VERIFY_BLOCK_COPIES = 4  # the block, its scores, the mask and exp() alive together
+CHUNK_COPIES = 3  # a fused-loss chunk, its upcast and its scores/probabilities
+OVERHEAD_BYTES = 64 << 20  # interpreter, torch and allocator slack per probe
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes per part of one probe; `total` is what must fit on the device."""
+
+    inputs: int
+    competitors: int
+    weights: int
+    chunks: int
+    verification: int
+    mode: str
+
+    @property
+    def total(self) -> int:
+        return self.inputs + self.competitors + self.weights + self.chunks + self.verification + OVERHEAD_BYTES
+
+    def describe(self) -> str:
+        parts = {"competitors": self.competitors, "inputs": self.inputs, "weights": self.weights,
+                 "chunks": self.chunks, "verification": self.verification}
+        top = sorted(parts.items(), key=lambda kv: -kv[1])[:2]
+        return f"{human(self.total)} ({', '.join(f'{k} {human(v)}' for k, v in top)})"
+
+
+def human(n: float) -> str:
+    """Bytes as a short human string (KiB, MiB, GiB, TiB, PiB)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"
+
+
+def _resolved(problem: str, d: int, p: int, mode: str, storage: int, materialize_limit: int) -> str:
+    if problem == "op":
+        return "shared"
+    if mode != "auto":
+        return mode
+    return "materialize" if p * p * d * storage <= materialize_limit else "regenerate"
+
+
+def probe_memory(problem: str, d: int, p: int, rank: int, solver: str, *, mode: str = "auto",
+                 storage_dtype: str = "float32", chunk_bytes: int = 8 << 20,
+                 materialize_limit: int = 1 << 30) -> MemoryEstimate:
+    """Peak bytes of one probe (see the module docstring); pure arithmetic on Python ints."""
+    storage = STORAGE_BYTES.get(storage_dtype, FLOAT32)
+    resolved = _resolved(problem, d, p, mode, storage, materialize_limit)
+    rows = p * d
+    inputs = rows * (FLOAT32 * 2 + FLOAT64)  # X, targets (float32) and X in float64 for verification
+    if problem == "op":
+        inputs += rows * FLOAT32  # the shared outputs
+    competitors = p * p * d * storage if resolved == "materialize" else 0
+    params = d * d if rank >= d else 2 * d * rank
+    weights = params * FLOAT32 * 4 + d * d * FLOAT64 * 3  # W (or A, B) with grad and Adam moments; SVD
+    if solver == "adam":
+        weights += rows * FLOAT32 * 3  # Z, dL/dZ and the softmax-weighted sums
+    chunks = CHUNK_COPIES * chunk_bytes if solver == "adam" else 0
+    verification = VERIFY_BLOCK_COPIES * VERIFY_BLOCK_BYTES + rows * FLOAT64 + p * FLOAT64 * 8
+    return MemoryEstimate(inputs, competitors, weights, chunks, verification, resolved)
+
+
+def check_fits(estimate: MemoryEstimate, limit_bytes: int, what: str, device: str) -> None:
+    """InvalidInput with the estimate and the limit when the probe cannot fit."""
+    if estimate.total > limit_bytes:
+        hint = " (mode regenerate keeps no competitors in memory)" if estimate.mode == "materialize" else ""
+        raise InvalidInput(f"{what} needs about {estimate.describe()} of memory; this {device} has "
+                           f"{human(limit_bytes)}{hint}")
+
+
+def largest_p(problem: str, d: int, rank: int, solver: str, limit_bytes: int, **kwargs) -> int:
+    """The largest p whose probe fits in limit_bytes (1 when not even p = 2 fits)."""
+    if probe_memory(problem, d, 2, rank, solver, **kwargs).total > limit_bytes:
+        return 1
+    lo, hi = 2, 4
+    while probe_memory(problem, d, hi, rank, solver, **kwargs).total <= limit_bytes:
+        lo, hi = hi, hi * 2
+        if hi > 1 << 62:
+            return lo
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if probe_memory(problem, d, mid, rank, solver, **kwargs).total <= limit_bytes:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def host_memory_bytes() -> int:
+    """Memory a probe on this host's CPU may use: MemAvailable (Linux), else the physical memory."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 34
+
+
+def device_memory_bytes(device: str) -> int:
+    """Total memory of this process's CUDA device 0, or what the host can give a CPU probe."""
+    if device == "cuda":
+        import torch
+
+        return int(torch.cuda.get_device_properties(0).total_memory)
+    return host_memory_bytes()
