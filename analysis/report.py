@@ -32,6 +32,7 @@ class Analysis:
     distances: xr.Dataset | None = None
     steps: xr.Dataset | None = None
     notes: list[str] = field(default_factory=list)
+    excluded: str = ""  # how many thresholds are incomplete (and so left out of everything), and why
 
 
 def _attempt(notes: list[str], what: str, fn, *args):
@@ -45,11 +46,12 @@ def _attempt(notes: list[str], what: str, fn, *args):
 
 def analyze(store: Store, level: float = 0.95, n_boot: int = 400, seed: int = 0) -> Analysis:
     """Compute thresholds, fits (orders 1 and 2), OP vs DP, score ratios, spectra and steps for a store."""
-    probes, th = store.probes, store.thresholds
+    probes = store.probes
     notes: list[str] = []
+    th, excluded = thresholds.complete_only(store.thresholds)
     summary = thresholds.threshold_summary(th, probes, level=level, n_boot=n_boot, seed=seed)
     fits = {order: scaling.fit_scaling(th, order=order, level=level, n_boot=n_boot, seed=seed) for order in (1, 2)}
-    result = Analysis(store=store, summary=summary, fits=fits, notes=notes)
+    result = Analysis(store=store, summary=summary, fits=fits, notes=notes, excluded=excluded)
     result.op_dp = _attempt(notes, "OP vs DP", thresholds.op_dp_difference, th, level, n_boot, seed)
     result.ratios = _attempt(notes, "score ratios", mechanism.score_ratios, probes, th)
     result.spectra = _attempt(notes, "spectra", mechanism.threshold_spectra, probes, th)
@@ -218,7 +220,7 @@ def report_text(result: Analysis, rows: list[dict], level: float) -> str:
     """The tables `lamcap analyze` prints."""
     sections = [
         "Thresholds per cell (alpha* = p* ln p* / d^2; median over seeds, percentile-bootstrap interval)",
-        format_threshold_table(rows, level),
+        format_threshold_table(rows, level) + (f"\n{result.excluded}" if result.excluded else ""),
         "Finite-size fits per (problem, solver, rho)",
         format_fit_table(fit_records(result.fits[1])),
     ]

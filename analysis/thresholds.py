@@ -19,6 +19,29 @@ def _check_level(level: float, n_boot: int) -> None:
         raise InvalidInput(f"n_boot {n_boot!r} is too small (need >= 10)")
 
 
+def complete_only(table: xr.Dataset) -> tuple[xr.Dataset, str]:
+    """The thresholds whose search finished, and a note naming how many were left out and why.
+
+    A search stops short of a threshold when one of its probes kept failing (an error is never a
+    verdict) or when p_max was still SAT; its row has complete = False and a reason in the group
+    attribute `reasons`. Stores without the `complete` variable hold only finished searches.
+    """
+    if "complete" not in table.data_vars or table.sizes.get("threshold", 0) == 0:
+        return table, ""
+    ok = table.complete.values.astype(bool)
+    if ok.all():
+        return table, ""
+    import json
+    from collections import Counter
+
+    reasons = json.loads(table.attrs.get("reasons", "{}")) if isinstance(table.attrs.get("reasons"), str) else {}
+    kinds = Counter(r.split(": ", 1)[-1].split(";")[0][:80] for r in reasons.values())
+    why = "; ".join(f"{n} x {k}" for k, n in kinds.most_common(3))
+    note = (f"{int((~ok).sum())} of {ok.size} thresholds are incomplete and excluded from every table and fit"
+            + (f" ({why})" if why else ""))
+    return table.isel(threshold=np.flatnonzero(ok)), note
+
+
 def per_seed(table: xr.Dataset, name: str, reduce: str = "last") -> xr.DataArray:
     """``name`` on dims (problem, solver, rho, d, seed), NaN where a (cell, seed) has no row.
 

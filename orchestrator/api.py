@@ -46,6 +46,7 @@ class TrialPlan:
     settings: Any  # kernels.solvers.settings.SolverSettings
     device: str
     alpha_asked: float | None = None
+    threads: int | None = None  # CPU threads asked for (None: lamcap.kernels.threads chooses)
 
 
 def _p_from(d: int, p: int | None, alpha: float | None) -> int:
@@ -78,11 +79,12 @@ def _rank_from(d: int, rank: int | None, rho: float | None) -> int:
 def plan_trial(problem: str, d: int, p: int | None = None, *, alpha: float | None = None,
                rank: int | None = None, rho: float | None = None, seed: int = 0, solver: str = "adam",
                steps: int | None = None, lr: float | None = None, device: str = "auto",
-               mode: str = "auto") -> TrialPlan:
-    """Every check of a trial, before any work."""
+               mode: str = "auto", threads: int | None = None) -> TrialPlan:
+    """Every check of a trial, before any work: values, the solver's limits, the device, the memory."""
     from lamcap.kernels.disorder import InstanceSpec
     from lamcap.kernels.solvers import check_solvable, resolve_device
     from lamcap.kernels.solvers.settings import SolverSettings
+    from lamcap.kernels.threads import choose_threads
 
     if isinstance(d, bool) or not isinstance(d, int) or d < 2:
         raise InvalidInput(f"d={d!r} must be an integer >= 2")
@@ -93,7 +95,24 @@ def plan_trial(problem: str, d: int, p: int | None = None, *, alpha: float | Non
     changes = {k: v for k, v in (("max_steps", steps), ("lr", lr)) if v is not None}
     settings = dataclasses.replace(SolverSettings(mode=mode), **changes)
     check_solvable(spec, solver, r)
-    return TrialPlan(spec, r, solver, settings, resolve_device(device), alpha)
+    choose_threads(0.0, threads)  # checks a requested count
+    resolved = resolve_device(device)
+    check_memory(spec, r, solver, settings, resolved)
+    return TrialPlan(spec, r, solver, settings, resolved, alpha, threads)
+
+
+def check_memory(spec: Any, rank: int, solver: str, settings: Any, device: str) -> None:
+    """InvalidInput with the estimate and the limit when one probe cannot fit the device's memory."""
+    from lamcap.kernels.budget import check_fits, device_memory_bytes, probe_memory
+    from lamcap.kernels.competitors import auto_budget_bytes, chunk_bytes_for
+
+    memory = device_memory_bytes(device)
+    limit = settings.memory_budget_bytes or auto_budget_bytes(device, memory)
+    estimate = probe_memory(spec.problem, spec.d, spec.p, rank, solver, mode=settings.mode,
+                            storage_dtype=settings.storage_dtype, chunk_bytes=chunk_bytes_for(device),
+                            materialize_limit=limit)
+    check_fits(estimate, memory, f"a {spec.problem} probe with d={spec.d}, p={spec.p} ({solver}, mode "
+                                 f"{estimate.mode})", device)
 
 
 def trial_record(plan: TrialPlan, outcome: Any) -> dict:
@@ -107,6 +126,10 @@ def trial_record(plan: TrialPlan, outcome: Any) -> dict:
 def run_trial(plan: TrialPlan) -> tuple[dict, Any]:
     """(record, verified W as a float64 CPU tensor) of a planned trial."""
     from lamcap.kernels.solvers import solve_with_weights
+    from lamcap.kernels.threads import step_work, use_threads
+
+    if plan.device == "cpu":
+        use_threads(step_work(plan.spec.problem, plan.spec.d, plan.spec.p), plan.threads)
 
     outcome, w = solve_with_weights(plan.spec, plan.solver, plan.rank, plan.settings, plan.device)
     return trial_record(plan, outcome), w
@@ -114,15 +137,17 @@ def run_trial(plan: TrialPlan) -> tuple[dict, Any]:
 
 def trial(problem: str, d: int, p: int | None = None, *, alpha: float | None = None, rank: int | None = None,
           rho: float | None = None, seed: int = 0, solver: str = "adam", steps: int | None = None,
-          lr: float | None = None, device: str = "auto", mode: str = "auto") -> dict:
+          lr: float | None = None, device: str = "auto", mode: str = "auto", threads: int | None = None) -> dict:
     """Build one instance, solve it with `solver`, verify it in float64; return its record.
 
     `p` or `alpha` (the integer p nearest to p ln p = alpha d^2); `rank` or `rho` (default full
     rank). The record holds the instance, the settings and every field of kernels.outcome.Outcome
     (`sat`, `status`, `accuracy`, `min_margin`, score statistics, `singular_values`, ...).
+    A probe that cannot fit the device's memory is refused before anything is allocated. On the
+    CPU, `threads` (default: lamcap.kernels.threads.choose_threads) sets torch's thread count.
     """
     return run_trial(plan_trial(problem, d, p, alpha=alpha, rank=rank, rho=rho, seed=seed, solver=solver,
-                                steps=steps, lr=lr, device=device, mode=mode))[0]
+                                steps=steps, lr=lr, device=device, mode=mode, threads=threads))[0]
 
 
 # ---- sweeps --------------------------------------------------------------------------------------
@@ -158,9 +183,11 @@ def sweep(spec: Any, store: str | os.PathLike, *, address: str | None = None, wo
 
     `spec` as for `load_spec`. An existing store is resumed (its spec must agree); nothing already
     stored is recomputed. `address` joins a Ray cluster ('auto' or ray://...), else an embedded Ray
-    runs on this machine. Everything is checked before Ray starts or the store is touched.
+    runs on this machine. Everything is checked before Ray starts or the store is touched: the
+    store's lock (one driver per store), its spec, integrity and writability, the device, and the
+    memory every cell's probes need.
     """
-    from lamcap.orchestrator.driver import check_cells, execute, precheck_store
+    from lamcap.orchestrator.driver import execute
 
     sweep_spec = load_spec(spec, **overrides)
     store = os.fspath(store)
@@ -169,8 +196,6 @@ def sweep(spec: Any, store: str | os.PathLike, *, address: str | None = None, wo
     if flush_seconds is not None and not (isinstance(flush_seconds, (int, float)) and math.isfinite(flush_seconds)
                                           and flush_seconds > 0):
         raise InvalidInput(f"flush_seconds={flush_seconds!r} must be a positive number")
-    check_cells(sweep_spec)
-    precheck_store(store, sweep_spec)
     return execute(sweep_spec, store, address, workers, progress=progress, flush_seconds=flush_seconds)
 
 

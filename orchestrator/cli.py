@@ -5,7 +5,7 @@ import argparse
 import importlib
 import sys
 
-from lamcap.kernels.errors import InvalidInput
+from lamcap.kernels.errors import InvalidInput, StoreError
 
 COMMANDS = ("trial", "bench", "theory", "sweep", "analyze", "demo")
 
@@ -35,12 +35,18 @@ def build_parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from lamcap.kernels.threads import quiet_openmp
+
+    quiet_openmp()  # before torch is imported by a command
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
     except InvalidInput as exc:
         print(f"lamcap {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except StoreError as exc:
+        print(f"lamcap {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"lamcap {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -26,22 +26,26 @@ class SolverSettings:
     storage_dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)):
-            raise InvalidInput(f"lr={self.lr!r} must be a positive number")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise InvalidInput(f"lr={self.lr!r} must be a positive finite number")
+        problems = self.problems()
+        if problems:
+            raise InvalidInput("; ".join(problems))
+
+    def problems(self) -> list[str]:
+        """Every bad value, each message naming it."""
+        out = []
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) \
+                or not (math.isfinite(self.lr) and self.lr > 0):
+            out.append(f"lr={self.lr!r} must be a positive finite number")
         if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 1:
-            raise InvalidInput(f"max_steps={self.max_steps!r} must be an integer >= 1")
-        if isinstance(self.warmup_frac, bool) or not isinstance(self.warmup_frac, (int, float)):
-            raise InvalidInput(f"warmup_frac={self.warmup_frac!r} must be a number in [0, 1)")
-        if not 0.0 <= self.warmup_frac < 1.0:
-            raise InvalidInput(f"warmup_frac={self.warmup_frac!r} must be in [0, 1)")
+            out.append(f"max_steps={self.max_steps!r} must be an integer >= 1")
+        if isinstance(self.warmup_frac, bool) or not isinstance(self.warmup_frac, (int, float)) \
+                or not 0.0 <= self.warmup_frac < 1.0:
+            out.append(f"warmup_frac={self.warmup_frac!r} must be a number in [0, 1)")
         if self.mode not in MODES:
-            raise InvalidInput(f"unknown mode {self.mode!r}; expected one of {MODES}")
+            out.append(f"unknown mode {self.mode!r}; expected one of {MODES}")
         budget = self.memory_budget_bytes
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0):
-            raise InvalidInput(f"memory_budget_bytes={budget!r} must be a positive integer or None")
+            out.append(f"memory_budget_bytes={budget!r} must be a positive integer or None")
         if self.storage_dtype not in STORAGE_DTYPES:
-            raise InvalidInput(
-                f"unknown storage_dtype {self.storage_dtype!r}; expected one of {STORAGE_DTYPES}"
-            )
+            out.append(f"unknown storage_dtype {self.storage_dtype!r}; expected one of {STORAGE_DTYPES}")
+        return out

@@ -25,6 +25,7 @@ def analyze_store(store: str, out: str, level: float = 0.95, n_boot: int = 400) 
         raise InvalidInput(f"--level {level!r} is not in (0, 1)")
     if n_boot < 10:
         raise InvalidInput(f"--n-boot {n_boot!r} is too small (need >= 10)")
+    check_output_folder(out, "--out")
     from lamcap.orchestrator.api import analyze
 
     report = analyze(store, out, level=level, n_boot=n_boot)
@@ -35,6 +36,21 @@ def analyze_store(store: str, out: str, level: float = 0.95, n_boot: int = 400) 
     for note in report.notes:
         print(f"  (skipped) {note}")
     return 0
+
+
+def check_output_folder(path: str, flag: str) -> None:
+    """Refuse, before any work, an output folder that is a file or that cannot be created or written."""
+    import os
+
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InvalidInput(f"{flag} {path!r} is a file, not a folder")
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise InvalidInput(f"{flag} {path!r}: {existing!r} is a file, so the folder cannot be created")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InvalidInput(f"{flag} {path!r} cannot be written: {existing!r} is not writable")
 
 
 def run(args: argparse.Namespace) -> int:

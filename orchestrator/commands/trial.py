@@ -36,6 +36,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--mode", default="auto", help="DP competitors: auto, materialize or regenerate")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
     parser.add_argument("--save", metavar="FILE.npz", default=None, help="write W, X, Y (float64) to FILE.npz")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads (default: 1 for small problems, else the idle cores)")
     parser.set_defaults(run=run)
     return parser
 
@@ -65,12 +67,27 @@ def prepare(args: argparse.Namespace):
         raise InvalidInput(f"--rank {args.rank!r} is not in 1..d = 1..{args.d}")
     if args.seed < 0:
         raise InvalidInput(f"--seed {args.seed!r} is negative")
+    if args.save is not None:
+        check_output_file(args.save, "--save")
     plan = plan_trial(args.problem, args.d, args.p, alpha=args.alpha, rank=args.rank, rho=args.rho,
                       seed=args.seed, solver=args.solver, steps=args.steps, lr=args.lr, device=args.device,
-                      mode=args.mode)
+                      mode=args.mode, threads=args.threads)
     if args.save is not None:
         check_save(plan.spec.problem, plan.spec.d, plan.spec.p)
     return plan
+
+
+def check_output_file(path: str, flag: str) -> None:
+    """Refuse, before any work, a file path that cannot be written: a folder, or a missing or read-only folder."""
+    import os
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise InvalidInput(f"{flag} {path!r} is a folder, not a file")
+    if not os.path.isdir(folder):
+        raise InvalidInput(f"{flag} {path!r}: folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise InvalidInput(f"{flag} {path!r} cannot be written (permission denied or a read-only filesystem)")
 
 
 def save_npz(path: str, spec, w, device: str) -> None:

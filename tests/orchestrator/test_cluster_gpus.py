@@ -1,12 +1,14 @@
 """A multi-node cluster with GPUs declared as resources (ray.cluster_utils.Cluster, one CPU machine).
 
 Head: 1 CPU, no GPU; two worker nodes with 2 CPUs and 2 GPUs each. No CUDA device exists, so
-ProbeWorker falls back to the CPU while each actor still holds one declared GPU. Not
+with a fake probe runner ProbeWorker falls back to the CPU while each actor still holds one declared GPU
+(the real kernels refuse: a test below). Not
 AutoscalingCluster: its start/shutdown run `ray stop --force`, which ends every Ray on the machine.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import time
@@ -61,6 +63,12 @@ def cluster():
         for pid, _ in left:  # only processes this fixture started, by pid
             os.kill(pid, signal.SIGKILL)
         assert started and not left, f"cluster.shutdown() left {len(left)} of {len(started)} Ray processes running"
+
+
+def slow_runner(probe, settings, device: str) -> dict:
+    """The fake oracle at 0.2 s a probe: long enough that actors still being placed join the sweep."""
+    time.sleep(0.2)
+    return fake_runner(probe, settings, device)
 
 
 def make_spec() -> SweepSpec:
@@ -125,7 +133,7 @@ def test_sweep_command_joins_the_cluster_and_records_cuda(cluster, tmp_path):
     cl, _ = cluster
     spec = dataclasses.replace(make_spec(), device="auto")
     path = tmp_path / "joined.zarr"
-    report = execute(spec, str(path), address=cl.address, progress=False, runner=fake_runner)
+    report = execute(spec, str(path), address=cl.address, progress=False, runner=slow_runner)
     assert not ray.is_initialized()  # execute disconnects; the cluster itself stays up
     assert report.n_actors == GPU_NODES * GPUS_PER_NODE and set(report.per_actor) == set(range(report.n_actors))
     assert stored_spec(path).device == "cuda"
@@ -148,3 +156,50 @@ def test_actors_that_cannot_be_placed_are_reported_not_waited_for_forever(cluste
             pool.shutdown()
     finally:
         ray.shutdown()
+
+
+@pytest.mark.slow
+def test_an_elastic_sweep_starts_with_the_placed_actors_and_adds_the_rest_as_nodes_come(cluster, tmp_path):
+    """6 GPU actors asked for on a cluster of 4 GPUs: the sweep starts on 4; a node added mid-sweep adds 2."""
+    import threading
+
+    cl, _ = cluster
+    spec = dataclasses.replace(make_spec(), ds=(8, 12, 16, 24))
+    result: dict = {}
+
+    def sweep():  # the driver in a thread: Ray nodes must be added from the main thread
+        result["report"] = execute(spec, str(tmp_path / "elastic.zarr"), address=cl.address, workers=6,
+                                   progress=False, runner=slow_runner)
+
+    driver = threading.Thread(target=sweep)
+    driver.start()
+    time.sleep(2.0)
+    node = cl.add_node(num_cpus=2, num_gpus=GPUS_PER_NODE, **NODE_ARGS)
+    try:
+        driver.join(timeout=240)
+    finally:
+        cl.remove_node(node)
+    report = result["report"]
+    assert stored_thresholds(tmp_path / "elastic.zarr") == expected(spec)
+    assert report.n_actors == 6 and {4, 5} & set(report.per_actor)  # the late actors ran probes
+    actors = json.loads(__import__("zarr").open_group(str(tmp_path / "elastic.zarr"), mode="r").attrs["actors"])
+    assert len(actors) == 6 and {a["lamcap"] for a in actors} == {__import__("lamcap").__version__}
+    assert all({"device_name", "memory_bytes", "torch", "cuda", "node_ip"} <= set(a) for a in actors)
+
+
+@pytest.mark.slow
+def test_a_gpu_sweep_whose_actors_see_no_cuda_ends_with_a_clear_error_not_cpu_records(cluster, tmp_path):
+    import torch
+
+    from lamcap.kernels.errors import InvalidInput
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: its actors would see it")
+    cl, _ = cluster
+    spec = dataclasses.replace(make_spec(), device="cuda")
+    path = tmp_path / "nocuda.zarr"
+    with pytest.raises(InvalidInput, match=r"an actor could not start: lamcap actor on node [\d.]+: Ray gave it "
+                                           r"GPU\(s\) \[.+\] .*torch is a CPU build: install the CUDA build"):
+        execute(spec, str(path), address=cl.address, progress=False)  # the real probe runner
+    assert not ray.is_initialized()
+    assert read_tables(path)[0] == []  # not one record: no probe ran on a CPU in the GPU's place

@@ -57,3 +57,13 @@ def test_schema_rejects_an_unknown_key(raw):
     bad["available_node_types"]["head"]["min_worker"] = 0
     with pytest.raises(Exception, match="min_worker"):
         util.validate_config(util.prepare_config(bad))
+
+
+def test_every_node_pins_the_torch_the_makefile_pins(prepared):
+    """Autoscaled nodes get the same torch (so the same CUDA build) as every other: actors must agree."""
+    import re
+
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    version = re.search(r"TORCH_CPU := torch==(\S+)", makefile).group(1)
+    for key in ("head_setup_commands", "worker_setup_commands"):
+        assert any(f"torch=={version}" in c and "pip install" in c for c in prepared[key])

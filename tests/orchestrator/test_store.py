@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from lamcap.kernels.errors import InvalidInput
+from lamcap.kernels.errors import InvalidInput, StoreError
 from lamcap.kernels.outcome import Outcome
 from lamcap.orchestrator.probe import error_record, probe_fields
 from lamcap.orchestrator.spec import Cell, Probe, SweepSpec
@@ -50,7 +50,7 @@ def threshold(problem="op", seed=0, p_star=20) -> dict:
     cell = Cell(problem, "adam", 0.5, 12)
     return {"problem": problem, "solver": "adam", "rho": 0.5, "rho_eff": cell.rho_eff, "rank": cell.rank, "d": 12,
             "seed": seed, "p_star": p_star, "alpha_star": p_star * math.log(p_star) / 144, "p_lo": p_star,
-            "p_hi": p_star + 1, "n_probes": 7, "monotone": True}
+            "p_hi": p_star + 1, "n_probes": 7, "monotone": True, "complete": True}
 
 
 def tree_digest(path: Path) -> dict:
@@ -116,11 +116,14 @@ def test_half_written_batch_is_invisible_and_truncated_on_reopen(tmp_path):
     store = Store.open_or_create(path, make_spec())
     store.append_probes([record(p=p) for p in (5, 6)])
     store.append_thresholds([threshold()])
+    import zarr
+
     group = store._probes.group
-    for name in ("p", "sat", "problem"):  # the crash: a few arrays of the next batch, no commit
-        arr = group[name]
-        arr.resize((3,))
-        arr[2] = arr[1]
+    with zarr.config.set({"array.write_empty_chunks": True}):  # as the writer writes
+        for name in ("p", "sat", "problem"):  # the crash: a few arrays of the next batch, no commit
+            arr = group[name]
+            arr.resize((3,))
+            arr[2] = arr[1]
     probes, _, _ = read_tables(path)
     assert [r["p"] for r in probes] == [5, 6]
     assert open_store(path).probes.sizes["probe"] == 2
@@ -215,3 +218,73 @@ def test_rows_of_an_unfinished_batch_are_not_visible_to_a_plain_reader(tmp_path,
     monkeypatch.setattr(store_mod, "_pad", spy)
     store.append_probes([record(p=6), record(p=7)])
     assert seen and set(seen) == {1}
+
+
+# ---- one writer, damage, disk errors (issue 11) -------------------------------------------------
+
+def test_a_second_writer_is_stopped_before_it_overwrites(tmp_path):
+    path = tmp_path / "two.zarr"
+    first, second = Store.open_or_create(path, make_spec()), Store.open_or_create(path, make_spec())
+    first.append_probes([record(p=5)])
+    with pytest.raises(StoreError, match=r"changed under this sweep: its probes group holds 1 committed rows where "
+                                         r"this driver committed 0.*Nothing was overwritten"):
+        second.append_probes([record(p=6)])
+    first.append_probes([record(p=7)])  # the first writer is unaffected
+    assert [r["p"] for r in read_tables(path)[0]] == [5, 7]
+
+
+def committed_store(tmp_path) -> Path:
+    path = tmp_path / "whole.zarr"
+    store = Store.open_or_create(path, make_spec())
+    store.append_probes([record(p=p) for p in range(5, 9)])
+    store.append_thresholds([threshold()])
+    return path
+
+
+def test_a_deleted_chunk_is_named_never_read_as_fill_values(tmp_path):
+    from lamcap.analysis.load import open_store
+
+    path = committed_store(tmp_path)
+    os.remove(path / "probes" / "p" / "c" / "0")
+    with pytest.raises(InvalidInput, match=r"store damaged: .*whole.zarr/probes/p: chunk c/0 is missing"):
+        open_store(path)
+    with pytest.raises(InvalidInput, match=r"store damaged: .*probes/p: chunk c/0 is missing"):
+        Store.open_or_create(path, make_spec())
+
+
+def test_a_truncated_chunk_is_named(tmp_path):
+    from lamcap.analysis.load import open_store
+
+    path = committed_store(tmp_path)
+    chunk = path / "probes" / "min_margin" / "c" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:7])
+    with pytest.raises(InvalidInput, match=r"store damaged: .*probes/min_margin: chunk 0 cannot be decoded"):
+        open_store(path)
+
+
+def test_every_chunk_is_written_even_when_it_equals_the_fill_value(tmp_path):
+    path = committed_store(tmp_path)  # steps > 0 but many all-zero / all-False columns exist
+    store = Store.open_or_create(path, make_spec())
+    store.append_probes([{**record(p=p), "attempt": 0} for p in range(20, 22)])  # attempt 0 = the fill value
+    assert (path / "probes" / "attempt" / "c" / "0").exists()
+    assert (path / "thresholds" / "complete" / "c" / "0").exists()
+
+
+@pytest.mark.parametrize("code, text", [(28, "No space left on device"), (13, "Permission denied")])
+def test_disk_errors_end_in_one_line_and_keep_the_committed_rows(tmp_path, monkeypatch, code, text):
+    import zarr.storage
+
+    path = committed_store(tmp_path)
+    store = Store.open_or_create(path, make_spec())
+
+    async def refuse(self, key, value, *args, **kwargs):
+        raise OSError(code, text)
+
+    monkeypatch.setattr(zarr.storage.LocalStore, "set", refuse)
+    with pytest.raises(StoreError, match=rf"cannot write store .*whole.zarr.: {text}; 4 probe records and 1 "
+                                         rf"thresholds are committed and intact; .*run the same command to resume"):
+        store.append_probes([record(p=30)])
+    monkeypatch.undo()
+    assert [r["p"] for r in read_tables(path)[0]] == [5, 6, 7, 8]
+    Store.open_or_create(path, make_spec()).append_probes([record(p=30)])  # and it resumes
+    assert [r["p"] for r in read_tables(path)[0]] == [5, 6, 7, 8, 30]
