@@ -11,8 +11,9 @@ spread, lamcap.orchestrator.adaptive_stats). Between two neighbouring cells, the
 interpolant of the medians misses a curve of second derivative c by c h^2 t (1 - t) / 2 over a gap of width
 h (in rho), an integrated squared error of c^2 h^5 / 120; splitting the gap in the middle removes 15/16 of
 it. That removal is a gap's score, with c^2 estimated from the parabolas through the gap's end points and
-their outer neighbours (the larger of the two), discounted by the seeds' spread: c^2 - Var(c), the unbiased
-estimate of the true c^2, so a bend that the seed noise could fake counts for nothing. A floor of
+their outer neighbours (the larger of the two), discounted by the seeds' spread: max(0, c^2 - 4 Var(c)),
+so that a bend within two standard deviations of the seed noise counts for nothing (c^2 - Var(c) alone,
+unbiased for one gap, lets the largest of many noisy gaps win: the learner then chases noise). A floor of
 (FLOOR c_max)^2 keeps flat gaps from being starved (one is split once about 2.5 times wider than a bent
 one), and equal scores go to the wider gap, so on a curve lost in noise the learner fills in uniformly.
 Pending cells cut gaps like told ones; a gap without a free integer rank inside is never proposed, so
@@ -30,6 +31,7 @@ from lamcap.orchestrator.adaptive_rules import RhoRule, rank_of
 from lamcap.orchestrator.adaptive_stats import finite, median_variance_factor, second_difference, spreads
 
 FLOOR = 0.1  # curvature floor relative to the largest curvature seen
+NOISE_SIGMAS = 2.0  # a second difference within this many of its standard deviations counts as no bend
 SPLIT_GAIN = 15.0 / 16.0  # share of a gap's integrated squared interpolation error that a midpoint removes
 
 
@@ -168,7 +170,7 @@ class RankLearner:
     def _curvatures(self, xs: list[float], ys: list[float], vs: list[float]) -> list[float]:
         """Per interval between known cells: the larger discounted c^2 of its two parabolas, then the floor."""
         triples = [second_difference(xs[i - 1:i + 2], ys[i - 1:i + 2], vs[i - 1:i + 2]) for i in range(1, len(xs) - 1)]
-        at_point = [max(c * c - var, 0.0) for c, var in triples]  # at_point[i - 1]: parabola centred on known i
+        at_point = [max(c * c - NOISE_SIGMAS ** 2 * var, 0.0) for c, var in triples]  # at_point[i - 1]: parabola centred on known i
         per_interval = []
         for i in range(len(xs) - 1):  # interval (i, i + 1) uses the parabolas centred on i and i + 1
             around = [at_point[j - 1] for j in (i, i + 1) if 1 <= j <= len(xs) - 2]
