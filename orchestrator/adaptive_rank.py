@@ -6,16 +6,17 @@ first: `initial` ranks evenly spread; then `batch` ranks) and proposes nothing m
 round is told. A round depends only on the set of results told before it, never on their order, so a
 sweep whose cells finish in any order, or a resumed one, makes the same decisions.
 
-Where to add a cell. The told cells give the median alpha* per rank and its variance (from the seeds'
-spread, lamcap.orchestrator.adaptive_stats). Between two neighbouring cells, the piecewise-linear
-interpolant of the medians misses a curve of second derivative c by c h^2 t (1 - t) / 2 over a gap of width
-h (in rho), an integrated squared error of c^2 h^5 / 120; splitting the gap in the middle removes 15/16 of
-it. That removal is a gap's score, with c^2 estimated from the parabolas through the gap's end points and
-their outer neighbours (the larger of the two), discounted by the seeds' spread: max(0, c^2 - 4 Var(c)),
-so that a bend within two standard deviations of the seed noise counts for nothing (c^2 - Var(c) alone,
-unbiased for one gap, lets the largest of many noisy gaps win: the learner then chases noise). A floor of
-(FLOOR c_max)^2 keeps flat gaps from being starved (one is split once about 2.5 times wider than a bent
-one), and equal scores go to the wider gap, so on a curve lost in noise the learner fills in uniformly.
+Where to add a cell: where the interpolated median is least certain. The told cells give the median
+alpha* per rank and its variance (from the seeds' spread, lamcap.orchestrator.adaptive_stats). Between two
+neighbouring cells, the piecewise-linear interpolant of the medians misses a curve of second derivative c
+by c h^2 t (1 - t) / 2 over a gap of width h (in rho): by up to |c| h^2 / 8 in alpha, the gap's score (a
+midpoint cuts it by 4). c^2 is estimated from the parabolas through the gap's end points and their outer
+neighbours (the larger of the two), discounted by the seeds' spread: max(0, c^2 - 4 Var(c)), so that a bend
+within two standard deviations of the seed noise counts for nothing (c^2 - Var(c) alone, unbiased for one
+gap, lets the largest of many noisy gaps win: the learner then chases noise). A floor of FLOOR |c|_max
+keeps flat gaps from being starved (one is split once about 3 times wider than the most bent one), and
+equal scores go to the wider gap, so on a curve lost in noise the learner fills in uniformly.
+(Scoring by the integrated squared error, c^2 h^5, does as well on the theory's curves; benchmarks/adaptive.py.)
 Pending cells cut gaps like told ones; a gap without a free integer rank inside is never proposed, so
 no rank is run twice. The budget is `points` distinct ranks, initial ones included.
 """
@@ -30,9 +31,8 @@ from lamcap.kernels.errors import InvalidInput
 from lamcap.orchestrator.adaptive_rules import RhoRule, rank_of
 from lamcap.orchestrator.adaptive_stats import finite, median_variance_factor, second_difference, spreads
 
-FLOOR = 0.1  # curvature floor relative to the largest curvature seen
+FLOOR = 0.1  # floor on |c|, relative to the largest |c| seen
 NOISE_SIGMAS = 2.0  # a second difference within this many of its standard deviations counts as no bend
-SPLIT_GAIN = 15.0 / 16.0  # share of a gap's integrated squared interpolation error that a midpoint removes
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Gap:
     lo: int
     hi: int
     curvature2: float | None  # the discounted c^2 used; None while fewer than three cells are known
-    score: float  # integrated squared error removed by splitting (alpha^2 rho), or the width when curvature2 is None
+    score: float  # the interpolant's largest possible miss |c| h^2 / 8 (alpha), or the width h when curvature2 is None
 
     def as_dict(self) -> dict:
         return {"lo": self.lo, "hi": self.hi, "curvature2": self.curvature2, "score": self.score}
@@ -175,7 +175,7 @@ class RankLearner:
         for i in range(len(xs) - 1):  # interval (i, i + 1) uses the parabolas centred on i and i + 1
             around = [at_point[j - 1] for j in (i, i + 1) if 1 <= j <= len(xs) - 2]
             per_interval.append(max(around))
-        floor = (FLOOR ** 2) * max(per_interval, default=0.0)
+        floor = FLOOR ** 2 * max(per_interval, default=0.0)  # (FLOOR |c|_max)^2
         return [max(c2, floor) for c2 in per_interval]
 
     def _gaps(self, occupied: set[int]) -> list[Gap]:
@@ -193,12 +193,12 @@ class RankLearner:
                 out.append(Gap(a, b, None, h))
                 continue
             i = max(0, min(len(ranks) - 2, sum(1 for r in ranks if r <= a) - 1))  # the known interval holding (a, b)
-            out.append(Gap(a, b, curv[i], SPLIT_GAIN * curv[i] * h ** 5 / 120.0))
+            out.append(Gap(a, b, curv[i], math.sqrt(curv[i]) * h * h / 8.0))
         return out
 
     def _record(self, ranks: list[int], candidates: list[Gap], basis: str) -> None:
         reason = {"initial": "first round: evenly spaced from min to max",
-                  "curvature": "the gap whose split removes the most squared interpolation error",
+                  "curvature": "the gap where the interpolant may miss the curve most",
                   "width": "the widest gap (fewer than three cells known)",
                   "stop": "budget spent" if len(self._told) >= self.budget else "no free rank left in any gap"}[basis]
         self.decisions.append({
