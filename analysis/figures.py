@@ -224,6 +224,32 @@ def _learner_points(ax, cells: xr.Dataset, added, colour) -> None:
             ax.plot(rho, med, "o", ms=7, color=colour, mfc="white", mew=1.6, zorder=3)
 
 
+def _rank_panel(ax, series, chosen, colours: dict, problem: str, solver: str) -> None:
+    """One (problem, solver) of adaptive_rank_figure: every d, the asymptote, the legend."""
+    for d, at_d in series.groupby("d"):
+        colour = colours[d]
+        ax.plot(at_d.rho_eff, at_d.alpha_star, ".", ms=3, color=colour, alpha=0.35)
+        cells = at_d.groupby("rank").agg(rho_eff=("rho_eff", "first"), median_alpha=("alpha_star", "median"))
+        mine = None if chosen is None else chosen[(chosen.problem == problem) & (chosen.solver == solver)
+                                                   & (chosen.d == d)]
+        _learner_points(ax, xr.Dataset.from_dataframe(cells.reset_index()), mine, colour)
+        _rank_theory(ax, solver, int(d), series.rho_eff.values, colour)
+        ax.plot([], [], "-", color=colour, lw=6, label=f"d = {d}")
+    rho_grid = np.linspace(series.rho_eff.min(), 1.0, 200)
+    try:
+        ax.plot(rho_grid, [scaling.asymptotic_alpha(solver, r) for r in rho_grid], "-.", color="k", lw=1,
+                label="d → ∞: κ(ρ)/2" if solver != "hebbian" else "d → ∞: 1/8")
+    except ImportError:
+        pass
+    ax.plot([], [], "o", color="grey", ms=7, mfc="white", mew=1.6, label="first round")
+    ax.plot([], [], "o", color="grey", ms=11, mec="white", label="added by the learner (number: order)")
+    ax.plot([], [], ":", color="grey", label=r"finite-size theory $\alpha_c^{RS}(d;\,\rho)$")
+    ax.set(title=f"{PROBLEM_NAMES.get(problem, problem)}, {solver}: α*(ρ) and the learner's cells",
+           xlabel="rank fraction ρ = r / d", ylabel="critical load α* = p* ln p* / d²")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+
+
 def adaptive_rank_figure(thresholds: xr.Dataset, added: xr.Dataset | None = None) -> Figure:
     """alpha*(rho) at each d: per-seed points, medians joined, finite-size theory (dotted) and asymptote;
     cells of the rank learner's first round open, the ones it added filled and numbered in the order it
@@ -235,33 +261,11 @@ def adaptive_rank_figure(thresholds: xr.Dataset, added: xr.Dataset | None = None
     """
     table = thresholds.to_dataframe()
     chosen = added.to_dataframe() if added is not None else None
-    panels = [(p, s) for p in ordered(table.problem.unique()) for s in ordered(table.solver.unique(), ("adam", "lp", "hebbian"))
+    solvers = ordered(table.solver.unique(), ("adam", "lp", "hebbian"))
+    panels = [(p, s) for p in ordered(table.problem.unique()) for s in solvers
               if ((table.problem == p) & (table.solver == s)).any()]
     fig, axes = _grid(1, len(panels), width=6.5, height=5.0)
     colours = _colours(table.d.unique().tolist())
     for ax, (problem, solver) in zip(axes[0], panels):
-        series = table[(table.problem == problem) & (table.solver == solver)]
-        for d, at_d in series.groupby("d"):
-            colour = colours[d]
-            ax.plot(at_d.rho_eff, at_d.alpha_star, ".", ms=3, color=colour, alpha=0.35)
-            cells = at_d.groupby("rank").agg(rho_eff=("rho_eff", "first"), median_alpha=("alpha_star", "median"))
-            mine = None if chosen is None else chosen[(chosen.problem == problem) & (chosen.solver == solver)
-                                                       & (chosen.d == d)]
-            _learner_points(ax, xr.Dataset.from_dataframe(cells.reset_index()), mine, colour)
-            _rank_theory(ax, solver, int(d), series.rho_eff.values, colour)
-            ax.plot([], [], "-", color=colour, lw=6, label=f"d = {d}")
-        rho_grid = np.linspace(series.rho_eff.min(), 1.0, 200)
-        try:
-            ax.plot(rho_grid, [scaling.asymptotic_alpha(solver, r) for r in rho_grid], "-.", color="k", lw=1,
-                    label="d → ∞: κ(ρ)/2" if solver != "hebbian" else "d → ∞: 1/8")
-        except ImportError:
-            pass
-        ax.plot([], [], "o", color="grey", ms=7, mfc="white", mew=1.6, label="first round")
-        ax.plot([], [], "o", color="grey", ms=11, mec="white", label="added by the learner (number: order)")
-        ax.plot([], [], ":", color="grey", label=r"finite-size theory $\alpha_c^{RS}(d;\,\rho)$")
-        ax.set(title=f"{PROBLEM_NAMES.get(problem, problem)}, {solver}: α*(ρ) and the learner's cells",
-               xlabel="rank fraction ρ = r / d",
-               ylabel="critical load α* = p* ln p* / d²")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        _rank_panel(ax, table[(table.problem == problem) & (table.solver == solver)], chosen, colours, problem, solver)
     return fig

@@ -142,6 +142,9 @@ def print_rank_axis(reps: int) -> None:
                   f" max error {statistics.median(ratios[0]):.2f} (bound {bound:.2f}), rms"
                   f" {statistics.median(ratios[1]):.2f} (goal <= 0.5); adaptive / uniform max error at equal N:"
                   f" {statistics.median(errors):.2f}")
+            if uniform[-1, 0] >= uniform[5, 0]:  # N = 24 no better than N = 8
+                print("  noise-dominated: the uniform grid's error does not fall from N = 8 to 24 (the medians' seed"
+                      " noise exceeds the interpolation error), so 'needs' measures noise, not placement")
 
 
 # ---- (b) dimension axis ----------------------------------------------------------------------------

@@ -69,7 +69,8 @@ class DimensionLearner:
             raise InvalidInput(f"initial_seeds={initial_seeds!r} must be an integer >= 2 (the spread needs two)")
         self.ladder = tuple(sorted(ladder)) if ladder is not None else rule.ladder
         if len(self.ladder) < 2 or not set(self.ladder) <= set(rule.ladder):
-            raise InvalidInput(f"ladder={list(self.ladder)} must hold at least two rungs of the rule's {list(rule.ladder)}")
+            raise InvalidInput(f"ladder={list(self.ladder)} must hold at least two rungs of the rule's"
+                               f" {list(rule.ladder)}")
         self.rule, self.cost = rule, cost
         self.problem, self.solver, self.rho, self.initial_seeds = problem, solver, float(rho), initial_seeds
         self._told: dict[tuple[int, int], float] = {}

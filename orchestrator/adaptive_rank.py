@@ -170,7 +170,7 @@ class RankLearner:
     def _curvatures(self, xs: list[float], ys: list[float], vs: list[float]) -> list[float]:
         """Per interval between known cells: the larger discounted c^2 of its two parabolas, then the floor."""
         triples = [second_difference(xs[i - 1:i + 2], ys[i - 1:i + 2], vs[i - 1:i + 2]) for i in range(1, len(xs) - 1)]
-        at_point = [max(c * c - NOISE_SIGMAS ** 2 * var, 0.0) for c, var in triples]  # at_point[i - 1]: parabola centred on known i
+        at_point = [max(c * c - NOISE_SIGMAS ** 2 * var, 0.0) for c, var in triples]  # [i - 1]: centred on known i
         per_interval = []
         for i in range(len(xs) - 1):  # interval (i, i + 1) uses the parabolas centred on i and i + 1
             around = [at_point[j - 1] for j in (i, i + 1) if 1 <= j <= len(xs) - 2]

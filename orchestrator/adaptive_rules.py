@@ -2,18 +2,18 @@
 
 A spec gives either `rhos = [...]` or `[adaptive.rho]`, and either `ds = [...]` or `[adaptive.d]`:
 
-    [adaptive.rho]                  # per (problem, solver, d): RankLearner (lamcap.orchestrator.adaptive_rank)
+    [adaptive.rho]                  # per (problem, solver, d): RankLearner (orchestrator/adaptive_rank.py)
     min = 0.1                       # smallest rank fraction (rank = max(1, round(rho d)))
     max = 1.0                       # largest rank fraction
     points = 12                     # cells (distinct ranks) per d, initial ones included
     # initial = 3                   # cells of the first round, evenly spaced from min to max (default min(3, points))
     # batch = 1                     # cells added per later round
 
-    [adaptive.d]                    # per (problem, solver, rho): DimensionLearner (lamcap.orchestrator.adaptive_dimension)
+    [adaptive.d]                    # per (problem, solver, rho): DimensionLearner (orchestrator/adaptive_dimension.py)
     ladder = [8, 12, 16, 24, 32, 48, 64, 96, 128]   # the dimensions it may use
     budget_device_hours = 2         # the most device-hours each (problem, solver, rho) series may commit
     target = 0.02                   # stop once the alpha_inf interval (hi - lo) is narrower than this
-    # start = 3                     # first round: `seeds` seeds at each of the `start` smallest rungs
+    # start = 3                     # first round: `seeds` seeds at the `start` smallest rungs, 1 at the others
     # seeds_per_round = 4           # seeds added per later round (spread over rungs by the learner)
     # max_seeds = 64                # the most seeds at one rung
     # level = 0.95                  # confidence level of the interval
@@ -226,6 +226,14 @@ def parse(raw: Any) -> tuple[AdaptiveRules, list[str]]:
         return AdaptiveRules(**rules), errors
     except InvalidInput as exc:
         return AdaptiveRules(), errors + [str(exc)]
+
+
+def ladder_problems(rules: AdaptiveRules, d_max: Any) -> list[str]:
+    """A d_max that leaves a problem fewer than two rungs of [adaptive.d] (no fit alpha_inf + a / ln d)."""
+    if rules.d is None or not isinstance(d_max, tuple):
+        return []
+    return [f"d_max.{problem}={cap!r} leaves {list(rules.d.ladder_for(cap))} of adaptive.d.ladder: a fit needs two"
+            for problem, cap in d_max if _is_int(cap) and len(rules.d.ladder_for(cap)) < 2]
 
 
 def axis_problems(raw: dict) -> list[str]:

@@ -21,6 +21,8 @@ A sweep TOML file holds the same keys as `SweepSpec.to_dict()` (see examples/swe
     storage_dtype = "float32"       # 'float32' or 'bfloat16'
     # memory_budget_bytes = 4000000000
 
+    # [adaptive.rho] or [adaptive.d]: a rule in place of rhos or ds (lamcap.orchestrator.adaptive_rules)
+
     [search]                        # SearchSettings (every key optional)
     curve_points = 0                # extra loads per cell around its median alpha* (accuracy curves)
     curve_span = 0.3                # their relative half-width around the median alpha*
@@ -320,6 +322,7 @@ def _field_problems(problems: Any, solvers: Any, rhos: Any, ds: Any, seeds: Any,
         out.append(f"device={device!r} is not one of {DEVICES}")
     rhos = [adaptive.rho.min, adaptive.rho.max] if adaptive.rho else rhos
     ds = list(adaptive.d.ladder) if adaptive.d else ds
+    out += adaptive_rules.ladder_problems(adaptive, d_max)
     return out + _d_max_problems(d_max, ds) + _lp_problems(solvers, rhos, ds)
 
 

@@ -1,4 +1,4 @@
-"""The adaptive rank figure, from thresholds and decisions of a real RankLearner run (matplotlib objects, not pixels)."""
+"""The adaptive rank figure from thresholds and decisions of a real RankLearner run (matplotlib objects)."""
 from __future__ import annotations
 
 import math

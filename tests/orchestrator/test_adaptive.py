@@ -121,6 +121,8 @@ def test_a_list_and_its_rule_together_are_refused():
         SweepSpec.from_dict({**spec_dict(d=DIM), "seeds": 1})
     with pytest.raises(InvalidInput, match="rho=0.1 with solver 'lp'"):
         SweepSpec.from_dict({**spec_dict(rho=RHO), "solvers": ["lp"]})
+    with pytest.raises(InvalidInput, match=r"d_max.dp=10 leaves \[8\] of adaptive.d.ladder"):
+        SweepSpec.from_dict({**spec_dict(d=DIM), "d_max": {"dp": 10}})
 
 
 @pytest.mark.parametrize("adaptive", [{"rho": RHO}, {"rho": {**RHO, "initial": 4, "batch": 2}},
