@@ -369,3 +369,13 @@ def test_statistics_against_independent_references():
     floor = spreads({"q": ([0.9, 0.9, 0.9], 8)})["q"]
     p = 0.9 * 64 / math.log(20)  # about p* = 20 at d = 8: alpha moves by (ln p + 1) / 64 per unit of p
     assert floor == pytest.approx(quantisation_sd(0.9, 8)) and 0.5 < floor / ((math.log(p) + 1) / 64 / 12 ** 0.5) < 1.5
+
+
+def test_the_learners_import_neither_torch_nor_ray():
+    import subprocess
+    import sys
+
+    code = ("import sys, lamcap.orchestrator.adaptive; "
+            "print(sorted(m for m in ('torch', 'ray', 'zarr', 'xarray') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
