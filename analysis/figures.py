@@ -197,3 +197,75 @@ def save(fig: Figure, path: str | os.PathLike) -> str:
     os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
     fig.savefig(path, dpi=110)
     return os.fspath(path)
+
+
+def _rank_theory(ax, solver: str, d: int, rhos: np.ndarray, colour) -> None:
+    """The finite-size prediction alpha_c^RS(d; r / d) at every integer rank of the plotted range (at most 40)."""
+    try:
+        ranks = np.unique(np.round(np.linspace(max(1, round(rhos.min() * d)), round(rhos.max() * d), 40)).astype(int))
+        curve = [scaling.finite_size_alpha(solver, d, r / d) for r in ranks]
+    except ImportError:
+        return
+    ax.plot(ranks / d, curve, ":", color=colour, lw=1.2)
+
+
+def _learner_points(ax, cells: xr.Dataset, added, colour) -> None:
+    """Medians joined by the interpolant; first-round cells open, added ones filled with their order inside."""
+    ax.plot(cells.rho_eff, cells.median_alpha, "-", color=colour, lw=1, alpha=0.8, zorder=2)
+    order = {int(r): int(o) for r, o in zip(added["rank"], added["order"])} if added is not None else {}
+    red, green, blue = colour[:3]
+    ink = "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.55 else "white"  # legible on the fill
+    for rank, rho, med in zip(cells["rank"].values, cells.rho_eff.values, cells.median_alpha.values):
+        n = order.get(int(rank), 0)
+        if n:
+            ax.plot(rho, med, "o", ms=11, color=colour, mec="white", mew=0.8, zorder=3)
+            ax.text(rho, med, str(n), ha="center", va="center", fontsize=6.5, color=ink, fontweight="bold", zorder=4)
+        else:
+            ax.plot(rho, med, "o", ms=7, color=colour, mfc="white", mew=1.6, zorder=3)
+
+
+def _rank_panel(ax, series, chosen, colours: dict, problem: str, solver: str) -> None:
+    """One (problem, solver) of adaptive_rank_figure: every d, the asymptote, the legend."""
+    for d, at_d in series.groupby("d"):
+        colour = colours[d]
+        ax.plot(at_d.rho_eff, at_d.alpha_star, ".", ms=3, color=colour, alpha=0.35)
+        cells = at_d.groupby("rank").agg(rho_eff=("rho_eff", "first"), median_alpha=("alpha_star", "median"))
+        mine = None if chosen is None else chosen[(chosen.problem == problem) & (chosen.solver == solver)
+                                                   & (chosen.d == d)]
+        _learner_points(ax, xr.Dataset.from_dataframe(cells.reset_index()), mine, colour)
+        _rank_theory(ax, solver, int(d), series.rho_eff.values, colour)
+        ax.plot([], [], "-", color=colour, lw=6, label=f"d = {d}")
+    rho_grid = np.linspace(series.rho_eff.min(), 1.0, 200)
+    try:
+        ax.plot(rho_grid, [scaling.asymptotic_alpha(solver, r) for r in rho_grid], "-.", color="k", lw=1,
+                label="d → ∞: κ(ρ)/2" if solver != "hebbian" else "d → ∞: 1/8")
+    except ImportError:
+        pass
+    ax.plot([], [], "o", color="grey", ms=7, mfc="white", mew=1.6, label="first round")
+    ax.plot([], [], "o", color="grey", ms=11, mec="white", label="added by the learner (number: order)")
+    ax.plot([], [], ":", color="grey", label=r"finite-size theory $\alpha_c^{RS}(d;\,\rho)$")
+    ax.set(title=f"{PROBLEM_NAMES.get(problem, problem)}, {solver}: α*(ρ) and the learner's cells",
+           xlabel="rank fraction ρ = r / d", ylabel="critical load α* = p* ln p* / d²")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+
+
+def adaptive_rank_figure(thresholds: xr.Dataset, added: xr.Dataset | None = None) -> Figure:
+    """alpha*(rho) at each d: per-seed points, medians joined, finite-size theory (dotted) and asymptote;
+    cells of the rank learner's first round open, the ones it added filled and numbered in the order it
+    added them. One panel per (problem, solver).
+
+    thresholds: the store's thresholds table (dim threshold; problem, solver, d, rank, rho_eff, alpha_star, labels
+    decoded). added: the learner's table of chosen cells (lamcap.orchestrator.adaptive.added_cells as a Dataset
+    of one dimension: problem, solver, d, rank, order), None when the ranks were a fixed list.
+    """
+    table = thresholds.to_dataframe()
+    chosen = added.to_dataframe() if added is not None else None
+    solvers = ordered(table.solver.unique(), ("adam", "lp", "hebbian"))
+    panels = [(p, s) for p in ordered(table.problem.unique()) for s in solvers
+              if ((table.problem == p) & (table.solver == s)).any()]
+    fig, axes = _grid(1, len(panels), width=6.5, height=5.0)
+    colours = _colours(table.d.unique().tolist())
+    for ax, (problem, solver) in zip(axes[0], panels):
+        _rank_panel(ax, table[(table.problem == problem) & (table.solver == solver)], chosen, colours, problem, solver)
+    return fig

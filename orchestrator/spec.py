@@ -21,6 +21,8 @@ A sweep TOML file holds the same keys as `SweepSpec.to_dict()` (see examples/swe
     storage_dtype = "float32"       # 'float32' or 'bfloat16'
     # memory_budget_bytes = 4000000000
 
+    # [adaptive.rho] or [adaptive.d]: a rule in place of rhos or ds (lamcap.orchestrator.adaptive_rules)
+
     [search]                        # SearchSettings (every key optional)
     curve_points = 0                # extra loads per cell around its median alpha* (accuracy curves)
     curve_span = 0.3                # their relative half-width around the median alpha*
@@ -43,6 +45,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lamcap.kernels.errors import InvalidInput
+from lamcap.orchestrator import adaptive_rules
+from lamcap.orchestrator.adaptive_rules import AdaptiveRules
 
 if TYPE_CHECKING:
     from lamcap.kernels.solvers.settings import SolverSettings
@@ -53,7 +57,8 @@ PROBLEMS = ("op", "dp")
 SOLVERS = ("adam", "hebbian", "lp")
 DEVICES = ("cpu", "cuda", "auto")
 PURPOSES = ("search", "curve")
-SPEC_KEYS = ("problems", "solvers", "rhos", "ds", "d_max", "seeds", "device", "solver_settings", "search")
+SPEC_KEYS = ("problems", "solvers", "rhos", "ds", "d_max", "seeds", "device", "solver_settings", "search",
+             "adaptive")
 FLAG_ALIASES = {"rho": "rhos", "d": "ds", "steps": "max_steps", "problem": "problems", "solver": "solvers"}
 
 
@@ -162,8 +167,11 @@ class SweepSpec:
     search: SearchSettings = SearchSettings()
     device: str = "auto"
     d_max: tuple[tuple[str, int], ...] = ()
+    adaptive: AdaptiveRules = AdaptiveRules()  # rules standing in for rhos and/or ds (adaptive_rules.py)
 
     def __post_init__(self) -> None:
+        if isinstance(self.adaptive, dict):
+            object.__setattr__(self, "adaptive", AdaptiveRules.from_dict(self.adaptive))
         for name in ("problems", "solvers", "rhos", "ds"):
             value = getattr(self, name)
             if isinstance(value, list):
@@ -174,23 +182,26 @@ class SweepSpec:
         validate(self)
 
     def ds_for(self, problem: str) -> tuple[int, ...]:
-        """The dimensions swept for one problem (ds cut at its d_max), ascending."""
+        """The dimensions swept for one problem (ds, or the adaptive ladder, cut at its d_max), ascending."""
         cap = dict(self.d_max).get(problem)
+        if self.adaptive.d is not None:
+            return self.adaptive.d.ladder_for(cap)
         return tuple(sorted(d for d in self.ds if cap is None or d <= cap))
 
     @property
     def max_d(self) -> int:
-        """The largest d of any cell (singular values are padded to it in the store)."""
-        return max(cell.d for cell in self.cells())
+        """The largest d any cell may have (singular values are padded to it in the store)."""
+        return max(max(self.ds_for(problem)) for problem in self.problems)
 
     def cells(self) -> list[Cell]:
-        """Every (problem, solver, rho, d) cell, sorted."""
+        """Every (problem, solver, rho, d) cell, sorted; with an adaptive axis, only its first round's."""
+        rule_rho, rule_d = self.adaptive.rho, self.adaptive.d
         return sorted(
             Cell(problem, solver, rho, d)
             for problem in self.problems
             for solver in self.solvers
-            for rho in self.rhos
-            for d in self.ds_for(problem)
+            for d in (self.ds_for(problem)[:rule_d.n_start] if rule_d else self.ds_for(problem))
+            for rho in (rule_rho.initial_rhos(d) if rule_rho else self.rhos)
         )
 
     def to_dict(self) -> dict:
@@ -208,6 +219,10 @@ class SweepSpec:
         }
         for section in ("solver_settings", "search"):
             out[section] = {k: v for k, v in out[section].items() if v is not None}
+        for key in adaptive_rules.replaced_keys({"adaptive": self.adaptive}):
+            out.pop(key)
+        if self.adaptive:
+            out["adaptive"] = self.adaptive.to_dict()
         return out
 
     @classmethod
@@ -222,6 +237,8 @@ class SweepSpec:
         does not matter. Only the scheduling knob max_parallel_per_learner may differ.
         """
         reasons = []
+        if self.adaptive != other.adaptive:
+            reasons.append(f"adaptive rules differ: {self.adaptive.to_dict()} vs {other.adaptive.to_dict()}")
         for name in ("problems", "solvers", "rhos", "ds"):
             mine, theirs = sorted(getattr(self, name)), sorted(getattr(other, name))
             if mine != theirs:
@@ -284,16 +301,28 @@ def _lp_problems(solvers: Any, rhos: Any, ds: Any) -> list[str]:
 
 
 def _field_problems(problems: Any, solvers: Any, rhos: Any, ds: Any, seeds: Any, device: Any,
-                    d_max: Any) -> list[str]:
-    """Every bad plain value of a spec, each message naming it."""
+                    d_max: Any, adaptive: AdaptiveRules = AdaptiveRules(),
+                    replaced: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """Every bad plain value of a spec, each message naming it.
+
+    A list that an adaptive rule replaces is not checked (`replaced`: also when the rule itself was bad).
+    """
+    replaced = set(replaced) | adaptive_rules.replaced_keys({"adaptive": adaptive})
     out = _list_problems("problems", problems, lambda v: v in PROBLEMS, f"is not a known problem {PROBLEMS}")
     out += _list_problems("solvers", solvers, lambda v: v in SOLVERS, f"is not a known solver {SOLVERS}")
-    out += _list_problems("rhos", rhos, lambda r: _is_real(r) and 0 < r <= 1, "must be a number in (0, 1]")
-    out += _list_problems("ds", ds, lambda d: _is_int(d) and d >= 2, "must be an integer >= 2")
+    if "rhos" not in replaced:
+        out += _list_problems("rhos", rhos, lambda r: _is_real(r) and 0 < r <= 1, "must be a number in (0, 1]")
+    if "ds" not in replaced:
+        out += _list_problems("ds", ds, lambda d: _is_int(d) and d >= 2, "must be an integer >= 2")
     if not _is_int(seeds) or seeds < 1:
         out.append(f"seeds={seeds!r} must be an integer >= 1")
+    elif adaptive.d is not None and seeds < 2:
+        out.append(f"seeds={seeds!r} with [adaptive.d]: the first round needs the seeds' spread, give seeds >= 2")
     if device not in DEVICES:
         out.append(f"device={device!r} is not one of {DEVICES}")
+    rhos = [adaptive.rho.min, adaptive.rho.max] if adaptive.rho else rhos
+    ds = list(adaptive.d.ladder) if adaptive.d else ds
+    out += adaptive_rules.ladder_problems(adaptive, d_max)
     return out + _d_max_problems(d_max, ds) + _lp_problems(solvers, rhos, ds)
 
 
@@ -301,7 +330,12 @@ def spec_problems(spec: SweepSpec) -> list[str]:
     """Every bad value of a spec, each message naming it (empty when valid)."""
     from lamcap.kernels.solvers.settings import SolverSettings
 
-    out = _field_problems(spec.problems, spec.solvers, spec.rhos, spec.ds, spec.seeds, spec.device, spec.d_max)
+    if not isinstance(spec.adaptive, AdaptiveRules):
+        return [f"adaptive={spec.adaptive!r} must be an AdaptiveRules"]
+    out = _field_problems(spec.problems, spec.solvers, spec.rhos, spec.ds, spec.seeds, spec.device, spec.d_max,
+                          spec.adaptive)
+    given = {k: v for k, v in (("rhos", spec.rhos), ("ds", spec.ds)) if v}
+    out += adaptive_rules.axis_problems({"adaptive": spec.adaptive, **given})
     if not isinstance(spec.search, SearchSettings):
         out.append(f"search={spec.search!r} must be a SearchSettings")
     if not isinstance(spec.solver_settings, SolverSettings):
@@ -343,23 +377,31 @@ def _spec_from_dict(raw: dict) -> SweepSpec:
     if not isinstance(raw, dict):
         raise InvalidInput(f"a sweep spec must be a table of keys, got {raw!r}")
     errors = [f"unknown key {k!r}; expected one of {list(SPEC_KEYS)}" for k in raw if k not in SPEC_KEYS]
-    errors += [f"missing key {k!r}" for k in REQUIRED_KEYS if k not in raw]
+    replaced = adaptive_rules.replaced_keys(raw)
+    errors += [f"missing key {k!r}" for k in REQUIRED_KEYS if k not in raw and k not in replaced]
+    errors += adaptive_rules.axis_problems(raw)
+    adaptive, adaptive_errors = adaptive_rules.parse(raw.get("adaptive"))
+    errors += adaptive_errors
     solver_settings = _section(raw, "solver_settings", SolverSettings, errors)
     search = _section(raw, "search", SearchSettings, errors)
     fields = {k: raw.get(k, ()) for k in ("problems", "solvers", "rhos", "ds")}
     seeds, device = raw.get("seeds", 1), raw.get("device", "auto")
     d_max = _d_max_pairs(raw.get("d_max", {}))
-    errors += _field_problems(**fields, seeds=seeds, device=device, d_max=d_max)
+    errors += _field_problems(**fields, seeds=seeds, device=device, d_max=d_max, adaptive=adaptive,
+                              replaced=replaced)
     if errors:
         raise InvalidInput("invalid sweep spec: " + "; ".join(errors))
     return SweepSpec(**fields, seeds=seeds, solver_settings=solver_settings, search=search, device=device,
-                     d_max=d_max)
+                     d_max=d_max, adaptive=adaptive)
 
 
 def _merge(base: dict, layer: dict) -> dict:
-    """`layer` over `base`; the settings sections and d_max merge key by key."""
-    out = dict(base)
+    """`layer` over `base`; the settings sections, d_max and the adaptive rules merge key by key."""
+    axis_keys = {*adaptive_rules.AXES.values(), "adaptive"}  # a layer's list and rule of one axis replace each other
+    out = adaptive_rules.merge(base, {k: v for k, v in layer.items() if k in axis_keys})
     for key, value in layer.items():
+        if key in axis_keys:
+            continue
         if key in ("solver_settings", "search", "d_max") and isinstance(value, dict) \
                 and isinstance(out.get(key), dict):
             out[key] = {**out[key], **value}
@@ -418,10 +460,12 @@ def _toml_value(value: Any) -> str:
 def to_toml(spec: SweepSpec) -> str:
     """The spec as a sweep TOML file that load_spec reads back to an equal spec."""
     raw = spec.to_dict()
+    raw.pop("adaptive", None)
     tables = {k: raw.pop(k) for k in ("d_max", "solver_settings", "search")}
     lines = [f"{k} = {_toml_value(v)}" for k, v in raw.items()]
     for name, table in tables.items():
         lines += ["", f"[{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+    lines += adaptive_rules.toml_tables(spec.adaptive, _toml_value)
     return "\n".join(lines) + "\n"
 
 
