@@ -60,15 +60,17 @@ def test_verify_equals_brute_force(problem, d, p, which):
     assert count_stored(instance, torch.from_numpy(w)) == p - got.n_violations
 
 
-def test_small_blocks_give_the_same_answer(monkeypatch):
-    """Force many row and column blocks (columns not dividing p) through the streaming pass."""
-    instance = Instance(InstanceSpec("dp", 3, 300, seed=5))
+@pytest.mark.parametrize("p,block_elements", [(300, 8 * 3 * 300 - 1), (45, 3 * 13)])
+def test_small_blocks_give_the_same_answer(monkeypatch, p, block_elements):
+    """Force many row blocks (7 rows of p = 300), or single-row blocks of 13 columns (not dividing p = 45)."""
+    instance = Instance(InstanceSpec("dp", 3, p, seed=5))
     w = torch.from_numpy(np.random.default_rng(0).normal(size=(3, 3)))
     whole = verify(instance, w)
-    monkeypatch.setattr(verify_mod, "BLOCK_BYTES", 8)
+    monkeypatch.setattr(verify_mod, "BLOCK_BYTES", 8 * block_elements)
     chunked = verify(instance, w)
-    op = Instance(InstanceSpec("op", 3, 300, seed=5))
+    op = Instance(InstanceSpec("op", 3, p, seed=5))
     assert_matches(verify(op, w), brute_force(op, w.numpy()))
+    assert_matches(chunked, brute_force(instance, w.numpy()))
     for name in ("sat", "n_violations", "min_margin", "loss", "target_var"):
         np.testing.assert_allclose(getattr(chunked, name), getattr(whole, name), rtol=1e-12)
     np.testing.assert_array_equal(chunked.target_hist, whole.target_hist)

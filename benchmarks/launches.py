@@ -1,0 +1,117 @@
+"""Kernel launches per loss + gradient step of the fused loss, counted with torch.profiler on the CPU.
+
+    .venv/bin/python benchmarks/launches.py [--d 256] [--p 6300] [--total-memory 85031714816]
+
+In eager mode every leaf operator a CUDA step calls launches (about) one kernel; the CPU profiler
+sees the same operator calls. This script profiles one forward + backward of `fused_loss` on the
+CPU with the chunking CUDA would use for DP at (d, p) on a device of the given total memory (an
+80 GB H100 by default), and counts leaf `aten::` operators, leaving out those that launch nothing on
+a GPU (views, reshapes, allocation) and counting device-to-host reads (syncs) apart. The operator
+sequence does not depend on d, so the instance is profiled at d = 2 (at the real d the competitor
+tensor is 40 GB). The x @ W^T product and the backward are included; the Adam update (a few
+foreach kernels) is not.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import math
+
+import torch
+
+NO_LAUNCH = {  # views, metadata and allocation: no kernel on a GPU
+    "aten::empty", "aten::empty_strided", "aten::view", "aten::as_strided", "aten::_reshape_alias",
+    "aten::unsqueeze", "aten::squeeze", "aten::transpose", "aten::t", "aten::permute", "aten::expand",
+    "aten::slice", "aten::select", "aten::diagonal", "aten::alias", "aten::detach", "aten::lift_fresh",
+    "aten::resize_", "aten::result_type", "aten::_unsafe_view", "aten::set_", "aten::view_as_real",
+    "aten::_view_dtype", "aten::unbind", "aten::split", "aten::narrow", "aten::mT", "aten::numpy_T",
+    "aten::resolve_conj", "aten::resolve_neg", "aten::_has_compatible_shallow_copy_type", "aten::is_nonzero",
+    "aten::item", "aten::_local_scalar_dense", "aten::empty_like", "aten::detach_",
+}
+PASSTHROUGH = {  # launch only what they call (a copy when needed)
+    "aten::to", "aten::_to_copy", "aten::contiguous", "aten::reshape", "aten::matmul", "aten::einsum",
+    "aten::clone", "aten::flatten",
+}
+# One kernel each on a GPU (on the CPU, GEMMs and reductions first fill their output: not a launch there).
+ATOMIC = {
+    "aten::bmm", "aten::mm", "aten::addmm", "aten::baddbmm", "aten::mv", "aten::dot", "aten::sum", "aten::amax",
+    "aten::amin", "aten::max", "aten::min", "aten::mean", "aten::any", "aten::all", "aten::bincount",
+}
+SYNCS = {"aten::_local_scalar_dense"}  # a device-to-host read: the host waits for the device
+
+
+def launches(event, ops: collections.Counter) -> int:
+    """Kernels an operator call launches on a GPU: 1 for a GEMM or a leaf kernel, else what its callees launch."""
+    name = event.name
+    if name in NO_LAUNCH:
+        return 0
+    if name in ATOMIC:
+        ops[name] += 1
+        return 1
+    inner = sum(launches(child, ops) for child in event.cpu_children if child.name.startswith("aten::"))
+    if inner == 0 and name not in PASSTHROUGH:
+        ops[name] += 1
+        return 1
+    return inner
+
+
+def cuda_chunking(d: int, p: int, mode: str, total_memory: int) -> tuple[int, int]:
+    """(rows, cols) per chunk that CUDA would use: the plan of lamcap.kernels.competitors (or the old defaults)."""
+    from lamcap.kernels import competitors
+
+    if hasattr(competitors, "chunking_for"):
+        return competitors.chunking_for("dp", d, p, mode, "cuda", total_memory)
+    # before issue 14: tiles of 32 x 256 when regenerating; whole rows in 512 MiB when materialised
+    if mode == "regenerate":
+        return 32, 256
+    return max(1, min(p, (512 << 20) // (4 * p * d))), p
+
+
+def count_step(p: int, mode: str, rows: int, cols: int, d_profiled: int = 2) -> tuple[collections.Counter, int]:
+    """Leaf operators (name -> calls) and syncs of one loss + gradient step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from lamcap.kernels.competitors import make_source
+    from lamcap.kernels.disorder import Instance, InstanceSpec
+    from lamcap.kernels.fused_loss import fused_loss
+
+    instance = Instance(InstanceSpec("dp", d_profiled, p, 0))
+    source = make_source(instance, mode, chunk_rows=rows, chunk_cols=cols)
+    x = instance.inputs
+    w = (torch.eye(d_profiled) * 0.5).requires_grad_()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        loss, _ = fused_loss(x @ w.T, source)
+        loss.backward()
+    ops: collections.Counter = collections.Counter()
+    events = [e for e in prof.events() if e.name.startswith("aten::")]
+    for event in events:
+        parent = event.cpu_parent
+        while parent is not None and not parent.name.startswith("aten::"):
+            parent = parent.cpu_parent
+        if parent is None:
+            launches(event, ops)
+    return ops, sum(e.name in SYNCS for e in events)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--d", type=int, default=256)
+    parser.add_argument("--p", type=int, default=6300)
+    parser.add_argument("--total-memory", type=int, default=85031714816, help="bytes (80 GB H100: 85031714816)")
+    parser.add_argument("--modes", nargs="+", default=["materialize", "regenerate"])
+    parser.add_argument("--top", type=int, default=8, help="operators listed per mode")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(f"DP d={args.d} p={args.p}, CUDA device of {args.total_memory / 2**30:.1f} GiB; profiled at d=2")
+    for mode in args.modes:
+        rows, cols = cuda_chunking(args.d, args.p, mode, args.total_memory)
+        chunks = math.ceil(args.p / rows) * math.ceil(args.p / cols)
+        ops, syncs = count_step(args.p, mode, rows, cols)
+        total = sum(ops.values())
+        print(f"{mode:12} chunk {rows} rows x {cols} cols, {chunks} chunks: {total} launches per step "
+              f"({total / chunks:.1f} per chunk), {syncs} syncs")
+        print("    " + ", ".join(f"{name[6:]} {n}" for name, n in ops.most_common(args.top)))
+
+
+if __name__ == "__main__":
+    main()
