@@ -37,13 +37,15 @@ ATOMIC = {
     "aten::bmm", "aten::mm", "aten::addmm", "aten::baddbmm", "aten::mv", "aten::dot", "aten::sum", "aten::amax",
     "aten::amin", "aten::max", "aten::min", "aten::mean", "aten::any", "aten::all", "aten::bincount",
 }
-SYNCS = {"aten::_local_scalar_dense"}  # a device-to-host read: the host waits for the device
+SYNCS = {"aten::_local_scalar_dense"}
+# A Python scalar operand is wrapped in a 0-dim CPU tensor and cast on the host: no kernel, on any device.
+SCALAR_CASTS = {"aten::to", "aten::_to_copy", "aten::copy_"}  # a device-to-host read: the host waits for the device
 
 
 def launches(event, ops: collections.Counter) -> int:
     """Kernels an operator call launches on a GPU: 1 for a GEMM or a leaf kernel, else what its callees launch."""
     name = event.name
-    if name in NO_LAUNCH:
+    if name in NO_LAUNCH or (name in SCALAR_CASTS and event.input_shapes and event.input_shapes[0] == []):
         return 0
     if name in ATOMIC:
         ops[name] += 1
@@ -79,7 +81,7 @@ def count_step(p: int, mode: str, rows: int, cols: int, d_profiled: int = 2) -> 
     source = make_source(instance, mode, chunk_rows=rows, chunk_cols=cols)
     x = instance.inputs
     w = (torch.eye(d_profiled) * 0.5).requires_grad_()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         loss, _ = fused_loss(x @ w.T, source)
         loss.backward()
     ops: collections.Counter = collections.Counter()

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lamcap.kernels.disorder import Instance
+from lamcap.kernels.disorder import Instance, pieces
 from lamcap.kernels.errors import InvalidInput
 
 MODES = ("auto", "materialize", "regenerate")
@@ -93,24 +93,11 @@ def chunking_for(problem: str, d: int, p: int, mode: str, device_type: str,
     return 1, max(1, min(p, budget // (FLOAT32_BYTES * d)))
 
 
-def pieces(p: int, d: int, max_elements: int) -> Iterator[tuple[int, int, int, int]]:
-    """(mu0, mu1, nu0, nu1) blocks of at most max_elements competitors covering p x p: whole rows when they fit."""
-    rows = max_elements // (p * d)
-    if rows >= 1:
-        for mu0 in range(0, p, rows):
-            yield mu0, min(mu0 + rows, p), 0, p
-        return
-    cols = max(1, max_elements // d)
-    for mu0 in range(p):
-        for nu0 in range(0, p, cols):
-            yield mu0, mu0 + 1, nu0, min(nu0 + cols, p)
-
-
 @dataclass(frozen=True)
 class SourcePlan:
     """How the fused loss walks one instance: the resolved mode and the chunk shape (recorded per probe)."""
 
-    mode: str  # 'materialize' or 'regenerate' (OP: always 'materialize')
+    mode: str  # 'materialize' or 'regenerate' (OP: always 'materialize'); 'none' for solvers without the loss
     chunk_rows: int
     chunk_cols: int
 

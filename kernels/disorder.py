@@ -17,6 +17,7 @@ Hence d <= 2^21, DP p <= 2^22 and OP p <= 2^32.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -38,6 +39,7 @@ MU_SHIFT, K_SHIFT = 42, 21  # DP competitors: counter = mu << MU_SHIFT | k << K_
 MAX_D = 1 << K_SHIFT
 MAX_P = {"op": 1 << (64 - ROW_SHIFT), "dp": 1 << (64 - MU_SHIFT)}
 
+MATERIALIZE_PIECE = 1 << 20  # competitors generated at a time by materialize(): bounds its temporaries
 _MASK64 = (1 << 64) - 1
 
 
@@ -47,6 +49,19 @@ def block_seed(seed: int, stream: int, *indices: int) -> int:
     for v in (stream, *indices):
         h = splitmix64(h ^ (v & _MASK64))
     return h >> 1
+
+
+def pieces(p: int, d: int, max_elements: int) -> Iterator[tuple[int, int, int, int]]:
+    """(mu0, mu1, nu0, nu1) blocks of at most max_elements competitors covering p x p: whole rows when they fit."""
+    rows = max_elements // (p * d)
+    if rows >= 1:
+        for mu0 in range(0, p, rows):
+            yield mu0, min(mu0 + rows, p), 0, p
+        return
+    cols = max(1, max_elements // d)
+    for mu0 in range(p):
+        for nu0 in range(0, p, cols):
+            yield mu0, mu0 + 1, nu0, min(nu0 + cols, p)
 
 
 @dataclass(frozen=True)
@@ -176,7 +191,13 @@ class Instance:
         return words_to_normal(mine)
 
     def materialize(self) -> torch.Tensor:
-        """All outputs at once: (p, d) for OP, (p, p, d) for DP. For references and small p."""
+        """All outputs at once, contiguous: (p, d) for OP, (p, p, d) for DP. For references and small p.
+
+        DP is filled piece by piece: the peak is the tensor and one piece's temporaries.
+        """
         if self.problem == "op":
             return self.shared_outputs
-        return self.competitors(0, self.p)  # a (p, p, d) view of the d-major block
+        out = torch.empty((self.p, self.p, self.d), device=self.device)
+        for mu0, mu1, nu0, nu1 in pieces(self.p, self.d, MATERIALIZE_PIECE):
+            out[mu0:mu1, nu0:nu1] = self._block(mu0, mu1, nu0, nu1).transpose(1, 2)
+        return out

@@ -111,9 +111,9 @@ def words_to_normal(words: torch.Tensor) -> torch.Tensor:
     x = words.float()  # |x| in [1, 2^31]; its sign is the sample's
     bits = x.view(torch.int32)
     index = torch.bitwise_right_shift(bits, FRAC_BITS).bitwise_and_(_SLOTS - 1)  # drops the sign bit too
-    offset = bits & ((1 << FRAC_BITS) - 1)
+    offset = (bits & ((1 << FRAC_BITS) - 1)).float()  # exact: < 2^11
     z = b_table.index_select(0, index.reshape(-1)).reshape(x.shape)
-    z.mul_(offset)  # int32 offset promoted to float32 exactly (< 2^11)
+    z.mul_(offset)
     del offset
     z.add_(a_table.index_select(0, index.reshape(-1)).reshape(x.shape))
     return torch.copysign(z, x, out=z)

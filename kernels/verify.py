@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lamcap.kernels.competitors import CUDA_CHUNK_DIVISOR, device_memory_bytes, pieces
-from lamcap.kernels.disorder import Instance
+from lamcap.kernels.competitors import CUDA_CHUNK_DIVISOR, device_memory_bytes
+from lamcap.kernels.disorder import Instance, pieces
 
 HIST_EDGES = np.linspace(-10.0, 20.0, 121)  # normalised-score bins; outside values go to the end bins
 BLOCK_BYTES = 1 << 25  # float64 bytes of competitors per streamed block on a CPU (32 MiB)

@@ -67,7 +67,7 @@ def step_function(instance, mode: str, storage_dtype: str):
     w0 = torch.randn(d, d, generator=torch.Generator().manual_seed(0)).to(instance.device) / d**0.5
     x = instance.inputs
     if mode == "naive":
-        y = instance.materialize().contiguous()
+        y = instance.materialize()  # contiguous (p, p, d), filled piece by piece
         loss_fn = lambda z: naive_loss(z, y, instance.problem)  # noqa: E731
         held = y.numel() * y.element_size()
     else:
@@ -90,8 +90,9 @@ def reference_times(instance, repeats: int, device: str) -> dict:
     n = instance.p * (instance.p if instance.problem == "dp" else 1) * instance.d
     tensor = torch.randn(n, device=device)
     stream = statistics.median(_timed(lambda: tensor.sum(), repeats, device))
+    # torch.randn writes into the same buffer: never two full-size tensors at once
+    randn = statistics.median(_timed(lambda: torch.randn(n, device=device, out=tensor), max(3, repeats // 2), device))
     del tensor
-    randn = statistics.median(_timed(lambda: torch.randn(n, device=device), max(3, repeats // 2), device))
     return {"stream_seconds": stream, "randn_seconds": randn, "tensor_bytes": 4 * n}
 
 
@@ -113,6 +114,7 @@ def measure(problem: str, d: int, p: int, mode: str, repeats: int = 5, device: s
     out = {"problem": problem, "d": d, "p": p, "mode": mode, "storage_dtype": storage_dtype, "device": device,
            "threads": torch.get_num_threads(), "step_seconds": statistics.median(times), "step_times": times,
            "peak_bytes": memory.peak(), "held_bytes": held}
+    del step  # frees the mode's competitors before the references allocate their full-size tensor
     if references:
         out.update(reference_times(instance, repeats, device))
     return out
