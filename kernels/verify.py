@@ -12,7 +12,8 @@ regenerated from the instance, so no p x p x d tensor is ever held.
 
 Every running statistic stays on the device: a block costs a fixed number of kernel launches
 (its generation, one float64 GEMV batch, about 25 small reductions and updates) and no
-host synchronisation; the host reads the device twice per verification (after each pass).
+host synchronisation; the host reads the device a fixed number of times per verification
+(about ten: after the first pass, for the target statistics, after the second pass).
 Blocks are whole rows of competitors: BLOCK_BYTES of float64 on a CPU, 1/32 of a GPU's total
 memory (lamcap.kernels.competitors.CUDA_CHUNK_DIVISOR) on a GPU.
 """

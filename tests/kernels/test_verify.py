@@ -90,3 +90,35 @@ def test_non_finite_w_is_unsat_without_crash():
     got = verify(instance, w)
     assert not got.sat and got.n_violations == 10 and np.isnan(got.min_margin)
     assert count_stored(instance, w) == 0
+
+
+HOST_READS = ("item", "tolist", "__bool__", "__int__", "__float__", "__index__", "cpu", "numpy")
+
+
+def count_host_reads(monkeypatch, fn) -> int:
+    """Calls of the Tensor methods that make a GPU wait (device-to-host reads) while fn runs."""
+    calls = []
+    with monkeypatch.context() as patch:
+        for name in HOST_READS:
+            original = getattr(torch.Tensor, name)
+
+            def spy(self, *args, _original=original, _name=name, **kwargs):
+                calls.append(_name)
+                return _original(self, *args, **kwargs)
+
+            patch.setattr(torch.Tensor, name, spy)
+        fn()
+    return len(calls)
+
+
+@pytest.mark.parametrize("problem", ["dp", "op"])
+def test_host_reads_do_not_grow_with_the_number_of_blocks(monkeypatch, problem):
+    instance = Instance(InstanceSpec(problem, 3, 120, seed=1))
+    w = torch.from_numpy(np.random.default_rng(1).normal(size=(3, 3)))
+    one_block = count_host_reads(monkeypatch, lambda: verify(instance, w))
+    count_one = count_host_reads(monkeypatch, lambda: count_stored(instance, w))
+    monkeypatch.setattr(verify_mod, "BLOCK_BYTES", 8 * 3 * 120 * 2)  # 2 rows per block: 60 blocks
+    many_blocks = count_host_reads(monkeypatch, lambda: verify(instance, w))
+    many_count = count_host_reads(monkeypatch, lambda: count_stored(instance, w))
+    assert many_blocks == one_block <= 12, (one_block, many_blocks)
+    assert many_count == count_one <= 2, (count_one, many_count)
