@@ -9,7 +9,8 @@ CPU with the chunking CUDA would use for DP at (d, p) on a device of the given t
 a GPU (views, reshapes, allocation) and counting device-to-host reads (syncs) apart. The operator
 sequence does not depend on d, so the instance is profiled at d = 2 (at the real d the competitor
 tensor is 40 GB). The x @ W^T product and the backward are included; the Adam update (a few
-foreach kernels) is not.
+foreach kernels) is not. `--verify` also counts one float64 verification (lamcap.kernels.verify.verify:
+two passes) with the blocks CUDA would use at (d, p).
 """
 from __future__ import annotations
 
@@ -84,6 +85,53 @@ def count_step(p: int, mode: str, rows: int, cols: int, d_profiled: int = 2) -> 
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         loss, _ = fused_loss(x @ w.T, source)
         loss.backward()
+    return _tally(prof)
+
+
+def count_verification(d: int, p: int, total_memory: int, d_profiled: int = 2) -> tuple[collections.Counter, int, int]:
+    """Leaf operators, syncs and blocks per pass of one verify() with the block rows CUDA would use at d."""
+    from unittest import mock
+
+    from torch.profiler import ProfilerActivity, profile
+
+    from lamcap.kernels import verify
+    from lamcap.kernels.disorder import Instance, InstanceSpec
+
+    instance = Instance(InstanceSpec("dp", d_profiled, p, 0))
+    w = torch.randn(d_profiled, d_profiled, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    if hasattr(verify, "block_elements"):  # whole rows: the rows a CUDA block holds at the real d
+        rows = max(1, total_memory // (32 * 8) // (p * d))
+        patch = mock.patch.object(verify, "block_elements", lambda device: rows * p * d_profiled)
+        blocks = math.ceil(p / rows)
+    else:  # before issue 14: 32 rows x `cols` columns, cols from 32 MiB of float64 at the real d
+        cols = max(256, ((1 << 25) // (8 * 32 * d)) // 256 * 256)
+        patch = mock.patch.object(verify, "BLOCK_BYTES", cols * 8 * 32 * d_profiled)
+        blocks = math.ceil(p / 32) * math.ceil(p / cols)
+    reads = []
+    spies = [mock.patch.object(torch.Tensor, name, _spy(getattr(torch.Tensor, name), reads)) for name in HOST_READS]
+    with patch, profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        for spy in spies:
+            spy.start()
+        try:
+            verify.verify(instance, w)
+        finally:
+            for spy in spies:
+                spy.stop()
+    ops, _ = _tally(prof)
+    return ops, len(reads), blocks
+
+
+HOST_READS = ("item", "tolist", "__bool__", "__int__", "__float__", "__index__", "cpu", "numpy")  # make a GPU wait
+
+
+def _spy(method, calls: list):
+    def spy(self, *args, **kwargs):
+        calls.append(method.__name__)
+        return method(self, *args, **kwargs)
+    return spy
+
+
+def _tally(prof) -> tuple[collections.Counter, int]:
     ops: collections.Counter = collections.Counter()
     events = [e for e in prof.events() if e.name.startswith("aten::")]
     for event in events:
@@ -102,6 +150,7 @@ def main() -> None:
     parser.add_argument("--total-memory", type=int, default=85031714816, help="bytes (80 GB H100: 85031714816)")
     parser.add_argument("--modes", nargs="+", default=["materialize", "regenerate"])
     parser.add_argument("--top", type=int, default=8, help="operators listed per mode")
+    parser.add_argument("--verify", action="store_true", help="also count one float64 verification")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"DP d={args.d} p={args.p}, CUDA device of {args.total_memory / 2**30:.1f} GiB; profiled at d=2")
@@ -112,6 +161,12 @@ def main() -> None:
         total = sum(ops.values())
         print(f"{mode:12} chunk {rows} rows x {cols} cols, {chunks} chunks: {total} launches per step "
               f"({total / chunks:.1f} per chunk), {syncs} syncs")
+        print("    " + ", ".join(f"{name[6:]} {n}" for name, n in ops.most_common(args.top)))
+    if args.verify:
+        ops, syncs, blocks = count_verification(args.d, args.p, args.total_memory)
+        total = sum(ops.values())
+        print(f"{'verify':12} {blocks} blocks per pass, 2 passes: {total} launches "
+              f"({total / (2 * blocks):.1f} per block and pass), {syncs} device-to-host reads")
         print("    " + ", ".join(f"{name[6:]} {n}" for name, n in ops.most_common(args.top)))
 
 

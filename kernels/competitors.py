@@ -46,8 +46,9 @@ CUDA_CHUNK_DIVISOR = 32  # a CUDA chunk holds total_memory / 32 bytes of float32
 
 # Float32 bytes of competitors per chunk on a CPU. A materialised chunk must stay in the last-level
 # cache between the two passes over it (benchmarks/kernel.py: 8 MiB is best on a 16 MiB L3); a
-# regenerated one also has its generation temporaries to keep there.
-CPU_CHUNK_BYTES = {"materialize": 8 << 20, "regenerate": 2 << 20}
+# regenerated one brings 4x its size in generation temporaries, which had best stay in L2
+# (benchmarks/generator.py: a 0.4 MiB chunk generates at 9 ns per sample, a 7.9 MiB one at 31).
+CPU_CHUNK_BYTES = {"materialize": 8 << 20, "regenerate": 1 << 20}
 GENERATION_OVERHEAD = 4  # temporaries of lamcap.kernels.gaussian, in units of the float32 block generated
 FLOAT32_BYTES = 4
 
