@@ -1,6 +1,6 @@
 """Kernel launches per loss + gradient step of the fused loss, counted with torch.profiler on the CPU.
 
-    .venv/bin/python benchmarks/launches.py [--d 256] [--p 6300] [--total-memory 85031714816]
+    .venv/bin/python benchmarks/launches.py [--d 256] [--p 6300] [--total-memory 85520809984] [--verify]
 
 In eager mode every leaf operator a CUDA step calls launches (about) one kernel; the CPU profiler
 sees the same operator calls. This script profiles one forward + backward of `fused_loss` on the
@@ -147,7 +147,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--d", type=int, default=256)
     parser.add_argument("--p", type=int, default=6300)
-    parser.add_argument("--total-memory", type=int, default=85031714816, help="bytes (80 GB H100: 85031714816)")
+    parser.add_argument("--total-memory", type=int, default=81559 << 20, help="bytes (80 GB H100: 81559 MiB)")
     parser.add_argument("--modes", nargs="+", default=["materialize", "regenerate"])
     parser.add_argument("--top", type=int, default=8, help="operators listed per mode")
     parser.add_argument("--verify", action="store_true", help="also count one float64 verification")

@@ -159,10 +159,11 @@ class MaterializedSource(CompetitorSource):
         # The source is the instance rounded to the storage dtype, targets included (self-consistent scores).
         self.targets = instance.targets.to(storage_dtype).float()
         p, d = self.p, self.d
-        # Filled block by block: the peak is the tensor plus one block's generation, never twice the tensor.
+        # Filled block by block: the peak is the tensor plus one block's generation (a quarter of a
+        # default chunk, so its temporaries take one chunk), never twice the tensor.
         self._y = torch.empty((p, d, p), dtype=storage_dtype, device=self.device)
-        fill = max(1, chunk_rows * chunk_cols * d // GENERATION_OVERHEAD)
-        for mu0, mu1, nu0, nu1 in pieces(p, d, fill):
+        chunk = chunk_bytes(self.device.type, device_memory_bytes(self.device), "materialize")
+        for mu0, mu1, nu0, nu1 in pieces(p, d, max(1, chunk // (FLOAT32_BYTES * GENERATION_OVERHEAD))):
             self._y[mu0:mu1, :, nu0:nu1] = instance.competitor_block(mu0, mu1, nu0, nu1)
         self.nbytes = self._y.numel() * self._y.element_size()
 

@@ -34,6 +34,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--storage-dtype", default="float32", help="materialize storage: float32 or bfloat16")
     parser.add_argument("--repeats", type=int, default=5, help="timed steps after one warm-up (default 5)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's; 1 on a busy machine, where threads wait on each other)")
     parser.add_argument("--no-references", action="store_true", help="skip the torch.sum / torch.randn timings")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
@@ -128,10 +130,16 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInput(f"--mode {args.mode!r} is not one of {BENCH_MODES}")
     if args.repeats < 1:
         raise InvalidInput(f"--repeats {args.repeats!r} must be >= 1")
+    if args.threads is not None and args.threads < 1:
+        raise InvalidInput(f"--threads {args.threads!r} must be >= 1")
     if args.storage_dtype not in ("float32", "bfloat16"):
         raise InvalidInput(f"--storage-dtype {args.storage_dtype!r} is not float32 or bfloat16")
     InstanceSpec(args.problem, args.d, args.p, 0)  # names a bad problem, d or p
     device = resolve_device(args.device)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     result = measure(args.problem, args.d, args.p, args.mode, args.repeats, device, args.storage_dtype,
                      references=not args.no_references)
     if args.json:
