@@ -52,6 +52,7 @@ def human(n: float) -> str:
 
 
 def _resolved(problem: str, d: int, p: int, mode: str, storage: int, materialize_limit: int) -> str:
+    """The mode lamcap.kernels.competitors.resolve_mode picks, from sizes alone."""
     if problem == "op":
         return "shared"
     if mode != "auto":
@@ -60,11 +61,18 @@ def _resolved(problem: str, d: int, p: int, mode: str, storage: int, materialize
 
 
 def probe_memory(problem: str, d: int, p: int, rank: int, solver: str, *, mode: str = "auto",
-                 storage_dtype: str = "float32", chunk_bytes: int = 8 << 20,
-                 materialize_limit: int = 1 << 30) -> MemoryEstimate:
-    """Peak bytes of one probe (see the module docstring); pure arithmetic on Python ints."""
+                 storage_dtype: str = "float32", device_type: str = "cpu", total_memory: int | None = None,
+                 memory_budget_bytes: int | None = None) -> MemoryEstimate:
+    """Peak bytes of one probe (see the module docstring); integer arithmetic on the competitor plan's
+    rules (lamcap.kernels.competitors: the same budget, mode and chunk size a solve would use).
+
+    total_memory: the GPU's total memory for device_type 'cuda' (its plan depends on it), else None.
+    """
+    from lamcap.kernels.competitors import GENERATION_OVERHEAD, budget_bytes, chunk_bytes
+
     storage = STORAGE_BYTES.get(storage_dtype, FLOAT32)
-    resolved = _resolved(problem, d, p, mode, storage, materialize_limit)
+    limit = memory_budget_bytes if memory_budget_bytes is not None else budget_bytes(device_type, total_memory)
+    resolved = _resolved(problem, d, p, mode, storage, limit)
     rows = p * d
     inputs = rows * (FLOAT32 * 2 + FLOAT64)  # X, targets (float32) and X in float64 for verification
     if problem == "op":
@@ -72,9 +80,12 @@ def probe_memory(problem: str, d: int, p: int, rank: int, solver: str, *, mode: 
     competitors = p * p * d * storage if resolved == "materialize" else 0
     params = d * d if rank >= d else 2 * d * rank
     weights = params * FLOAT32 * 4 + d * d * FLOAT64 * 3  # W (or A, B) with grad and Adam moments; SVD
+    chunks = 0
     if solver == "adam":
         weights += rows * FLOAT32 * 3  # Z, dL/dZ and the softmax-weighted sums
-    chunks = CHUNK_COPIES * chunk_bytes if solver == "adam" else 0
+        copies = GENERATION_OVERHEAD + 1 if resolved == "regenerate" else CHUNK_COPIES
+        chunks = copies * chunk_bytes(device_type, total_memory, "regenerate" if resolved == "regenerate" else
+                                      "materialize")
     verification = VERIFY_BLOCK_COPIES * VERIFY_BLOCK_BYTES + rows * FLOAT64 + p * FLOAT64 * 8
     return MemoryEstimate(inputs, competitors, weights, chunks, verification, resolved)
 
@@ -122,10 +133,15 @@ def host_memory_bytes() -> int:
         return 1 << 34
 
 
-def device_memory_bytes(device: str) -> int:
-    """Total memory of this process's CUDA device 0, or what the host can give a CPU probe."""
+def memory_limit_bytes(device: str) -> int:
+    """What one probe in this process may use: its CUDA device's total memory, or the host's available."""
     if device == "cuda":
-        import torch
-
-        return int(torch.cuda.get_device_properties(0).total_memory)
+        return gpu_total_memory()
     return host_memory_bytes()
+
+
+def gpu_total_memory() -> int:
+    """Total memory of this process's current CUDA device."""
+    import torch
+
+    return int(torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory)

@@ -3,54 +3,104 @@
 A ``CompetitorSource`` walks the outputs an input competes against:
   * OP: the shared outputs Y (p, d), always held in memory (they are small);
   * DP, ``materialize``: the private competitors held in memory as one d-major
-    (p, d, p) tensor, filled tile by tile (float32 or bfloat16 storage; chunks are
+    (p, d, p) tensor, filled block by block (float32 or bfloat16 storage; chunks are
     handed out in float32);
-  * DP, ``regenerate``: every tile regenerated from the seed on each pass, so the
-    p x p x d tensor never exists; memory is one generated tile at a time.
-``auto`` materializes when the p*p*d tensor in the storage dtype fits the budget.
-Chunk sizes only change the order of float operations, never the result.
+  * DP, ``regenerate``: each chunk regenerated from the seed in one buffer on every pass,
+    so the p x p x d tensor never exists; memory is one chunk and its generation temporaries.
+
+The plan (mode and chunk shape) is a pure function of the instance's shape, the device TYPE,
+the device's TOTAL memory and the settings: never of free memory, so an actor resolves a probe
+the same way on a fresh start and after a large probe (the caching allocator keeps memory
+reserved), and the probe records it. ``auto`` materializes when the p*p*d tensor in the storage
+dtype fits the budget: 1 GiB on a CPU, CUDA_BUDGET_FRACTION of a GPU's total memory.
+Chunk sizes only change the order of float32 operations, never the instance.
 
 DP chunks are d-major, (rows, d, cols): on the CPU both passes of the fused loss
 (scores z^T Y, then the softmax-weighted sum) are then batched GEMVs that stream
 at memory speed, where the (rows, cols, d) order made the second one 5x slower.
+
+bfloat16 storage is a capacity feature (twice the instance in the same memory), not a speed one:
+each chunk is upcast to float32 before its two GEMVs. torch 2.13 offers bf16 x bf16 -> fp32
+products (``torch.bmm(..., out_dtype=torch.float32)``, CUDA only) but no bf16 x fp32 one, so a bf16
+GEMV would round z and the softmax weights to bf16 too (8-bit mantissas: scores off by ~0.4%),
+changing the loss rather than only the competitors' storage.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 
-from lamcap.kernels.disorder import TILE_MU, TILE_NU, Instance
+from lamcap.kernels.disorder import Instance, pieces
 from lamcap.kernels.errors import InvalidInput
 
 MODES = ("auto", "materialize", "regenerate")
 STORAGE_DTYPES = (torch.float32, torch.bfloat16)
 DEFAULT_CPU_BUDGET_BYTES = 1 << 30  # 1 GiB for materialised competitors on CPU
-CUDA_BUDGET_FRACTION = 0.5  # of the free device memory, when no budget is given
+# Of the GPU's total memory: the rest holds the chunk temporaries (GENERATION_OVERHEAD chunks while a
+# chunk is generated, 1/32 of the memory each), the CUDA context, inputs, verification blocks.
+CUDA_BUDGET_FRACTION = 0.6
+CUDA_CHUNK_DIVISOR = 32  # a CUDA chunk holds total_memory / 32 bytes of float32 competitors
 
-# Float32 bytes of competitors per chunk. On the CPU a chunk must stay in the last-level cache
-# between the two passes over it (benchmarks/kernel.py: 8 MiB is best on a 16 MiB L3); on a GPU
-# it only needs to be large enough that kernel launches are negligible.
-CHUNK_BYTES = {"cpu": 8 << 20, "cuda": 512 << 20}
+# Float32 bytes of competitors per chunk on a CPU. A materialised chunk must stay in the last-level
+# cache between the two passes over it (benchmarks/kernel.py: 8 MiB is best on a 16 MiB L3); a
+# regenerated one brings 4x its size in generation temporaries, which had best stay in L2
+# (benchmarks/generator.py: a 0.4 MiB chunk generates at 9 ns per sample, a 7.9 MiB one at 31).
+CPU_CHUNK_BYTES = {"materialize": 8 << 20, "regenerate": 1 << 20}
+GENERATION_OVERHEAD = 4  # temporaries of lamcap.kernels.gaussian, in units of the float32 block generated
 FLOAT32_BYTES = 4
 
 
-def chunk_bytes(device: torch.device) -> int:
-    """Target float32 size of one competitor chunk on this device type."""
-    return chunk_bytes_for(device.type)
+def device_memory_bytes(device: torch.device) -> int | None:
+    """A CUDA device's TOTAL memory in bytes (fixed for the device); None on a CPU."""
+    if device.type != "cuda":
+        return None
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return int(torch.cuda.get_device_properties(index).total_memory)
 
 
-def chunk_bytes_for(device_type: str) -> int:
-    """CHUNK_BYTES of a device type given by name ('cpu' or 'cuda')."""
-    return CHUNK_BYTES.get(device_type, CHUNK_BYTES["cpu"])
-
-
-def auto_budget_bytes(device_type: str, total_memory: int) -> int:
-    """The competitor budget of mode 'auto' on a device of `total_memory` bytes."""
+def chunk_bytes(device_type: str, total_memory: int | None, mode: str) -> int:
+    """Target float32 size of one competitor chunk: a cache's worth on a CPU, 1/32 of a GPU's memory."""
     if device_type == "cuda":
+        if total_memory is None:
+            raise InvalidInput("a CUDA plan needs the device's total memory")
+        return max(1 << 20, total_memory // CUDA_CHUNK_DIVISOR)
+    return CPU_CHUNK_BYTES["regenerate" if mode == "regenerate" else "materialize"]
+
+
+def budget_bytes(device_type: str, total_memory: int | None) -> int:
+    """Memory allowed for materialised competitors when none is given."""
+    if device_type == "cuda":
+        if total_memory is None:
+            raise InvalidInput("a CUDA plan needs the device's total memory")
         return int(total_memory * CUDA_BUDGET_FRACTION)
     return DEFAULT_CPU_BUDGET_BYTES
+
+
+def chunking_for(problem: str, d: int, p: int, mode: str, device_type: str,
+                 total_memory: int | None) -> tuple[int, int]:
+    """(rows, cols) per chunk: whole rows of competitors, as many as fit the chunk size.
+
+    OP: a chunk is a (rows, p) block of scores against the shared outputs.
+    """
+    budget = chunk_bytes(device_type, total_memory, mode)
+    if problem == "op":
+        return max(1, min(p, budget // (FLOAT32_BYTES * p))), p
+    row_bytes = FLOAT32_BYTES * p * d
+    if row_bytes <= budget:
+        return max(1, min(p, budget // row_bytes)), p
+    return 1, max(1, min(p, budget // (FLOAT32_BYTES * d)))
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    """How the fused loss walks one instance: the resolved mode and the chunk shape (recorded per probe)."""
+
+    mode: str  # 'materialize' or 'regenerate' (OP: always 'materialize'); 'none' for solvers without the loss
+    chunk_rows: int
+    chunk_cols: int
 
 
 class CompetitorSource(ABC):
@@ -63,6 +113,7 @@ class CompetitorSource(ABC):
     nbytes: int  # memory held by this source between passes
     chunk_rows: int
     chunk_cols: int
+    plan: SourcePlan
     targets: torch.Tensor  # (p, d) float32: each input's own target output y_mu (OP) or y^mu_mu (DP)
 
     def row_chunks(self) -> Iterator[tuple[int, int]]:
@@ -107,14 +158,13 @@ class MaterializedSource(CompetitorSource):
         self.chunk_rows, self.chunk_cols = chunk_rows, chunk_cols
         # The source is the instance rounded to the storage dtype, targets included (self-consistent scores).
         self.targets = instance.targets.to(storage_dtype).float()
-        p = self.p
-        # Filled tile by tile: the peak is the tensor plus one tile, never twice the tensor.
-        self._y = torch.empty((p, self.d, p), dtype=storage_dtype, device=self.device)
-        for mu0 in range(0, p, TILE_MU):
-            mu1 = min(mu0 + TILE_MU, p)
-            for nu0 in range(0, p, TILE_NU):
-                nu1 = min(nu0 + TILE_NU, p)
-                self._y[mu0:mu1, :, nu0:nu1] = instance.competitor_block(mu0, mu1, nu0, nu1)
+        p, d = self.p, self.d
+        # Filled block by block: the peak is the tensor plus one block's generation (a quarter of a
+        # default chunk, so its temporaries take one chunk), never twice the tensor.
+        self._y = torch.empty((p, d, p), dtype=storage_dtype, device=self.device)
+        chunk = chunk_bytes(self.device.type, device_memory_bytes(self.device), "materialize")
+        for mu0, mu1, nu0, nu1 in pieces(p, d, max(1, chunk // (FLOAT32_BYTES * GENERATION_OVERHEAD))):
+            self._y[mu0:mu1, :, nu0:nu1] = instance.competitor_block(mu0, mu1, nu0, nu1)
         self.nbytes = self._y.numel() * self._y.element_size()
 
     def tiles(self, mu0: int, mu1: int) -> Iterator[tuple[int, int, torch.Tensor]]:
@@ -125,7 +175,7 @@ class MaterializedSource(CompetitorSource):
 
 
 class RegeneratedSource(CompetitorSource):
-    """DP: each (TILE_MU x TILE_NU) tile regenerated from the seed when walked, cut into column chunks."""
+    """DP: each chunk regenerated from the seed, in one buffer, whenever it is walked."""
 
     def __init__(self, instance: Instance, chunk_rows: int, chunk_cols: int) -> None:
         self.problem, self.p, self.d, self.device = "dp", instance.p, instance.d, instance.device
@@ -136,35 +186,19 @@ class RegeneratedSource(CompetitorSource):
 
     def tiles(self, mu0: int, mu1: int) -> Iterator[tuple[int, int, torch.Tensor]]:
         self._check_rows(mu0, mu1)
-        for j in range(-(-self.p // TILE_NU)):
-            base, end = j * TILE_NU, min((j + 1) * TILE_NU, self.p)
-            block = self._instance.competitor_block(mu0, mu1, base, end)
-            for nu0, nu1 in self._column_ranges(base, end):
-                yield nu0, nu1, block[:, :, nu0 - base : nu1 - base]
+        for nu0, nu1 in self._column_ranges(0, self.p):
+            yield nu0, nu1, self._instance.competitor_block(mu0, mu1, nu0, nu1)
 
 
 def default_chunks(instance: Instance, mode: str) -> tuple[int, int]:
-    """(rows, cols) per chunk: whole rows of competitors, as many as fit CHUNK_BYTES.
-
-    Regenerated chunks follow the generated tiles, so that no tile is generated twice per pass.
-    """
-    p, d, budget = instance.p, instance.d, chunk_bytes(instance.device)
-    if instance.problem == "op":  # a chunk is a (rows, p) block of scores
-        return max(1, min(p, budget // (FLOAT32_BYTES * p))), p
-    if mode == "regenerate":
-        return TILE_MU, TILE_NU
-    row_bytes = FLOAT32_BYTES * p * d
-    if row_bytes <= budget:
-        return max(1, min(p, budget // row_bytes)), p
-    return 1, max(1, budget // (FLOAT32_BYTES * d))
+    """(rows, cols) per chunk for this instance on its device (see chunking_for)."""
+    device = instance.device
+    return chunking_for(instance.problem, instance.d, instance.p, mode, device.type, device_memory_bytes(device))
 
 
 def default_budget_bytes(device: torch.device) -> int:
-    """Memory allowed for materialised competitors when none is given."""
-    if device.type == "cuda" and torch.cuda.is_available():
-        free, _total = torch.cuda.mem_get_info(device)
-        return int(free * CUDA_BUDGET_FRACTION)
-    return DEFAULT_CPU_BUDGET_BYTES
+    """Memory allowed for materialised competitors when none is given: fixed per device, never free memory."""
+    return budget_bytes(device.type, device_memory_bytes(device))
 
 
 def resolve_mode(
@@ -195,6 +229,24 @@ def _chunk(value: int | None, default: int, name: str) -> int:
     return value
 
 
+def plan_source(
+    instance: Instance,
+    mode: str = "auto",
+    *,
+    memory_budget_bytes: int | None = None,
+    storage_dtype: torch.dtype = torch.float32,
+    chunk_rows: int | None = None,
+    chunk_cols: int | None = None,
+) -> SourcePlan:
+    """The resolved mode and chunk shape: a pure function of the instance, its device and the settings."""
+    if storage_dtype not in STORAGE_DTYPES:
+        raise InvalidInput(f"storage_dtype={storage_dtype!r}; expected one of {STORAGE_DTYPES}")
+    resolved = resolve_mode(instance, mode, memory_budget_bytes, storage_dtype)
+    default_rows, default_cols = default_chunks(instance, resolved)
+    return SourcePlan(resolved, _chunk(chunk_rows, default_rows, "chunk_rows"),
+                      _chunk(chunk_cols, default_cols, "chunk_cols"))
+
+
 def make_source(
     instance: Instance,
     mode: str = "auto",
@@ -205,14 +257,14 @@ def make_source(
     chunk_cols: int | None = None,
 ) -> CompetitorSource:
     """The competitor source for an instance: mode 'auto', 'materialize' or 'regenerate'."""
-    if storage_dtype not in STORAGE_DTYPES:
-        raise InvalidInput(f"storage_dtype={storage_dtype!r}; expected one of {STORAGE_DTYPES}")
-    resolved = resolve_mode(instance, mode, memory_budget_bytes, storage_dtype)
-    default_rows, default_cols = default_chunks(instance, resolved)
-    rows = _chunk(chunk_rows, default_rows, "chunk_rows")
-    cols = _chunk(chunk_cols, default_cols, "chunk_cols")
+    plan = plan_source(instance, mode, memory_budget_bytes=memory_budget_bytes, storage_dtype=storage_dtype,
+                       chunk_rows=chunk_rows, chunk_cols=chunk_cols)
+    rows, cols = plan.chunk_rows, plan.chunk_cols
     if instance.problem == "op":
-        return SharedSource(instance, rows, cols)
-    if resolved == "materialize":
-        return MaterializedSource(instance, rows, cols, storage_dtype)
-    return RegeneratedSource(instance, rows, cols)
+        source: CompetitorSource = SharedSource(instance, rows, cols)
+    elif plan.mode == "materialize":
+        source = MaterializedSource(instance, rows, cols, storage_dtype)
+    else:
+        source = RegeneratedSource(instance, rows, cols)
+    source.plan = plan
+    return source

@@ -13,6 +13,11 @@ STATUSES = (
     "infeasible",  # lp: proven that no W stores all (UNSAT)
     "error",  # the probe raised; never SAT
 )
+# What generated the instance (lamcap.kernels.gaussian.GENERATOR); 'none': no instance behind the record.
+GENERATORS = ("none", "splitmix64-erfcinv-v1")
+# How the fused loss walked the competitors (lamcap.kernels.competitors.SourcePlan); 'none': no fused loss
+# (hebbian, lp), or no record of it.
+PLAN_MODES = ("none", "materialize", "regenerate")
 
 
 @dataclass
@@ -33,6 +38,10 @@ class Outcome:
     target_var: float
     offtarget_mean: float
     offtarget_var: float
+    generator: str = "none"  # one of GENERATORS: what generated the instance
+    mode: str = "none"  # one of PLAN_MODES: the resolved competitor mode of the fused loss
+    chunk_rows: int = 0  # inputs per chunk of the fused loss (0: no fused loss)
+    chunk_cols: int = 0  # competitors per chunk of the fused loss (0: no fused loss)
     target_hist: list[int] = field(default_factory=list)  # counts on lamcap.kernels.verify.HIST_EDGES
     offtarget_hist: list[int] = field(default_factory=list)
     singular_values: list[float] = field(default_factory=list)  # of W, descending, length d
@@ -40,6 +49,10 @@ class Outcome:
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"unknown status {self.status!r}")
+        if self.generator not in GENERATORS:
+            raise ValueError(f"unknown generator {self.generator!r}")
+        if self.mode not in PLAN_MODES:
+            raise ValueError(f"unknown plan mode {self.mode!r}")
 
     def as_record(self) -> dict:
         return asdict(self)

@@ -9,6 +9,13 @@ scores. Hence the normalised off-target mean and variance are 0 and 1 up to
 rounding; they are reported anyway, as a check. The pass walks the score matrix
 twice in blocks (statistics first, then off-target histograms); competitors are
 regenerated from the instance, so no p x p x d tensor is ever held.
+
+Every running statistic stays on the device: a block costs a fixed number of kernel launches
+(its generation, one float64 GEMV batch, about 25 small reductions and updates) and no
+host synchronisation; the host reads the device a fixed number of times per verification
+(about ten: after the first pass, for the target statistics, after the second pass).
+Blocks are whole rows of competitors: BLOCK_BYTES of float64 on a CPU, 1/32 of a GPU's total
+memory (lamcap.kernels.competitors.CUDA_CHUNK_DIVISOR) on a GPU.
 """
 from __future__ import annotations
 
@@ -19,10 +26,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lamcap.kernels.disorder import TILE_MU, TILE_NU, Instance
+from lamcap.kernels.competitors import CUDA_CHUNK_DIVISOR, device_memory_bytes
+from lamcap.kernels.disorder import Instance, pieces
 
 HIST_EDGES = np.linspace(-10.0, 20.0, 121)  # normalised-score bins; outside values go to the end bins
-BLOCK_BYTES = 1 << 25  # float64 bytes of competitors per streamed block (32 MiB)
+BLOCK_BYTES = 1 << 25  # float64 bytes of competitors per streamed block on a CPU (32 MiB)
+FLOAT64_BYTES = 8
 
 
 @dataclass(frozen=True)
@@ -45,86 +54,112 @@ class Verification:
     sigma_off: float
 
 
+def block_elements(device: torch.device) -> int:
+    """Competitors per verification block: a pure function of the device type and its total memory."""
+    total = device_memory_bytes(device)
+    if total is None:
+        return max(1, BLOCK_BYTES // FLOAT64_BYTES)
+    return max(1, total // (CUDA_CHUNK_DIVISOR * FLOAT64_BYTES))
+
+
 def _blocks(instance: Instance, w: torch.Tensor) -> Iterator[tuple[int, int, torch.Tensor]]:
     """Yield (mu0, nu0, S) float64 score blocks that tile the whole p x p score matrix."""
     p, d = instance.p, instance.d
     z = instance.inputs.double() @ w.T  # z_mu = W x_mu
     if instance.problem == "op":
         y = instance.shared_outputs.double()
-        rows = max(1, BLOCK_BYTES // (8 * p))
+        rows = max(1, block_elements(instance.device) // (p * d))
         for mu0 in range(0, p, rows):
             yield mu0, 0, z[mu0 : mu0 + rows] @ y.T
         return
-    cols = max(TILE_NU, (BLOCK_BYTES // (8 * TILE_MU * d)) // TILE_NU * TILE_NU)
-    for mu0 in range(0, p, TILE_MU):
-        mu1 = min(mu0 + TILE_MU, p)
-        for nu0 in range(0, p, cols):
-            c = instance.competitors(mu0, mu1, nu0, min(nu0 + cols, p)).double()
-            yield mu0, nu0, torch.einsum("mnd,md->mn", c, z[mu0:mu1])
+    for mu0, mu1, nu0, nu1 in pieces(p, d, block_elements(instance.device)):
+        block = instance.competitor_block(mu0, mu1, nu0, nu1).double()  # (rows, d, cols)
+        yield mu0, nu0, torch.bmm(z[mu0:mu1, None, :], block)[:, 0]
 
 
-def _diagonal_mask(mu0: int, nu0: int, shape: torch.Size, device: torch.device) -> torch.Tensor:
-    """True where the block entry is a target score (nu == mu)."""
-    mu = torch.arange(mu0, mu0 + shape[0], device=device)[:, None]
-    nu = torch.arange(nu0, nu0 + shape[1], device=device)[None, :]
-    return mu == nu
+def _target_slots(mu0: int, nu0: int, shape: torch.Size) -> tuple[int, int, int]:
+    """(offset, first row, count) of the block's target scores s[mu, mu]: its diagonal at mu0 - nu0."""
+    offset = mu0 - nu0
+    first = max(0, -offset)
+    count = max(0, min(shape[0], shape[1] - offset) - first)
+    return offset, first, count
 
 
 class _Accumulator:
-    """Running float64 statistics of the first pass (Chan's parallel mean/M2 for off-targets)."""
+    """Running float64 statistics of the first pass, all on the device (Chan's parallel mean/M2 for off-targets)."""
 
-    def __init__(self, p: int, device: torch.device) -> None:
+    def __init__(self, p: int, device: torch.device, full: bool = True) -> None:
         kw = dict(dtype=torch.float64, device=device)
+        self.full = full
         self.target = torch.full((p,), float("nan"), **kw)
         self.max_off = torch.full((p,), -math.inf, **kw)
         self.row_max = torch.full((p,), -math.inf, **kw)  # running max of all scores of a row
         self.row_sum = torch.zeros(p, **kw)  # sum exp(s - row_max)
-        self.n, self.mean, self.m2 = 0, 0.0, 0.0
+        self.n = 0  # off-target scores so far (exact, on the host)
+        self.mean = torch.zeros((), **kw)
+        self.m2 = torch.zeros((), **kw)
 
     def add(self, mu0: int, nu0: int, s: torch.Tensor) -> None:
         rows = slice(mu0, mu0 + s.shape[0])
-        diag = _diagonal_mask(mu0, nu0, s.shape, s.device)
-        hit = diag.any(dim=1)
-        if hit.any():
-            self.target[rows][hit] = s[diag]
-        off = s.masked_fill(diag, -math.inf)
-        self.max_off[rows] = torch.maximum(self.max_off[rows], off.max(dim=1).values)
-        new_max = torch.maximum(self.row_max[rows], s.max(dim=1).values)
+        offset, first, count = _target_slots(mu0, nu0, s.shape)
+        diag = s.diagonal(offset)
+        if count:
+            self.target[mu0 + first : mu0 + first + count] = diag
+        if self.full:
+            self._add_row_sums(rows, s)
+            self._add_moments(s, diag, s.numel() - count)
+        if count:
+            diag.fill_(-math.inf)
+        torch.maximum(self.max_off[rows], s.amax(dim=1), out=self.max_off[rows])
+
+    def _add_row_sums(self, rows: slice, s: torch.Tensor) -> None:
+        new_max = torch.maximum(self.row_max[rows], s.amax(dim=1))
         self.row_sum[rows] = self.row_sum[rows] * torch.exp(self.row_max[rows] - new_max) + torch.exp(
-            s - new_max[:, None]
-        ).sum(dim=1)
+            s - new_max[:, None]).sum(dim=1)
         self.row_max[rows] = new_max
-        values = s[~diag]
-        n_b = values.numel()
-        if n_b:
-            mean_b = values.mean().item()
-            m2_b = ((values - mean_b) ** 2).sum().item()
-            n = self.n + n_b
-            delta = mean_b - self.mean
-            self.mean += delta * n_b / n
-            self.m2 += m2_b + delta * delta * self.n * n_b / n
-            self.n = n
+
+    def _add_moments(self, s: torch.Tensor, diag: torch.Tensor, n_b: int) -> None:
+        """Fold the block's off-target scores (all of s but its diagonal) into (n, mean, m2)."""
+        if n_b == 0:
+            return
+        mean_b = (s.sum() - diag.sum()) / n_b
+        m2_b = (s - mean_b).square_().sum() - (diag - mean_b).square_().sum()
+        n = self.n + n_b
+        delta = mean_b - self.mean
+        self.mean += delta * (n_b / n)
+        self.m2 += m2_b + delta * delta * (self.n * n_b / n)
+        self.n = n
 
 
 def _histogram(values: torch.Tensor) -> torch.Tensor:
-    """Counts on HIST_EDGES with values outside the range clipped into the end bins (numpy semantics)."""
+    """Counts on HIST_EDGES with values outside the range clipped into the end bins (numpy semantics); no sync."""
     edges = torch.as_tensor(HIST_EDGES, dtype=torch.float64, device=values.device)
-    idx = torch.bucketize(values, edges, right=True) - 1
-    idx = idx.clamp(0, len(HIST_EDGES) - 2)
-    return torch.bincount(idx, minlength=len(HIST_EDGES) - 1)
+    idx = (torch.bucketize(values.flatten().contiguous(), edges, right=True) - 1).clamp_(0, len(HIST_EDGES) - 2)
+    counts = torch.zeros(len(HIST_EDGES) - 1, dtype=torch.int64, device=values.device)
+    return counts.index_add_(0, idx, torch.ones_like(idx))
 
 
 def _offtarget_pass(instance: Instance, w: torch.Tensor, mean: float, sigma: float) -> tuple[np.ndarray, float, float]:
-    """Second pass: histogram, mean and variance of the normalised off-target scores."""
+    """Second pass: histogram, mean and variance of the normalised off-target scores (one sync, at the end)."""
     counts = torch.zeros(len(HIST_EDGES) - 1, dtype=torch.int64, device=instance.device)
-    n, total, total_sq = 0, 0.0, 0.0
+    total = torch.zeros((), dtype=torch.float64, device=instance.device)
+    total_sq = torch.zeros((), dtype=torch.float64, device=instance.device)
+    n = 0
     for mu0, nu0, s in _blocks(instance, w):
-        diag = _diagonal_mask(mu0, nu0, s.shape, s.device)
-        u = (s[~diag] - mean) / sigma
+        offset, _, count = _target_slots(mu0, nu0, s.shape)
+        u = s.sub_(mean).div_(sigma)
+        diag = u.diagonal(offset)
         counts += _histogram(u)
-        n, total, total_sq = n + u.numel(), total + u.sum().item(), total_sq + (u * u).sum().item()
-    u_mean = total / n
-    return counts.cpu().numpy(), u_mean, total_sq / n - u_mean * u_mean
+        total += u.sum()
+        total_sq += u.square().sum()
+        if count:
+            counts -= _histogram(diag)
+            total -= diag.sum()
+            total_sq -= diag.square().sum()
+        n += u.numel() - count
+    total_host, total_sq_host = torch.stack([total, total_sq]).tolist()
+    u_mean = total_host / n
+    return counts.cpu().numpy(), u_mean, total_sq_host / n - u_mean * u_mean
 
 
 def _undefined(instance: Instance, w: torch.Tensor) -> Verification:
@@ -142,32 +177,36 @@ def verify(instance: Instance, w: torch.Tensor) -> Verification:
     w = w.detach().to(device=instance.device, dtype=torch.float64)
     if not torch.isfinite(w).all():
         return _undefined(instance, w)
-    acc = _first_pass(instance, w)
+    acc = _first_pass(instance, w, full=True)
     stored = acc.target > acc.max_off
-    n_violations = int((~stored).sum().item())
-    loss = (acc.row_max + torch.log(acc.row_sum) - acc.target).mean().item()
-    mean_off, sigma_off = acc.mean, math.sqrt(acc.m2 / acc.n)
+    loss = (acc.row_max + torch.log(acc.row_sum) - acc.target).mean()
+    first = torch.stack([(~stored).sum().double(), loss, acc.mean, acc.m2]).tolist()  # the first pass's one sync
+    n_violations, loss_value, mean_off = int(first[0]), first[1], first[2]
+    sigma_off = math.sqrt(first[3] / acc.n)
     svals = torch.linalg.svdvals(w).cpu().numpy()
     if sigma_off == 0.0:
         zeros = np.zeros(len(HIST_EDGES) - 1, dtype=np.int64)
         nan = float("nan")
         return Verification(
-            n_violations == 0, n_violations, 1 - n_violations / instance.p, nan, loss,
+            n_violations == 0, n_violations, 1 - n_violations / instance.p, nan, loss_value,
             nan, nan, nan, nan, zeros, zeros.copy(), svals, mean_off, sigma_off,
         )
     t = (acc.target - mean_off) / sigma_off
+    min_margin, target_mean, target_var = torch.stack(
+        [((acc.target - acc.max_off) / sigma_off).min(), t.mean(), t.var(unbiased=False)]).tolist()
+    target_hist = _histogram(t).cpu().numpy()
     off_hist, off_mean, off_var = _offtarget_pass(instance, w, mean_off, sigma_off)
     return Verification(
         sat=n_violations == 0,
         n_violations=n_violations,
         accuracy=1 - n_violations / instance.p,
-        min_margin=((acc.target - acc.max_off) / sigma_off).min().item(),
-        loss=loss,
-        target_mean=t.mean().item(),
-        target_var=t.var(unbiased=False).item(),
+        min_margin=min_margin,
+        loss=loss_value,
+        target_mean=target_mean,
+        target_var=target_var,
         offtarget_mean=off_mean,
         offtarget_var=off_var,
-        target_hist=_histogram(t).cpu().numpy(),
+        target_hist=target_hist,
         offtarget_hist=off_hist,
         singular_values=svals,
         mean_off=mean_off,
@@ -175,17 +214,17 @@ def verify(instance: Instance, w: torch.Tensor) -> Verification:
     )
 
 
-def _first_pass(instance: Instance, w: torch.Tensor) -> _Accumulator:
-    acc = _Accumulator(instance.p, instance.device)
+def _first_pass(instance: Instance, w: torch.Tensor, full: bool) -> _Accumulator:
+    acc = _Accumulator(instance.p, instance.device, full)
     for mu0, nu0, s in _blocks(instance, w):
         acc.add(mu0, nu0, s)
     return acc
 
 
 def count_stored(instance: Instance, w: torch.Tensor) -> int:
-    """Number of strictly stored associations of W, float64, one streaming pass."""
+    """Number of strictly stored associations of W, float64, one streaming pass (targets and maxima only)."""
     w = w.detach().to(device=instance.device, dtype=torch.float64)
     if not torch.isfinite(w).all():
         return 0
-    acc = _first_pass(instance, w)
+    acc = _first_pass(instance, w, full=False)
     return int((acc.target > acc.max_off).sum().item())

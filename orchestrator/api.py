@@ -103,14 +103,13 @@ def plan_trial(problem: str, d: int, p: int | None = None, *, alpha: float | Non
 
 def check_memory(spec: Any, rank: int, solver: str, settings: Any, device: str) -> None:
     """InvalidInput with the estimate and the limit when one probe cannot fit the device's memory."""
-    from lamcap.kernels.budget import check_fits, device_memory_bytes, probe_memory
-    from lamcap.kernels.competitors import auto_budget_bytes, chunk_bytes_for
+    from lamcap.kernels.budget import check_fits, gpu_total_memory, memory_limit_bytes, probe_memory
 
-    memory = device_memory_bytes(device)
-    limit = settings.memory_budget_bytes or auto_budget_bytes(device, memory)
+    memory = memory_limit_bytes(device)
     estimate = probe_memory(spec.problem, spec.d, spec.p, rank, solver, mode=settings.mode,
-                            storage_dtype=settings.storage_dtype, chunk_bytes=chunk_bytes_for(device),
-                            materialize_limit=limit)
+                            storage_dtype=settings.storage_dtype, device_type=device,
+                            total_memory=gpu_total_memory() if device == "cuda" else None,
+                            memory_budget_bytes=settings.memory_budget_bytes)
     check_fits(estimate, memory, f"a {spec.problem} probe with d={spec.d}, p={spec.p} ({solver}, mode "
                                  f"{estimate.mode})", device)
 

@@ -42,18 +42,18 @@ def check_searches_fit(spec) -> None:
                            f"{human(limit)}: at most {limit // SEARCH_BYTES // max(1, len(spec.cells()))} seeds")
 
 
-def memory_caps(spec, device: str, memory_bytes: int) -> dict:
+def memory_caps(spec, device: str, memory_bytes: int, gpu_memory: int | None = None) -> dict:
     """Per cell, the largest p whose probe fits `memory_bytes`; InvalidInput naming a cell whose first
-    probes cannot fit (the estimate and the limit in the message)."""
+    probes cannot fit (the estimate and the limit in the message). gpu_memory: the GPU's total memory,
+    which sets a CUDA probe's competitor plan."""
     from lamcap.kernels.budget import check_fits, largest_p, probe_memory
-    from lamcap.kernels.competitors import chunk_bytes_for
     from lamcap.orchestrator.scheduler import theory_guess
     from lamcap.orchestrator.search import initial_bracket
 
     settings = spec.solver_settings
-    kwargs = {"mode": settings.mode, "storage_dtype": settings.storage_dtype,
-              "chunk_bytes": chunk_bytes_for(device), "materialize_limit": _materialize_limit(settings, device,
-                                                                                              memory_bytes)}
+    kwargs = {"mode": settings.mode, "storage_dtype": settings.storage_dtype, "device_type": device,
+              "total_memory": gpu_memory if device == "cuda" else None,
+              "memory_budget_bytes": settings.memory_budget_bytes}
     caps = {}
     for cell in spec.cells():
         _, b = initial_bracket(theory_guess(cell), spec.search.p_max)
@@ -62,14 +62,6 @@ def memory_caps(spec, device: str, memory_bytes: int) -> dict:
                                            f"(its first probes reach p={b})", device)
         caps[cell] = largest_p(cell.problem, cell.d, cell.rank, cell.solver, memory_bytes, **kwargs)
     return caps
-
-
-def _materialize_limit(settings, device: str, memory_bytes: int) -> int:
-    from lamcap.kernels.competitors import auto_budget_bytes
-
-    if settings.memory_budget_bytes is not None:
-        return settings.memory_budget_bytes
-    return auto_budget_bytes(device, memory_bytes)
 
 
 def check_writable(path: str) -> None:
@@ -133,13 +125,13 @@ def execute(spec, store_path: str, address: str | None = None, workers: int | No
         precheck_store(store_path, spec)
         caps = None
         if address is None and runner is None:  # this machine is the device: check every cell before Ray
-            from lamcap.kernels.budget import device_memory_bytes
+            from lamcap.kernels.budget import gpu_total_memory, memory_limit_bytes
 
             device = local_device(spec)
-            memory = device_memory_bytes(device)
+            memory = memory_limit_bytes(device)
             if device == "cpu":  # CPU actors share the host: each gets its share of the memory
                 memory //= max(1, workers or os.cpu_count() or 1)
-            caps = memory_caps(spec, device, memory)
+            caps = memory_caps(spec, device, memory, gpu_total_memory() if device == "cuda" else None)
         return _run(spec, store_path, address, workers, progress, runner, flush_seconds, caps, lock)
     finally:
         lock.release()
@@ -164,7 +156,9 @@ def _run(spec, store_path, address, workers, progress, runner, flush_seconds, ca
                   file=sys.stderr)
         infos = pool.wait_ready(timeout=PLACEMENT_TIMEOUT_S[elastic], minimum=1 if elastic else None)
         if caps is None and runner is None:  # the actors know their device's memory: the smallest decides
-            caps = memory_caps(spec, plan.device, min(actor_memory(i) for i in infos))
+            smallest = min(infos, key=actor_memory)
+            caps = memory_caps(spec, plan.device, actor_memory(smallest),
+                               smallest["memory_bytes"] if plan.device == "cuda" else None)
         settings = SchedulerSettings(progress=progress)
         if flush_seconds is not None:
             settings = dataclasses.replace(settings, flush_seconds=flush_seconds)

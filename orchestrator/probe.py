@@ -23,8 +23,8 @@ def error_record(probe: Probe, device: str, message: str, attempt: int = 1) -> d
         **probe_fields(probe, attempt), "sat": False, "status": "error", "accuracy": nan,
         "n_violations": -1, "min_margin": nan, "final_loss": nan, "steps": 0, "wall_seconds": nan,
         "peak_bytes": 0, "device": device, "target_mean": nan, "target_var": nan,
-        "offtarget_mean": nan, "offtarget_var": nan, "target_hist": [], "offtarget_hist": [],
-        "singular_values": [], "error": message,
+        "offtarget_mean": nan, "offtarget_var": nan, "generator": "none", "mode": "none", "chunk_rows": 0,
+        "chunk_cols": 0, "target_hist": [], "offtarget_hist": [], "singular_values": [], "error": message,
     }
 
 

@@ -35,13 +35,18 @@ CATEGORIES = {
     "status": ("converged", "max_steps", "diverged", "closed_form", "feasible", "infeasible", "error"),
     "device": ("cpu", "cuda"),
     "purpose": ("search", "curve"),
+    "generator": ("none", "splitmix64-erfcinv-v1"),  # lamcap.kernels.outcome.GENERATORS
+    "mode": ("none", "materialize", "regenerate"),  # lamcap.kernels.outcome.PLAN_MODES
 }
+# Provenance fields a record may lack when no instance stands behind it (a probe that raised, a test runner).
+RECORD_DEFAULTS = {"generator": "none", "mode": "none", "chunk_rows": 0, "chunk_cols": 0}
 CELL_FIELDS = {"problem": "i1", "solver": "i1", "rho": "f8", "rho_eff": "f8", "rank": "i8", "d": "i8"}
 PROBE_FIELDS = {
     **CELL_FIELDS, "seed": "i8", "p": "i8", "alpha": "f8", "purpose": "i1", "attempt": "i8",
     "sat": "?", "status": "i1", "accuracy": "f8", "n_violations": "i8", "min_margin": "f8",
     "final_loss": "f8", "steps": "i8", "wall_seconds": "f8", "peak_bytes": "i8", "device": "i1",
     "target_mean": "f8", "target_var": "f8", "offtarget_mean": "f8", "offtarget_var": "f8",
+    "generator": "i1", "mode": "i1", "chunk_rows": "i8", "chunk_cols": "i8",
 }
 THRESHOLD_FIELDS = {
     **CELL_FIELDS, "seed": "i8", "p_star": "i8", "alpha_star": "f8", "p_lo": "i8", "p_hi": "i8",
@@ -73,6 +78,10 @@ DESCRIPTIONS = {
     "target_var": ("sigma_off^2", "variance of normalised target scores"),
     "offtarget_mean": ("sigma_off", "mean normalised competitor score"),
     "offtarget_var": ("sigma_off^2", "variance of normalised competitor scores"),
+    "generator": ("1", "what generated the instance (lamcap.kernels.gaussian.GENERATOR); none: no instance"),
+    "mode": ("1", "competitor mode of the fused loss (materialize or regenerate); none: hebbian, lp, error"),
+    "chunk_rows": ("1", "inputs per chunk of the fused loss; 0: no fused loss"),
+    "chunk_cols": ("1", "competitors per chunk of the fused loss; 0: no fused loss"),
     "target_hist": ("count", "normalised target scores per score bin"),
     "offtarget_hist": ("count", "normalised competitor scores per score bin"),
     "singular_values": ("1", "singular values of W, descending, NaN-padded to the sweep's largest d"),
@@ -131,6 +140,8 @@ def _versions() -> dict:
 
 
 def _column(records: list[dict], name: str, dtype: str) -> np.ndarray:
+    if name in RECORD_DEFAULTS:
+        records = [r if name in r else {**r, name: RECORD_DEFAULTS[name]} for r in records]
     if name in CATEGORIES:
         cats = CATEGORIES[name]
         bad = [r[name] for r in records if r[name] not in cats]

@@ -100,13 +100,13 @@ def actor_info(device: str) -> dict:
     import torch
 
     from lamcap import __version__
-    from lamcap.kernels.budget import device_memory_bytes
+    from lamcap.kernels.budget import memory_limit_bytes
 
     ctx = ray.get_runtime_context()
     name = torch.cuda.get_device_name(0) if device == "cuda" else (platform.processor() or platform.machine())
     return {"node_id": ctx.get_node_id(), "node_ip": ray.util.get_node_ip_address(), "host": socket.gethostname(),
             "pid": os.getpid(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()], "device": device,
-            "device_name": name, "memory_bytes": device_memory_bytes(device), "cpus": os.cpu_count() or 1,
+            "device_name": name, "memory_bytes": memory_limit_bytes(device), "cpus": os.cpu_count() or 1,
             "torch": torch.__version__,
             "cuda": torch.version.cuda or "", "lamcap": __version__}
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -21,8 +22,11 @@ def _clean_env() -> dict:
 
 @pytest.mark.slow
 def test_wheel_installs_only_lamcap_and_runs_from_site_packages(tmp_path):
-    wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q",
+    wheels, source = tmp_path / "wheels", tmp_path / "source"
+    # From a copy: a build leaves build/ behind, and a stale build/ can leak removed modules into a wheel.
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "*.zarr",
+                                                                "__pycache__", ".pytest_cache", "out", "demo-*"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(wheels)], check=True, capture_output=True, cwd=tmp_path)
     (wheel,) = wheels.glob("lamcap-*.whl")
     tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}

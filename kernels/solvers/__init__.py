@@ -10,6 +10,7 @@ import time
 
 import torch
 
+from lamcap.kernels.competitors import SourcePlan
 from lamcap.kernels.disorder import Instance, InstanceSpec
 from lamcap.kernels.errors import InvalidInput
 from lamcap.kernels.memory import PeakMemory
@@ -46,25 +47,28 @@ def check_solvable(spec: InstanceSpec, solver: str, rank: int) -> None:
         check_lp_size(spec.d, spec.p)
 
 
+NO_PLAN = SourcePlan("none", 0, 0)  # solvers without the fused loss
+
+
 def _run_solver(
     instance: Instance, solver: str, rank: int, settings: SolverSettings
-) -> tuple[torch.Tensor, int, str]:
-    """(W, steps, provisional status) from the named solver."""
+) -> tuple[torch.Tensor, int, str, SourcePlan]:
+    """(W, steps, provisional status, fused-loss plan) from the named solver."""
     if solver == "hebbian":
         from lamcap.kernels.solvers.hebbian import solve_hebbian
 
-        return solve_hebbian(instance, rank), 0, "closed_form"
+        return solve_hebbian(instance, rank), 0, "closed_form", NO_PLAN
     if solver == "lp":
         from lamcap.kernels.solvers.lp import solve_lp
 
         result = solve_lp(instance)
         if not result.feasible:  # no W exists; report the zero W, which stores nothing
-            return torch.zeros(instance.d, instance.d, dtype=torch.float64), result.rounds, "infeasible"
-        return result.w, result.rounds, "feasible"
+            return torch.zeros(instance.d, instance.d, dtype=torch.float64), result.rounds, "infeasible", NO_PLAN
+        return result.w, result.rounds, "feasible", NO_PLAN
     from lamcap.kernels.solvers.adam import train_adam
 
     trained = train_adam(instance, rank, settings)
-    return trained.w, trained.steps, trained.status
+    return trained.w, trained.steps, trained.status, trained.plan
 
 
 def _final_status(solver: str, status: str, check: Verification) -> str:
@@ -89,7 +93,7 @@ def solve_with_weights(
     memory.start()
     start = time.perf_counter()
     instance = Instance(spec, device)
-    w, steps, status = _run_solver(instance, solver, rank, settings)
+    w, steps, status, plan = _run_solver(instance, solver, rank, settings)
     check = verify(instance, w)
     status = _final_status(solver, status, check)
     outcome = Outcome(
@@ -107,6 +111,10 @@ def solve_with_weights(
         target_var=check.target_var,
         offtarget_mean=check.offtarget_mean,
         offtarget_var=check.offtarget_var,
+        generator=instance.generator,
+        mode=plan.mode,
+        chunk_rows=plan.chunk_rows,
+        chunk_cols=plan.chunk_cols,
         target_hist=[int(c) for c in check.target_hist],
         offtarget_hist=[int(c) for c in check.offtarget_hist],
         singular_values=[float(s) for s in check.singular_values],

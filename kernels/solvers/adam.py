@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lamcap.kernels.competitors import make_source
+from lamcap.kernels.competitors import SourcePlan, make_source
 from lamcap.kernels.disorder import Instance
 from lamcap.kernels.fused_loss import fused_loss
 from lamcap.kernels.solvers.settings import SolverSettings
@@ -39,6 +39,7 @@ class Trained:
     w: torch.Tensor
     steps: int
     status: str  # 'converged', 'max_steps' or 'diverged'
+    plan: SourcePlan  # how the fused loss walked the competitors
 
 
 def learning_rate(step: int, settings: SolverSettings) -> float:
@@ -72,9 +73,9 @@ def train_adam(instance: Instance, rank: int, settings: SolverSettings) -> Train
         w = weight()
         loss, n_stored = fused_loss(x @ w.T, source)
         if not torch.isfinite(loss):  # a diverged run stores nothing: its W is NaN, verification says UNSAT
-            return Trained(torch.full_like(w.detach(), float("nan")), step, "diverged")
+            return Trained(torch.full_like(w.detach(), float("nan")), step, "diverged", source.plan)
         if int(n_stored) == p and count_stored(instance, w) == p:
-            return Trained(w.detach(), step, "converged")
+            return Trained(w.detach(), step, "converged", source.plan)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, settings)
         optimizer.zero_grad(set_to_none=True)
@@ -82,5 +83,5 @@ def train_adam(instance: Instance, rank: int, settings: SolverSettings) -> Train
         optimizer.step()
     w = weight().detach()
     if not torch.isfinite(w).all():
-        return Trained(torch.full_like(w, float("nan")), settings.max_steps, "diverged")
-    return Trained(w, settings.max_steps, "max_steps")
+        return Trained(torch.full_like(w, float("nan")), settings.max_steps, "diverged", source.plan)
+    return Trained(w, settings.max_steps, "max_steps", source.plan)

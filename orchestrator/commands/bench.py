@@ -34,6 +34,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--storage-dtype", default="float32", help="materialize storage: float32 or bfloat16")
     parser.add_argument("--repeats", type=int, default=5, help="timed steps after one warm-up (default 5)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's; 1 on a busy machine, where threads wait on each other)")
     parser.add_argument("--no-references", action="store_true", help="skip the torch.sum / torch.randn timings")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
@@ -67,7 +69,7 @@ def step_function(instance, mode: str, storage_dtype: str):
     w0 = torch.randn(d, d, generator=torch.Generator().manual_seed(0)).to(instance.device) / d**0.5
     x = instance.inputs
     if mode == "naive":
-        y = instance.materialize().contiguous()
+        y = instance.materialize()  # contiguous (p, p, d), filled piece by piece
         loss_fn = lambda z: naive_loss(z, y, instance.problem)  # noqa: E731
         held = y.numel() * y.element_size()
     else:
@@ -90,8 +92,9 @@ def reference_times(instance, repeats: int, device: str) -> dict:
     n = instance.p * (instance.p if instance.problem == "dp" else 1) * instance.d
     tensor = torch.randn(n, device=device)
     stream = statistics.median(_timed(lambda: tensor.sum(), repeats, device))
+    # torch.randn writes into the same buffer: never two full-size tensors at once
+    randn = statistics.median(_timed(lambda: torch.randn(n, device=device, out=tensor), max(3, repeats // 2), device))
     del tensor
-    randn = statistics.median(_timed(lambda: torch.randn(n, device=device), max(3, repeats // 2), device))
     return {"stream_seconds": stream, "randn_seconds": randn, "tensor_bytes": 4 * n}
 
 
@@ -113,6 +116,7 @@ def measure(problem: str, d: int, p: int, mode: str, repeats: int = 5, device: s
     out = {"problem": problem, "d": d, "p": p, "mode": mode, "storage_dtype": storage_dtype, "device": device,
            "threads": torch.get_num_threads(), "step_seconds": statistics.median(times), "step_times": times,
            "peak_bytes": memory.peak(), "held_bytes": held}
+    del step  # frees the mode's competitors before the references allocate their full-size tensor
     if references:
         out.update(reference_times(instance, repeats, device))
     return out
@@ -126,10 +130,16 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInput(f"--mode {args.mode!r} is not one of {BENCH_MODES}")
     if args.repeats < 1:
         raise InvalidInput(f"--repeats {args.repeats!r} must be >= 1")
+    if args.threads is not None and args.threads < 1:
+        raise InvalidInput(f"--threads {args.threads!r} must be >= 1")
     if args.storage_dtype not in ("float32", "bfloat16"):
         raise InvalidInput(f"--storage-dtype {args.storage_dtype!r} is not float32 or bfloat16")
     InstanceSpec(args.problem, args.d, args.p, 0)  # names a bad problem, d or p
     device = resolve_device(args.device)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     result = measure(args.problem, args.d, args.p, args.mode, args.repeats, device, args.storage_dtype,
                      references=not args.no_references)
     if args.json:

@@ -20,7 +20,10 @@ CATEGORIES = {
     "status": ("converged", "max_steps", "diverged", "closed_form", "feasible", "infeasible", "error"),
     "device": ("cpu", "cuda"),
     "purpose": ("search", "curve"),
+    "generator": ("none", "splitmix64-erfcinv-v1"),
+    "mode": ("none", "materialize", "regenerate"),
 }
+RECORD_DEFAULTS = {"generator": "none", "mode": "none", "chunk_rows": 0, "chunk_cols": 0}
 HIST_EDGES = np.linspace(-10.0, 20.0, 121)
 UNITS = {"alpha": "p ln p / d^2", "alpha_star": "p ln p / d^2", "wall_seconds": "s", "peak_bytes": "bytes"}
 PROBE_SCALARS = {
@@ -28,7 +31,7 @@ PROBE_SCALARS = {
     "p": "i8", "alpha": "f8", "purpose": "i1", "attempt": "i8", "sat": "?", "status": "i1", "accuracy": "f8",
     "n_violations": "i8", "min_margin": "f8", "final_loss": "f8", "steps": "i8", "wall_seconds": "f8",
     "peak_bytes": "i8", "device": "i1", "target_mean": "f8", "target_var": "f8", "offtarget_mean": "f8",
-    "offtarget_var": "f8",
+    "offtarget_var": "f8", "generator": "i1", "mode": "i1", "chunk_rows": "i8", "chunk_cols": "i8",
 }
 THRESHOLD_SCALARS = {
     "problem": "i1", "solver": "i1", "rho": "f8", "rho_eff": "f8", "rank": "i8", "d": "i8", "seed": "i8",
@@ -57,6 +60,8 @@ def _attrs(name: str) -> dict:
 
 
 def _column(records: list[dict], name: str, dtype: str) -> np.ndarray:
+    records = [r if name in r or name not in RECORD_DEFAULTS else {**r, name: RECORD_DEFAULTS[name]}
+               for r in records]
     if name in CATEGORIES:
         return np.array([CATEGORIES[name].index(r[name]) for r in records], dtype="i1")
     return np.array([r[name] for r in records], dtype=dtype)
@@ -145,7 +150,8 @@ def probe_record(cell: dict, seed: int, p: int, p_star: int, purpose: str, rng: 
         "final_loss": 0.1 * load, "steps": int(200 / max(abs(1 - load), 0.05)) if adam else 0,
         "wall_seconds": 0.01, "peak_bytes": 1000, "device": "cpu", "target_mean": t_mean, "target_var": t_var,
         "offtarget_mean": 0.0, "offtarget_var": 1.0, "target_hist": t_hist, "offtarget_hist": o_hist,
-        "singular_values": sv,
+        "singular_values": sv, "generator": "splitmix64-erfcinv-v1", "mode": "materialize" if adam else "none",
+        "chunk_rows": p if adam else 0, "chunk_cols": p if adam else 0,
     }
 
 

@@ -20,9 +20,9 @@ def test_materialised_competitors_are_counted_exactly(p, d):
 
 def test_auto_mode_follows_the_materialize_limit_and_op_never_holds_competitors():
     tensor = 200 * 200 * 16 * 4
-    assert probe_memory("dp", 16, 200, 16, "adam", materialize_limit=tensor).mode == "materialize"
-    assert probe_memory("dp", 16, 200, 16, "adam", materialize_limit=tensor - 1).mode == "regenerate"
-    assert probe_memory("dp", 16, 200, 16, "adam", materialize_limit=tensor - 1).competitors == 0
+    assert probe_memory("dp", 16, 200, 16, "adam", memory_budget_bytes=tensor).mode == "materialize"
+    assert probe_memory("dp", 16, 200, 16, "adam", memory_budget_bytes=tensor - 1).mode == "regenerate"
+    assert probe_memory("dp", 16, 200, 16, "adam", memory_budget_bytes=tensor - 1).competitors == 0
     assert probe_memory("op", 16, 200, 16, "adam", mode="materialize").competitors == 0
 
 

@@ -33,6 +33,8 @@ def full_lp_feasible(instance: Instance) -> bool:
         rows.append(np.einsum("ki,j->kij", target - others, x[mu]).reshape(len(others), -1))
     a = np.concatenate(rows)
     res = linprog(np.zeros(d * d), A_ub=-a, b_ub=-np.ones(len(a)), bounds=(None, None), method="highs")
+    if res.status == 4:  # numerical trouble of the dual simplex near the threshold: ask the interior point method
+        res = linprog(np.zeros(d * d), A_ub=-a, b_ub=-np.ones(len(a)), bounds=(None, None), method="highs-ipm")
     assert res.status in (0, 2), res.message
     return res.status == 0
 

@@ -60,15 +60,17 @@ def test_verify_equals_brute_force(problem, d, p, which):
     assert count_stored(instance, torch.from_numpy(w)) == p - got.n_violations
 
 
-def test_small_blocks_give_the_same_answer(monkeypatch):
-    """Force many row and column blocks (columns not dividing p) through the streaming pass."""
-    instance = Instance(InstanceSpec("dp", 3, 300, seed=5))
+@pytest.mark.parametrize("p,block_elements", [(300, 8 * 3 * 300 - 1), (45, 3 * 13)])
+def test_small_blocks_give_the_same_answer(monkeypatch, p, block_elements):
+    """Force many row blocks (7 rows of p = 300), or single-row blocks of 13 columns (not dividing p = 45)."""
+    instance = Instance(InstanceSpec("dp", 3, p, seed=5))
     w = torch.from_numpy(np.random.default_rng(0).normal(size=(3, 3)))
     whole = verify(instance, w)
-    monkeypatch.setattr(verify_mod, "BLOCK_BYTES", 8)
+    monkeypatch.setattr(verify_mod, "BLOCK_BYTES", 8 * block_elements)
     chunked = verify(instance, w)
-    op = Instance(InstanceSpec("op", 3, 300, seed=5))
+    op = Instance(InstanceSpec("op", 3, p, seed=5))
     assert_matches(verify(op, w), brute_force(op, w.numpy()))
+    assert_matches(chunked, brute_force(instance, w.numpy()))
     for name in ("sat", "n_violations", "min_margin", "loss", "target_var"):
         np.testing.assert_allclose(getattr(chunked, name), getattr(whole, name), rtol=1e-12)
     np.testing.assert_array_equal(chunked.target_hist, whole.target_hist)
@@ -88,3 +90,35 @@ def test_non_finite_w_is_unsat_without_crash():
     got = verify(instance, w)
     assert not got.sat and got.n_violations == 10 and np.isnan(got.min_margin)
     assert count_stored(instance, w) == 0
+
+
+HOST_READS = ("item", "tolist", "__bool__", "__int__", "__float__", "__index__", "cpu", "numpy")
+
+
+def count_host_reads(monkeypatch, fn) -> int:
+    """Calls of the Tensor methods that make a GPU wait (device-to-host reads) while fn runs."""
+    calls = []
+    with monkeypatch.context() as patch:
+        for name in HOST_READS:
+            original = getattr(torch.Tensor, name)
+
+            def spy(self, *args, _original=original, _name=name, **kwargs):
+                calls.append(_name)
+                return _original(self, *args, **kwargs)
+
+            patch.setattr(torch.Tensor, name, spy)
+        fn()
+    return len(calls)
+
+
+@pytest.mark.parametrize("problem", ["dp", "op"])
+def test_host_reads_do_not_grow_with_the_number_of_blocks(monkeypatch, problem):
+    instance = Instance(InstanceSpec(problem, 3, 120, seed=1))
+    w = torch.from_numpy(np.random.default_rng(1).normal(size=(3, 3)))
+    one_block = count_host_reads(monkeypatch, lambda: verify(instance, w))
+    count_one = count_host_reads(monkeypatch, lambda: count_stored(instance, w))
+    monkeypatch.setattr(verify_mod, "BLOCK_BYTES", 8 * 3 * 120 * 2)  # 2 rows per block: 60 blocks
+    many_blocks = count_host_reads(monkeypatch, lambda: verify(instance, w))
+    many_count = count_host_reads(monkeypatch, lambda: count_stored(instance, w))
+    assert many_blocks == one_block <= 12, (one_block, many_blocks)
+    assert many_count == count_one <= 2, (count_one, many_count)
