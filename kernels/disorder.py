@@ -77,9 +77,11 @@ class InstanceSpec:
         if self.problem not in PROBLEMS:
             raise InvalidInput(f"unknown problem {self.problem!r}; expected one of {PROBLEMS}")
         if not isinstance(self.d, int) or not 2 <= self.d <= MAX_D:
-            raise InvalidInput(f"d={self.d!r} must be an integer in 2..{MAX_D}")
+            raise InvalidInput(f"d={self.d!r} must be an integer in 2..{MAX_D} (the instance's counter layout "
+                               "addresses no more)")
         if not isinstance(self.p, int) or not 2 <= self.p <= MAX_P[self.problem]:
-            raise InvalidInput(f"p={self.p!r} must be an integer in 2..{MAX_P[self.problem]} for {self.problem}")
+            raise InvalidInput(f"p={self.p!r} must be an integer in 2..{MAX_P[self.problem]} for {self.problem} "
+                               "(the instance's counter layout addresses no more)")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise InvalidInput(f"seed={self.seed!r} must be a non-negative integer")
 

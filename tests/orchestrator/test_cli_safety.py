@@ -31,18 +31,20 @@ def one_line_error(capsys, code: int, needle: str, argv: list[str]) -> str:
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["--problem", "op", "--d", "8", "--p", "100000000000", "--solver", "hebbian"], "this cpu has"),
-    (["--problem", "op", "--d", "8", "--alpha", "1e300", "--solver", "hebbian"], "this cpu has"),
+    (["--problem", "op", "--d", "8", "--p", "4000000000", "--solver", "hebbian"], "this cpu has"),
+    (["--problem", "op", "--d", "8", "--p", "100000000000", "--solver", "hebbian"], "must be an integer in 2.."),
+    (["--problem", "op", "--d", "8", "--alpha", "1e300", "--solver", "hebbian"], "must be an integer in 2.."),
     (["--problem", "dp", "--d", "256", "--p", "20000", "--solver", "adam", "--mode", "materialize"],
      "competitors 381.5 GiB"),
-    (["--problem", "op", "--d", "10000000", "--p", "10", "--solver", "hebbian"], "weights"),
+    (["--problem", "op", "--d", "1000000", "--p", "10", "--solver", "hebbian"], "weights"),
+    (["--problem", "op", "--d", "10000000", "--p", "10", "--solver", "hebbian"], "must be an integer in 2.."),
 ])
 def test_oversized_trials_are_refused_before_allocating(capsys, monkeypatch, argv, needle):
     from lamcap.orchestrator import api
 
     monkeypatch.setattr(api, "run_trial", lambda plan: pytest.fail("the trial ran"))
     err = one_line_error(capsys, 2, needle, ["trial", *argv])
-    assert "needs about" in err
+    assert "needs about" in err or "the instance's counter layout" in err
 
 
 def test_huge_seed_counts_are_refused_before_the_store_or_ray(tmp_path, capsys, no_ray):
