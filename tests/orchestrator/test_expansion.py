@@ -23,8 +23,8 @@ RHO = {"min": 0.1, "max": 1.0, "points": 6}
 DIM = {"ladder": [8, 12, 16, 24, 32], "budget_device_hours": 0.02, "target": 0.01, "seeds_per_round": 3}
 
 
-def make_spec(axis: str, ds=(8, 16), **rule) -> SweepSpec:
-    raw = {"problems": ["op", "dp"], "solvers": ["adam"], "seeds": 2, "device": "cpu"}
+def make_spec(axis: str, ds=(8, 16), problems=("op", "dp"), **rule) -> SweepSpec:
+    raw = {"problems": list(problems), "solvers": ["adam"], "seeds": 2, "device": "cpu"}
     if axis == "rho":
         raw.update(ds=list(ds), adaptive={"rho": {**RHO, **rule}})
     else:

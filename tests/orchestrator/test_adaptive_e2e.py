@@ -1,0 +1,151 @@
+"""Adaptive sweeps end to end: the driver SIGKILLed mid-run and resumed (fake oracle runner), and the real kernels.
+
+The killed driver runs in its own session (tests.orchestrator.adaptive_oracle as a script: `lamcap sweep` with
+the oracle runner), so that killing its process group takes its embedded Ray down and never touches pytest's.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lamcap.orchestrator.spec import load_spec
+from lamcap.orchestrator.store import read_decisions, read_tables, threshold_key
+from tests.orchestrator.test_expansion import by_learner
+from tests.orchestrator.test_sweep_e2e import (assert_consistent_store, assert_rows_kept, committed_arrays,
+                                               kill_group, n_committed)
+
+REPO = Path(__file__).resolve().parents[2]
+
+# One probe in flight per search, so that a search is the same probes whatever the timing: the resumed
+# store must then hold exactly the undisturbed run's probes.
+RANK_SPEC = """\
+problems = ["op"]
+solvers = ["adam"]
+ds = [8, 16]
+seeds = 2
+device = "cpu"
+
+[search]
+max_parallel_per_learner = 1
+
+[adaptive.rho]
+min = 0.1
+max = 1.0
+points = 6
+"""
+
+
+@contextlib.contextmanager
+def oracle_sweep(spec_file: Path, store: Path, flush: float, stderr=subprocess.PIPE):
+    """The driver with the oracle runner as a subprocess in its own session; killed with its Ray on exit."""
+    proc = subprocess.Popen([sys.executable, "-m", "tests.orchestrator.adaptive_oracle", str(spec_file), str(store),
+                             str(flush)], cwd=REPO, stdout=subprocess.PIPE, stderr=stderr, text=True,
+                            start_new_session=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            kill_group(proc)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, int]:
+    """Wait for a sweep subprocess to exit 0; (probes run, probes reused)."""
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, (err or "")[-3000:]
+    match = re.search(r"(\d+) probes run, (\d+) reused", out)
+    assert match, out
+    return int(match.group(1)), int(match.group(2))
+
+
+def decisions_of(path: Path) -> dict:
+    return by_learner(read_decisions(path)[1], order_free=True)
+
+
+def thresholds_of(path: Path) -> dict:
+    return {threshold_key(r): (r["p_star"], r["p_lo"], r["p_hi"]) for r in read_tables(path)[1]}
+
+
+def stored_searches(path: Path) -> set:
+    return {threshold_key(r) for r in read_tables(path)[1]}
+
+
+def assert_cells_are_the_learners(path: Path, seeds: int) -> None:
+    """The stored searches are exactly the rank learners' chosen cells, with every seed."""
+    chosen = {(dec["problem"], dec["solver"], rho, dec["d"], s) for dec in read_decisions(path)[1]
+              for rho in dec["chosen_rhos"] for s in range(seeds)}
+    assert stored_searches(path) == chosen
+
+
+@pytest.mark.slow
+def test_adaptive_driver_killed_mid_sweep_resumes_to_the_undisturbed_result(tmp_path):
+    spec_file = tmp_path / "rank.toml"
+    spec_file.write_text(RANK_SPEC)
+    store, reference = tmp_path / "killed.zarr", tmp_path / "undisturbed.zarr"
+    with oracle_sweep(spec_file, reference, 10.0) as undisturbed:  # alongside the others, to save wall time
+        with open(tmp_path / "killed.err", "w") as err, oracle_sweep(spec_file, store, 0.2, stderr=err) as driver:
+            deadline = time.monotonic() + 240
+            while n_committed(store, "decisions") < 3:  # the first rounds and one added cell are in
+                assert driver.poll() is None, (tmp_path / "killed.err").read_text()[-3000:]
+                assert time.monotonic() < deadline, "no decisions committed in 240 s"
+                time.sleep(0.02)
+            assert kill_group(driver) == set(), "the killed driver left Ray processes running"
+            assert driver.returncode == -signal.SIGKILL
+        before = committed_arrays(store)
+        n_decisions = n_committed(store, "decisions")
+        with oracle_sweep(spec_file, store, 10.0) as again:
+            run_again, reused = finish(again)
+        run_full, _ = finish(undisturbed)
+
+    spec = load_spec(str(spec_file))
+    assert n_decisions < len(read_decisions(reference)[1]), "the kill came after the sweep had finished"
+    assert_rows_kept(before, committed_arrays(store))
+    assert thresholds_of(store) == thresholds_of(reference)  # the same cells, seeds and thresholds
+    assert decisions_of(store) == decisions_of(reference)  # the same decisions, evidence included
+    assert_cells_are_the_learners(store, spec.seeds)
+    n_before = len(before["probes"]["p"])
+    assert run_again == run_full - n_before and reused == n_before  # nothing stored was computed again
+
+
+@pytest.mark.slow
+def test_adaptive_rank_sweep_with_the_real_kernels(tmp_path):
+    from lamcap.analysis.report import build_report
+    from lamcap.orchestrator.driver import execute
+
+    spec = load_spec(overrides={"problems": ["op"], "solvers": ["hebbian"], "d": [12], "seeds": 2,
+                                "device": "cpu", "adaptive": {"rho": {"min": 0.25, "max": 1.0, "points": 4}}})
+    path = tmp_path / "real.zarr"
+    report = execute(spec, str(path), workers=2, progress=False)
+    assert not report.interrupted and report.retries == 0
+    log = read_decisions(path)[1]
+    assert [dec["basis"] for dec in log][0] == "initial" and log[-1]["basis"] == "stop"
+    assert_cells_are_the_learners(path, spec.seeds)
+    assert len({r["rank"] for r in read_tables(path)[1]}) == 4  # the budget: 4 distinct ranks
+    for dec in log[1:]:  # each decision was told the stored thresholds of the cells before it
+        for told in dec["told"]:
+            rows = [r for r in read_tables(path)[1] if r["rho"] == told["rho"]]
+            assert sorted(r["alpha_star"] for r in rows) == sorted(told["alpha_star"])
+    _, _, figures, paths = build_report(str(path), str(tmp_path / "out"), n_boot=20)
+    assert "adaptive_rank" in figures and Path(paths["adaptive_rank"]).is_file()
+    assert_consistent_store_of(path, spec)
+
+
+def assert_consistent_store_of(path: Path, spec) -> None:
+    """test_sweep_e2e's checks of every threshold against its probes, for the cells the learner chose."""
+    import dataclasses
+
+    rows = read_tables(path)[1]
+    fixed = dataclasses.replace(spec, adaptive=type(spec.adaptive)(),
+                                rhos=tuple(sorted({r["rho"] for r in rows})))
+    assert_consistent_store(path, fixed)
+    assert json.loads(read_tables(path)[2]["spec"])["adaptive"] == spec.adaptive.to_dict()
