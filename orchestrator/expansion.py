@@ -213,6 +213,7 @@ class Expansion:
             seeds[int(row["seed"])] = _alpha(row)
             if len(seeds) < self.spec.seeds:
                 return []
+            del self._rows[cell]
             self.learners[key].tell(cell.rho, [seeds[s] for s in range(self.spec.seeds)])
         else:
             key = (DimensionLearner.kind, cell.problem, cell.solver, cell.rho)

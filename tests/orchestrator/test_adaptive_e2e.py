@@ -148,3 +148,28 @@ def assert_consistent_store_of(path: Path, spec) -> None:
                                 rhos=tuple(sorted({r["rho"] for r in rows})))
     assert_consistent_store(path, fixed)
     assert json.loads(read_tables(path)[2]["spec"])["adaptive"] == spec.adaptive.to_dict()
+
+
+def test_a_store_whose_decisions_differ_is_refused_before_ray_in_one_line(tmp_path, capsys):
+    import ray
+
+    from lamcap.orchestrator import cli
+    from lamcap.orchestrator.store import Store
+    from tests.orchestrator.test_store_decisions import _threshold_rows
+    from tests.orchestrator.test_sweep_e2e import tree_digest
+
+    spec_file = tmp_path / "rank.toml"
+    spec_file.write_text(RANK_SPEC)
+    spec = load_spec(str(spec_file))
+    rows, decisions = run(Expansion(spec), stop_after=12)
+    tampered = json.loads(json.dumps(decisions))
+    tampered[0]["chosen_ranks"] = [tampered[0]["chosen_ranks"][0] + 1] + tampered[0]["chosen_ranks"][1:]
+    path = tmp_path / "s.zarr"
+    store = Store.open_or_create(path, spec)
+    store.append_thresholds(_threshold_rows(list(rows.values())))
+    store.append_decisions(tampered)
+    before = tree_digest(tmp_path)
+    assert cli.main(["sweep", str(spec_file), "--store", str(path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "refusing to resume" in err and "round 0" in err, err
+    assert tree_digest(tmp_path) == before and not ray.is_initialized()

@@ -334,3 +334,21 @@ def test_an_interrupted_sweep_resumes_to_the_same_cells_thresholds_and_decisions
     thresholds, log = stored_decisions(tmp_path / "cut.zarr")
     assert thresholds == whole_thresholds
     assert by_learner(log, True) == by_learner(whole_log, True)
+
+
+def test_searches_whose_probes_outlived_their_trigger_are_replayed_not_rerun(pool, tmp_path):
+    """A crash can store a round's probes but not the thresholds that chose it (one batch: probes first): the
+    resumed sweep re-derives those thresholds, makes the same decisions, and answers the round from the store."""
+    spec = adaptive_spec("rho", problems=("op",))
+    adaptive_sweep(tmp_path / "whole.zarr", spec, pool)
+    probes, rows, _ = read_tables(tmp_path / "whole.zarr")
+    log = read_decisions(tmp_path / "whole.zarr")[1]
+    first = {(dec["d"], rho) for dec in log if dec["round"] == 0 for rho in dec["chosen_rhos"]}
+    crashed = Store.open_or_create(tmp_path / "crashed.zarr", spec)
+    crashed.append_probes(probes)
+    crashed.append_thresholds([r for r in rows if (r["d"], r["rho"]) in first])
+    crashed.append_decisions([dec for dec in log if dec["round"] == 0])
+    report = adaptive_sweep(tmp_path / "crashed.zarr", spec, pool)
+    assert report.probes_run == 0 and report.probes_reused == len(probes)
+    assert stored_decisions(tmp_path / "crashed.zarr")[0] == stored_decisions(tmp_path / "whole.zarr")[0]
+    assert by_learner(read_decisions(tmp_path / "crashed.zarr")[1], True) == by_learner(log, True)
