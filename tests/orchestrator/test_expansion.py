@@ -11,7 +11,7 @@ import random
 import pytest
 
 from lamcap.kernels.errors import InvalidInput
-from lamcap.orchestrator.adaptive import DimensionLearner, DimensionRule, RankLearner, RhoRule
+from lamcap.orchestrator.adaptive import DimensionLearner, RankLearner
 from lamcap.orchestrator.expansion import (Expansion, cells_to_check, first_round_problems, max_searches,
                                            possible_cells)
 from lamcap.orchestrator.scheduler import alpha_of
