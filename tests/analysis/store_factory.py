@@ -20,6 +20,8 @@ CATEGORIES = {
     "status": ("converged", "max_steps", "diverged", "closed_form", "feasible", "infeasible", "error"),
     "device": ("cpu", "cuda"),
     "purpose": ("search", "curve"),
+    "learner": ("rank", "dimension"),  # the decisions group (not written here)
+    "basis": ("initial", "width", "curvature", "width_per_device_second", "stop"),
 }
 HIST_EDGES = np.linspace(-10.0, 20.0, 121)
 UNITS = {"alpha": "p ln p / d^2", "alpha_star": "p ln p / d^2", "wall_seconds": "s", "peak_bytes": "bytes"}
