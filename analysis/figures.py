@@ -7,6 +7,7 @@ import numpy as np
 import xarray as xr
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from lamcap.analysis import mechanism, scaling
 
@@ -268,4 +269,55 @@ def adaptive_rank_figure(thresholds: xr.Dataset, added: xr.Dataset | None = None
     colours = _colours(table.d.unique().tolist())
     for ax, (problem, solver) in zip(axes[0], panels):
         _rank_panel(ax, table[(table.problem == problem) & (table.solver == solver)], chosen, colours, problem, solver)
+    return fig
+
+
+def _interval_panel(ax, series, colour, label: str, solver: str, rho: float) -> None:
+    """One series of adaptive_dimension_figure's left panel: alpha_inf +- width / 2 against device-seconds."""
+    known = series[np.isfinite(series.width) & (series.spent_seconds > 0)]
+    ax.errorbar(known.spent_seconds, known.alpha_inf, yerr=known.width / 2, fmt="o-", ms=3, capsize=2, lw=1,
+                color=colour, label=label)
+    try:
+        ax.axhline(scaling.asymptotic_alpha(solver, rho), color=colour, ls="-.", lw=0.8)
+    except ImportError:
+        pass
+
+
+def adaptive_dimension_figure(decisions: xr.Dataset, thresholds: xr.Dataset) -> Figure:
+    """The adaptive dimension axis: (left) each decision's alpha_inf and its interval (the fit alpha_inf + a / ln d
+    of the thresholds told so far) against the cost model's device-seconds spent, with the asymptotic theory
+    (dash-dotted) and the target width; (right) the seeds the learner ran at each d, per (problem, solver, rho).
+
+    decisions: the store's decisions table (dim decision; learner, problem, solver, rho, alpha_inf, width, target,
+    spent_seconds, labels decoded); thresholds: its thresholds table (every seed run, complete or not).
+    """
+    table = decisions.to_dataframe()
+    table = table[table.learner == "dimension"]
+    runs = thresholds.to_dataframe()
+    rank = {p: i for i, p in enumerate(ordered(table.problem.unique()))}
+    keys = sorted({(p, s, float(r)) for p, s, r in zip(table.problem, table.solver, table.rho)},
+                  key=lambda k: (rank[k[0]], k[1], -k[2]))
+    colours = _colours(range(len(keys)))
+    fig, axes = _grid(1, 2, width=6.0, height=4.4)
+    left, right = axes[0]
+    ds = sorted(int(d) for d in runs.d.unique())
+    width = 0.8 / max(len(keys), 1)
+    for i, (problem, solver, rho) in enumerate(keys):
+        label = f"{problem} {solver}, ρ = {rho:g}"
+        series = table[(table.problem == problem) & (table.solver == solver) & (table.rho == rho)]
+        _interval_panel(left, series, colours[i], label, solver, rho)
+        mine = runs[(runs.problem == problem) & (runs.solver == solver) & (runs.rho == rho)]
+        seeds = mine.groupby("d").size().reindex(ds, fill_value=0)
+        right.bar(np.arange(len(ds)) + (i - (len(keys) - 1) / 2) * width, seeds.values, width=width,
+                  color=colours[i], label=label)
+    right.set_xticks(np.arange(len(ds)), [str(d) for d in ds])
+    target = float(table.target.iloc[0]) if len(table) else float("nan")
+    left.plot([], [], " ", label=f"target width {target:g}; dash-dotted: d → ∞ theory")
+    left.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a short log range overlap
+    left.set(xscale="log", xlabel="device-seconds spent (cost model)", ylabel="α_∞ and its interval",
+             title="Fit of α*(d) = α_∞ + a / ln d, decision by decision")
+    right.set(xlabel="dimension d (ladder rungs run)", ylabel="seeds run", title="Seeds the learner chose per d")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     return fig

@@ -1,4 +1,4 @@
-"""Open a lamcap store (docs/STORE.md): both groups, categorical codes decoded to strings."""
+"""Open a lamcap store (docs/STORE.md): its groups, categorical codes decoded to strings."""
 from __future__ import annotations
 
 import json
@@ -18,18 +18,26 @@ COMMITTED_ATTRS = ("n_committed", "committed_rows", "n_rows")
 
 @dataclass(frozen=True)
 class Store:
-    """A store read into memory: ``probes`` (dim probe), ``thresholds`` (dim threshold), root attrs."""
+    """A store read into memory: ``probes`` (dim probe), ``thresholds`` (dim threshold), ``decisions`` (dim
+    decision: the adaptive learners' decisions; empty for a fixed grid or a store written before them), root attrs."""
 
     path: str
     probes: xr.Dataset
     thresholds: xr.Dataset
     attrs: dict = field(default_factory=dict)
+    decisions: xr.Dataset = field(default_factory=lambda: xr.Dataset(coords={"decision": np.arange(0)}))
 
     @property
     def spec(self) -> dict:
         """The sweep spec that produced the store (empty when the writer recorded none)."""
         raw = self.attrs.get("spec", "{}")
         return json.loads(raw) if isinstance(raw, str) else dict(raw)
+
+    @property
+    def decision_log(self) -> list[dict]:
+        """The full decision dicts (evidence, candidates, reasons), one per row of ``decisions``, in order."""
+        raw = self.decisions.attrs.get("log", "[]")
+        return json.loads(raw)[: self.decisions.sizes.get("decision", 0)]
 
 
 def decode(ds: xr.Dataset) -> xr.Dataset:
@@ -142,4 +150,7 @@ def open_store(path: str | os.PathLike, require_thresholds: bool = True) -> Stor
         if require_thresholds:
             raise InvalidInput(f"store {path!r} has no thresholds yet: no (cell, seed) search has finished")
         thresholds = xr.Dataset(coords={"threshold": np.arange(0)})
-    return Store(path=path, probes=probes, thresholds=thresholds, attrs=attrs)
+    decisions = _open_group(path, "decisions", "decision")
+    if decisions is None:  # written before adaptive axes
+        decisions = xr.Dataset(coords={"decision": np.arange(0)})
+    return Store(path=path, probes=probes, thresholds=thresholds, attrs=attrs, decisions=decisions)

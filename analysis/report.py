@@ -16,7 +16,7 @@ from lamcap.analysis import figures, mechanism, scaling, thresholds
 from lamcap.analysis.load import CELL, Store, open_store
 from lamcap.kernels.errors import InvalidInput
 
-FIGURES = ("accuracy", "scaling", "spectra", "scores", "steps")
+FIGURES = ("accuracy", "scaling", "spectra", "scores", "steps", "adaptive_rank", "adaptive_d")
 
 
 @dataclass
@@ -203,12 +203,57 @@ def make_figures(result: Analysis) -> dict[str, Figure]:
         "scores": lambda: figures.scores_figure(
             mechanism.score_histograms(probes, result.store.thresholds, *_score_cell(probes))),
         "steps": lambda: figures.steps_figure(result.steps) if result.steps is not None else None,
+        "adaptive_rank": lambda: adaptive_rank(result.store),
+        "adaptive_d": lambda: adaptive_dimension(result.store),
     }
     for name in FIGURES:
         fig = _attempt(notes, f"figure {name}", builders[name])
         if fig is not None:
             out[name] = fig
     return out
+
+
+def adaptive_rank(store: Store) -> Figure:
+    """alpha*(rho) per d with theory, the rank learner's cells numbered in the order it added them."""
+    import pandas as pd
+
+    from lamcap.orchestrator.adaptive import added_cells
+
+    rows = added_cells(store.decision_log)
+    if not rows:
+        raise InvalidInput("the store has no rank decisions (its rhos are a list, not [adaptive.rho])")
+    complete, _ = thresholds.complete_only(store.thresholds)
+    return figures.adaptive_rank_figure(complete, xr.Dataset.from_dataframe(pd.DataFrame(rows)))
+
+
+def adaptive_dimension(store: Store) -> Figure:
+    """The dimension learner's alpha_inf interval against device-seconds, and the seeds it ran per d."""
+    if "learner" not in store.decisions or not (store.decisions.learner == "dimension").any():
+        raise InvalidInput("the store has no dimension decisions (its ds are a list, not [adaptive.d])")
+    return figures.adaptive_dimension_figure(store.decisions, store.thresholds)
+
+
+def format_decisions_table(log: list[dict]) -> str:
+    """Per adaptive learner: rounds, what it added, where it ended and why it stopped."""
+    head = f"{'learner':9} {'problem':7} {'solver':8} {'at':>9} {'rounds':>6}  {'added':>13}  result"
+    lines = [head, "-" * len(head)]
+    by_learner: dict[tuple, list[dict]] = {}
+    for dec in log:
+        at = f"d={dec['d']}" if dec["learner"] == "rank" else f"rho={dec['rho']:g}"
+        by_learner.setdefault((dec["learner"], dec["problem"], dec["solver"], at), []).append(dec)
+    for (kind, problem, solver, at), decs in by_learner.items():
+        last = decs[-1]
+        if kind == "rank":
+            added = f"{sum(len(d['chosen_ranks']) for d in decs)} cells"
+            result = f"{last['reason']}" if last["basis"] == "stop" else "running"
+        else:
+            added = f"{sum(len(c['seeds']) for d in decs for c in d['chosen'])} seeds"
+            spent = last["committed_seconds"] + sum(c["cost"] for c in last["chosen"])
+            result = (f"alpha_inf {_num(last['alpha_inf'])} width {_num(last['width'])} (target {last['target']:g});"
+                      f" {spent:.3g} of {last['budget_seconds']:.3g} device-s; "
+                      + (last["reason"] if last["basis"] == "stop" else "running"))
+        lines.append(f"{kind:9} {problem:7} {solver:8} {at:>9} {len(decs):6d}  {added:>13}  {result}")
+    return "\n".join(lines)
 
 
 def figure_filename(name: str) -> str:
@@ -226,6 +271,9 @@ def report_text(result: Analysis, rows: list[dict], level: float) -> str:
     ]
     if result.op_dp is not None:
         sections += ["OP vs DP (the paper's Conjecture 1: equal capacities)", format_op_dp_table(result.op_dp)]
+    if result.store.decision_log:
+        sections += ["Adaptive axis: each learner's decisions (the store's `decisions` group)",
+                     format_decisions_table(result.store.decision_log)]
     return "\n\n".join(sections)
 
 

@@ -24,7 +24,7 @@ from lamcap.orchestrator.adaptive_rank import RankLearner
 from lamcap.orchestrator.adaptive_rules import AdaptiveRules, DimensionRule, RhoRule
 
 __all__ = ["AdaptiveRules", "DimensionLearner", "DimensionRule", "RankLearner", "ReplayMismatch", "RhoRule",
-           "SeedBatch", "added_cells", "proxy_cost", "replay"]
+           "SeedBatch", "added_cells", "check_replayed", "decision_row", "proxy_cost", "replay"]
 
 Learner = Union[RankLearner, DimensionLearner]
 
@@ -67,6 +67,42 @@ def replay(learner: Learner, decisions: list[dict]) -> Learner:
             raise ReplayMismatch(f"round {recorded['round']}: recorded {_chosen(recorded)}, replayed"
                                  f" {_chosen(mine) if mine else 'nothing'}")
     return learner
+
+
+def check_replayed(replayed: list[dict], recorded: list[dict], what: str) -> None:
+    """Raise ReplayMismatch unless the recorded decisions of one learner (`what` names it) are the first
+    decisions of its replay, round by round: same round, basis and chosen cells."""
+    for i, old in enumerate(recorded):
+        new = replayed[i] if i < len(replayed) else None
+        if new is None or (new["round"], new["basis"], _chosen(new)) != (old["round"], old["basis"], _chosen(old)):
+            got = f"{new['basis']} {_chosen(new)}" if new is not None else "nothing (its thresholds are not stored)"
+            raise ReplayMismatch(f"{what}, round {old['round']}: the store recorded {old['basis']} {_chosen(old)},"
+                                 f" the stored thresholds replay to {got}")
+
+
+BASIS_TOKENS = {"width per device-second": "width_per_device_second"}  # flag_meanings hold no spaces
+
+
+def decision_row(decision: dict) -> dict:
+    """The flat row of the store's `decisions` table for one decision dict (docs/STORE.md); NaN / -1 where a
+    field belongs to the other learner."""
+    nan = math.nan
+    rank = decision["learner"] == RankLearner.kind
+    row = {"learner": decision["learner"], "problem": decision["problem"], "solver": decision["solver"],
+           "d": decision["d"] if rank else -1, "rho": nan if rank else decision["rho"], "round": decision["round"],
+           "basis": BASIS_TOKENS.get(decision["basis"], decision["basis"])}
+    if rank:
+        scores = [g["score"] for g in decision["candidates"]]
+        return {**row, "n_chosen": len(decision["chosen_ranks"]), "n_evidence": len(decision["curve"]),
+                "gap_score": max(scores) if scores and decision["basis"] != "initial" else nan,
+                **dict.fromkeys(("alpha_inf", "width", "predicted_width", "target", "spent_seconds",
+                                 "added_seconds", "budget_seconds"), nan)}
+    return {**row, "n_chosen": sum(len(c["seeds"]) for c in decision["chosen"]),
+            "n_evidence": sum(r["n"] for r in decision["rungs"]), "gap_score": nan,
+            "alpha_inf": _nan(decision["alpha_inf"]), "width": _nan(decision["width"]),
+            "predicted_width": _nan(decision["predicted_width"]), "target": decision["target"],
+            "spent_seconds": decision["committed_seconds"],
+            "added_seconds": sum(c["cost"] for c in decision["chosen"]), "budget_seconds": decision["budget_seconds"]}
 
 
 def added_cells(decisions: list[dict]) -> list[dict]:

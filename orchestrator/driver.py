@@ -19,34 +19,48 @@ SEARCH_BYTES = 4096  # driver memory per (cell, seed): its learner, threshold ro
 
 
 def check_cells(spec) -> None:
-    """Every cell's solver can take its first probes (lamcap.kernels.solvers.check_solvable)."""
+    """Every cell's solver can take its first probes (lamcap.kernels.solvers.check_solvable); with an
+    adaptive axis, the cells that stand for every cell its learners may choose (expansion.cells_to_check)."""
     from lamcap.kernels.disorder import InstanceSpec
     from lamcap.kernels.solvers import check_solvable
+    from lamcap.orchestrator.expansion import cells_to_check
     from lamcap.orchestrator.scheduler import theory_guess
     from lamcap.orchestrator.search import initial_bracket
 
-    for cell in spec.cells():
+    for cell in cells_to_check(spec):
         _, b = initial_bracket(theory_guess(cell), spec.search.p_max)
         check_solvable(InstanceSpec(cell.problem, cell.d, b, 0), cell.solver, cell.rank)
 
 
-def check_searches_fit(spec) -> None:
-    """The driver holds one search per (cell, seed): refuse a sweep whose searches cannot fit its memory."""
-    from lamcap.kernels.budget import host_memory_bytes, human
+def check_budget(spec) -> None:
+    """InvalidInput when an adaptive dimension axis's budget cannot pay for the two rungs a fit needs."""
+    from lamcap.orchestrator.expansion import first_round_problems
 
-    searches = len(spec.cells()) * spec.seeds
+    problems = first_round_problems(spec)
+    if problems:
+        raise InvalidInput("; ".join(problems) + " (raise the budget or start the ladder lower)")
+
+
+def check_searches_fit(spec) -> None:
+    """The driver holds one search per (cell, seed): refuse a sweep whose searches cannot fit its memory
+    (with an adaptive axis: the most its rules allow)."""
+    from lamcap.kernels.budget import host_memory_bytes, human
+    from lamcap.orchestrator.expansion import max_searches
+
+    searches = max_searches(spec)
     limit = host_memory_bytes() // 4
     if searches * SEARCH_BYTES > limit:
-        raise InvalidInput(f"seeds={spec.seeds} gives {searches} searches ({len(spec.cells())} cells x seeds), "
+        raise InvalidInput(f"seeds={spec.seeds} gives up to {searches} searches, "
                            f"about {human(searches * SEARCH_BYTES)} of driver memory; this machine can give "
                            f"{human(limit)}: at most {limit // SEARCH_BYTES // max(1, len(spec.cells()))} seeds")
 
 
 def memory_caps(spec, device: str, memory_bytes: int, gpu_memory: int | None = None) -> dict:
-    """Per cell, the largest p whose probe fits `memory_bytes`; InvalidInput naming a cell whose first
-    probes cannot fit (the estimate and the limit in the message). gpu_memory: the GPU's total memory,
-    which sets a CUDA probe's competitor plan."""
+    """Per cell (every cell an adaptive axis may choose too), the largest p whose probe fits `memory_bytes`;
+    InvalidInput naming a cell whose first probes cannot fit (the estimate and the limit in the message).
+    gpu_memory: the GPU's total memory, which sets a CUDA probe's competitor plan."""
     from lamcap.kernels.budget import check_fits, largest_p, probe_memory
+    from lamcap.orchestrator.expansion import cells_to_check, possible_cells
     from lamcap.orchestrator.scheduler import theory_guess
     from lamcap.orchestrator.search import initial_bracket
 
@@ -54,14 +68,13 @@ def memory_caps(spec, device: str, memory_bytes: int, gpu_memory: int | None = N
     kwargs = {"mode": settings.mode, "storage_dtype": settings.storage_dtype, "device_type": device,
               "total_memory": gpu_memory if device == "cuda" else None,
               "memory_budget_bytes": settings.memory_budget_bytes}
-    caps = {}
-    for cell in spec.cells():
+    for cell in cells_to_check(spec):
         _, b = initial_bracket(theory_guess(cell), spec.search.p_max)
         estimate = probe_memory(cell.problem, cell.d, b, cell.rank, cell.solver, **kwargs)
         check_fits(estimate, memory_bytes, f"cell {cell.problem} {cell.solver} rho={cell.rho:g} d={cell.d} "
                                            f"(its first probes reach p={b})", device)
-        caps[cell] = largest_p(cell.problem, cell.d, cell.rank, cell.solver, memory_bytes, **kwargs)
-    return caps
+    return {cell: largest_p(cell.problem, cell.d, cell.rank, cell.solver, memory_bytes, **kwargs)
+            for cell in possible_cells(spec)}
 
 
 def check_writable(path: str) -> None:
@@ -77,8 +90,8 @@ def check_writable(path: str) -> None:
 
 
 def precheck_store(path: str, spec) -> None:
-    """Refuse (read-only) a store whose spec differs or which is damaged or not writable; a spec device
-    'auto' takes the store's device."""
+    """Refuse (read-only) a store whose spec differs, which is damaged or not writable, or whose stored
+    thresholds replay to other adaptive decisions than it records; a spec device 'auto' takes the store's."""
     from lamcap.orchestrator.store import check_compatible, check_readable, stored_spec
 
     check_writable(path)
@@ -88,6 +101,18 @@ def precheck_store(path: str, spec) -> None:
         spec = dataclasses.replace(spec, device=stored_spec(path).device)
     check_compatible(path, spec)
     check_readable(path)
+    if spec.adaptive:
+        check_decisions(path, spec)
+
+
+def check_decisions(path: str, spec) -> None:
+    """InvalidInput (one line) when the store's thresholds, replayed through the adaptive learners, do not
+    give the decisions the store records (the scheduler repeats this when it starts)."""
+    from lamcap.orchestrator.expansion import Expansion
+    from lamcap.orchestrator.store import read_decisions, read_tables, threshold_key
+
+    _, rows, _ = read_tables(path)
+    Expansion(spec).resume({threshold_key(r): r for r in rows}, read_decisions(path)[1])
 
 
 def actor_memory(info: dict) -> int:
@@ -121,6 +146,7 @@ def execute(spec, store_path: str, address: str | None = None, workers: int | No
             print(f"lamcap sweep: took over the lock of a driver that is gone ({lock.taken_over.get('host')}, "
                   f"pid {lock.taken_over.get('pid')}, since {lock.taken_over.get('since')})", file=sys.stderr)
         check_cells(spec)
+        check_budget(spec)
         check_searches_fit(spec)
         precheck_store(store_path, spec)
         caps = None

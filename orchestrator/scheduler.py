@@ -9,6 +9,11 @@ seed's search stops there, its threshold marked incomplete with the reason. Reco
 one writer thread (batches in order, one at a time), so that the actors never wait on the disk.
 Resuming: learners are told every search probe the store already holds, and a proposal whose
 record is stored is answered from it, never run again.
+An adaptive axis (`[adaptive.rho]`, `[adaptive.d]`): the searches are not a fixed grid but what the
+adaptive learners of lamcap.orchestrator.expansion ask for; each threshold row is told to them, the
+searches they add get learners on the fly, and their decisions are stored in the batch of the
+threshold rows that triggered them. The sweep ends when every search is done and every adaptive
+learner has stopped.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from typing import Any, Callable
 import ray
 
 from lamcap.kernels.errors import InvalidInput
+from lamcap.orchestrator.expansion import Expansion
 from lamcap.orchestrator.probe import error_record
 from lamcap.orchestrator.search import ThresholdLearner, curve_loads
 from lamcap.orchestrator.spec import Cell, Probe, SweepSpec
@@ -58,6 +64,7 @@ class SweepReport:
     peak_in_flight: int = 0  # most probes running at once
     interrupted: bool = False
     per_actor: Counter = field(default_factory=Counter)  # probes finished per actor slot
+    decisions: list[dict] = field(default_factory=list)  # every adaptive learner's decisions (stored earlier or now)
 
     @property
     def utilisation(self) -> float:
@@ -108,16 +115,25 @@ class Scheduler:
 
     def __init__(self, spec: SweepSpec, store: Store, pool: WorkerPool,
                  settings: SchedulerSettings = SchedulerSettings(),
-                 guess: Callable[[Cell], float] = theory_guess, p_caps: dict[Cell, int] | None = None) -> None:
-        """p_caps: per cell, the largest p a probe may have (what fits the device's memory)."""
+                 guess: Callable[[Cell], float] = theory_guess, p_caps: dict[Cell, int] | None = None,
+                 expansion: Expansion | None = None) -> None:
+        """p_caps: per cell, the largest p a probe may have (what fits the device's memory).
+        expansion: the adaptive axis's learners, not yet started (default: Expansion(spec) for an adaptive spec).
+        InvalidInput when the store's thresholds replay to other decisions than it records."""
         self.spec, self.store, self.pool, self.settings = spec, store, pool, settings
-        caps = p_caps or {}
-        self.learners = {(cell, seed): ThresholdLearner(cell, seed, guess(cell), _cap(spec.search.p_max,
-                                                                                     caps.get(cell)))
-                         for cell in spec.cells() for seed in range(spec.seeds)}
+        self.guess, self.p_caps = guess, p_caps or {}
         self.stored = store.completed_probes()  # key -> record
         self.thresholds = store.completed_thresholds()  # threshold key -> row
         self.report = SweepReport(thresholds=[], n_actors=len(pool.actors))
+        self.expansion = expansion if expansion is not None or not spec.adaptive else Expansion(spec)
+        self.pending_decisions: list[dict] = []  # adaptive decisions for the next store batch
+        if self.expansion is not None:
+            searches = self.expansion.resume(self.thresholds, store.completed_decisions())
+            self.pending_decisions = self.expansion.take_decisions()  # replayed, but not stored before a crash
+        else:
+            searches = [(cell, seed) for cell in spec.cells() for seed in range(spec.seeds)]
+        self.learners = {(cell, seed): self._learner(cell, seed) for cell, seed in searches}
+        self._stored_searches: dict[tuple, list[dict]] = {}  # (cell, seed) -> stored search records not yet told
         self.actor_infos: list[dict] = []  # actors that became ready, for the store
         self.ready: list[tuple[Probe, int]] = []  # (probe, attempt) waiting for an actor
         self.in_flight: dict[Any, tuple[int, Probe, int]] = {}  # ref -> (slot, probe, attempt)
@@ -130,20 +146,43 @@ class Scheduler:
         self._writer: ThreadPoolExecutor | None = None  # the store's writer thread, inside run()
         self._writing: Future | None = None  # the batch it is writing
 
+    def _learner(self, cell: Cell, seed: int) -> ThresholdLearner:
+        return ThresholdLearner(cell, seed, self.guess(cell), _cap(self.spec.search.p_max, self.p_caps.get(cell)))
+
     # ---- resume ------------------------------------------------------------------------------
     def replay(self) -> None:
         """Tell the learners every stored search verdict (a stored error stops its seed's search, as it did
         when it happened); emit thresholds that are now known."""
         for key, record in sorted(self.stored.items(), key=lambda kv: kv[0][5]):
-            learner = self.learners.get(((Cell(*key[:4])), key[4]))
-            if learner is not None and record["purpose"] == "search":
-                self.report.probes_reused += 1
-                if record["status"] == "error":
-                    learner.fail(int(record["p"]), record.get("error", ""))
-                else:
-                    learner.tell(int(record["p"]), bool(record["sat"]))
+            if record["purpose"] == "search":
+                self._stored_searches.setdefault((Cell(*key[:4]), key[4]), []).append(record)
         for lkey, learner in self.learners.items():
+            self._replay_search(lkey, learner)
+        for lkey, learner in list(self.learners.items()):
             self._check_learner(lkey, learner)
+
+    def _replay_search(self, lkey: tuple, learner: ThresholdLearner) -> None:
+        """Tell one learner its stored search verdicts, in order of p."""
+        for record in self._stored_searches.pop(lkey, []):
+            self.report.probes_reused += 1
+            if record["status"] == "error":
+                learner.fail(int(record["p"]), record.get("error", ""))
+            else:
+                learner.tell(int(record["p"]), bool(record["sat"]))
+
+    def _expand(self, row: dict) -> None:
+        """Tell the adaptive axis a threshold row; start the searches it asks for (their stored probes replayed)."""
+        if self.expansion is None:
+            return
+        added = [(cell, seed) for cell, seed in self.expansion.tell(row) if (cell, seed) not in self.learners]
+        self.pending_decisions += self.expansion.take_decisions()
+        for lkey in added:
+            self.learners[lkey] = self._learner(*lkey)
+            self._replay_search(lkey, self.learners[lkey])
+        if added and self._bar is not None:
+            self._bar.total = len(self.learners)
+        for lkey in added:  # a search whose probes were all stored before a crash is done at once
+            self._check_learner(lkey, self.learners[lkey])
 
     # ---- asking ------------------------------------------------------------------------------
     def _active(self) -> list[tuple[tuple, ThresholdLearner]]:
@@ -279,10 +318,14 @@ class Scheduler:
         if threshold_key(row) not in self.thresholds:
             self.thresholds[threshold_key(row)] = row
             self.pending_rows.append(row)
+        self._expand(self.thresholds[threshold_key(row)])  # the stored row, if any: what resume replays from
         self._queue_curves(lkey[0])
 
     def _queue_curves(self, cell: Cell) -> None:
-        """Once every seed of `cell` has a threshold: probes at loads around its median alpha*."""
+        """Once seeds 0 .. seeds-1 of `cell` have thresholds: probes at loads around their median alpha*.
+
+        (An adaptive dimension axis may give a cell other seeds, or more: only these decide the loads, so
+        that an interrupted sweep queues the same curve probes.)"""
         n = self.spec.search.curve_points
         seeds = range(self.spec.seeds)
         if n == 0 or cell in self.curved or any((cell, s) not in self.finished for s in seeds):
@@ -290,7 +333,7 @@ class Scheduler:
         self.curved.add(cell)
         alphas = [r["alpha_star"] for r in self.report.thresholds
                   if (r["problem"], r["solver"], r["rho"], r["d"]) == (cell.problem, cell.solver, cell.rho, cell.d)
-                  and r["p_star"] >= 2 and r.get("complete", True)]
+                  and r["seed"] < self.spec.seeds and r["p_star"] >= 2 and r.get("complete", True)]
         if not alphas:
             return
         for p in curve_loads(statistics.median(alphas), cell.d, n, self.spec.search.curve_span):
@@ -310,23 +353,27 @@ class Scheduler:
         write error is raised at the next flush, and `wait` blocks until every batch is stored.
         Outside `run` (no writer thread) the batch is written here.
         """
-        if self.buffer or self.pending_rows or self.actor_infos:
+        if self.buffer or self.pending_rows or self.actor_infos or self.pending_decisions:
             self._await_write()  # before taking the buffer: if the last batch failed, this one stays buffered
-            records, rows, actors = self.buffer, self.pending_rows, self.actor_infos
-            self.buffer, self.pending_rows, self.actor_infos = [], [], []
+            batch = self.buffer, self.pending_rows, self.actor_infos, self.pending_decisions
+            self.buffer, self.pending_rows, self.actor_infos, self.pending_decisions = [], [], [], []
             if self._writer is None:
-                self._write(records, rows, actors)
+                self._write(*batch)
             else:
-                self._writing = self._writer.submit(self._write, records, rows, actors)
+                self._writing = self._writer.submit(self._write, *batch)
         self.last_flush = time.monotonic()
         if wait:
             self._await_write()
 
-    def _write(self, records: list[dict], rows: list[dict], actors: list[dict] = ()) -> None:
+    def _write(self, records: list[dict], rows: list[dict], actors: list[dict] = (),
+               decisions: list[dict] = ()) -> None:
+        """One batch, in this order: a decision is never stored before the thresholds it was taken on."""
         if records:
             self.store.append_probes(records)
         if rows:
             self.store.append_thresholds(rows)
+        if decisions:
+            self.store.append_decisions(decisions, self.expansion.cost_model)
         if actors:
             self.store.record_actors(actors)
 
@@ -338,16 +385,17 @@ class Scheduler:
     def _maybe_flush(self) -> None:
         due = time.monotonic() - self.last_flush >= self.settings.flush_seconds
         if len(self.buffer) >= self.settings.flush_every or (due and (self.buffer or self.pending_rows
-                                                                           or self.actor_infos)):
+                                                                           or self.actor_infos
+                                                                           or self.pending_decisions)):
             self.flush()
 
     # ---- the loop ----------------------------------------------------------------------------
     def _progress(self) -> dict:
         """What the progress bar shows: thresholds found (of all seeds), cells with every seed done, probes."""
         per_cell = Counter(cell for cell, _seed in self.finished)
-        cells = {cell for cell, _seed in self.learners}
-        return {"thresholds": len(self.finished), "cells": len(cells),
-                "cells_done": sum(1 for n in per_cell.values() if n == self.spec.seeds),
+        seeds = Counter(cell for cell, _seed in self.learners)
+        return {"thresholds": len(self.finished), "cells": len(seeds),
+                "cells_done": sum(1 for cell, n in per_cell.items() if n == seeds[cell]),
                 "probes_done": self.report.probes_run, "in_flight": len(self.in_flight)}
 
     def _work_left(self) -> bool:
@@ -388,6 +436,7 @@ class Scheduler:
             self.report.interrupted = True
         finally:
             self.report.wall_seconds = time.perf_counter() - start
+            self.report.decisions = self.expansion.decisions if self.expansion is not None else []
             try:
                 self.flush(wait=True)
             finally:

@@ -12,6 +12,9 @@ second writer is stopped before anything is overwritten. Every chunk is written,
 to the fill value, so a chunk missing under committed rows is damage (analysis.load.read_committed
 refuses it), never data. Disk and permission errors end in StoreError naming the path, the
 committed rows and how to resume.
+
+Three tables: `probes` (one row per probe), `thresholds` (one per (cell, seed) search) and `decisions` (one
+per decision of an adaptive learner, its full dict in the group attribute `log`; empty for a fixed grid).
 """
 from __future__ import annotations
 
@@ -37,6 +40,8 @@ CATEGORIES = {
     "purpose": ("search", "curve"),
     "generator": ("none", "splitmix64-erfcinv-v1"),  # lamcap.kernels.outcome.GENERATORS
     "mode": ("none", "materialize", "regenerate"),  # lamcap.kernels.outcome.PLAN_MODES
+    "learner": ("rank", "dimension"),
+    "basis": ("initial", "width", "curvature", "width_per_device_second", "stop"),
 }
 # Provenance fields a record may lack when no instance stands behind it (a probe that raised, a test runner).
 RECORD_DEFAULTS = {"generator": "none", "mode": "none", "chunk_rows": 0, "chunk_cols": 0}
@@ -51,6 +56,15 @@ PROBE_FIELDS = {
 THRESHOLD_FIELDS = {
     **CELL_FIELDS, "seed": "i8", "p_star": "i8", "alpha_star": "f8", "p_lo": "i8", "p_hi": "i8",
     "n_probes": "i8", "monotone": "?", "complete": "?",
+}
+DECISION_FIELDS = {  # one row per decision of an adaptive learner (lamcap.orchestrator.adaptive.decision_row)
+    "learner": "i1", "problem": "i1", "solver": "i1", "d": "i8", "rho": "f8", "round": "i8", "basis": "i1",
+    "n_chosen": "i8", "n_evidence": "i8", "gap_score": "f8", "alpha_inf": "f8", "width": "f8",
+    "predicted_width": "f8", "target": "f8", "spent_seconds": "f8", "added_seconds": "f8", "budget_seconds": "f8",
+}
+DECISION_DESCRIPTIONS = {  # where a decisions column means something else than the probe / threshold column
+    "d": ("1", "the rank learner's dimension (-1 for the dimension learner)"),
+    "rho": ("1", "the dimension learner's requested rank fraction (NaN for the rank learner)"),
 }
 DESCRIPTIONS = {
     "problem": ("1", "op: shared outputs; dp: private competitors"),
@@ -93,6 +107,25 @@ DESCRIPTIONS = {
     "monotone": ("1", "every SAT probe of this seed lies below every UNSAT probe"),
     "complete": ("1", "the search reached a threshold; if false, p_star is -1 and the group attribute "
                       "'reasons' says why (a probe that kept failing, or p_max still SAT)"),
+    "learner": ("1", "rank: a RankLearner per (problem, solver, d); dimension: a DimensionLearner per "
+                     "(problem, solver, rho)"),
+    "round": ("1", "the learner's decision number, from 0 (its first round)"),
+    "basis": ("1", "initial: first round; width / curvature: the rank gap chosen by width or by the "
+                   "interpolant's largest miss; width_per_device_second: the dimension learner's greedy plan; "
+                   "stop: the learner stopped (the log's 'reason' says why)"),
+    "n_chosen": ("1", "what the decision added: ranks (rank learner: one cell each, with every seed) or seeds "
+                      "(dimension learner: one threshold search each)"),
+    "n_evidence": ("1", "results it was taken on: cells with a median alpha* (rank) or seeds with a threshold "
+                        "(dimension)"),
+    "gap_score": ("p ln p / d^2", "rank: the chosen gap's score, the interpolant's largest possible miss "
+                                  "(basis curvature) or the gap's width in rho (basis width); NaN otherwise"),
+    "alpha_inf": ("p ln p / d^2", "dimension: the fit's alpha_inf from the thresholds told so far"),
+    "width": ("p ln p / d^2", "dimension: width (hi - lo) of the alpha_inf interval so far"),
+    "predicted_width": ("p ln p / d^2", "dimension: the width predicted once the chosen seeds are in"),
+    "target": ("p ln p / d^2", "dimension: the rule's target width"),
+    "spent_seconds": ("device-s", "dimension: cost-model device-seconds of every earlier batch (all told)"),
+    "added_seconds": ("device-s", "dimension: cost-model device-seconds of the batches this decision adds"),
+    "budget_seconds": ("device-s", "dimension: the rule's budget"),
 }
 
 
@@ -114,8 +147,8 @@ def threshold_key(row: dict) -> tuple:
     return (row["problem"], row["solver"], float(row["rho"]), int(row["d"]), int(row["seed"]))
 
 
-def _attrs(name: str) -> dict:
-    units, description = DESCRIPTIONS[name]
+def _attrs(name: str, descriptions: dict | None = None) -> dict:
+    units, description = (descriptions or {}).get(name, DESCRIPTIONS[name])
     attrs: dict[str, Any] = {"units": units, "description": description}
     if name in CATEGORIES:
         attrs["flag_values"] = list(range(len(CATEGORIES[name])))
@@ -255,8 +288,10 @@ class Store:
         self._d_max = d_max
         self._probes = _Table(root["probes"], "probe")
         self._thresholds = _Table(root["thresholds"], "threshold")
+        self._decisions = _Table(root["decisions"], "decision")
         self._probe_keys: set[tuple] | None = None  # committed keys, loaded on first append
         self._threshold_keys: set[tuple] | None = None
+        self._decision_log: list[dict] | None = None  # the committed decision dicts, loaded on first use
 
     @classmethod
     def open_or_create(cls, path: str | os.PathLike, spec: Any) -> Store:
@@ -269,11 +304,13 @@ class Store:
         with _disk_errors(path, None):
             if os.path.exists(path):
                 root = _open_existing(path, spec)
+                if "decisions" not in root:  # written before adaptive axes: the group is added, nothing else changes
+                    _create_decisions(root)
             else:
                 root = _create(path, spec)
             store = cls(path, root, int(spec.max_d))
-            store._probes.truncate()
-            store._thresholds.truncate()
+            for table in (store._probes, store._thresholds, store._decisions):
+                table.truncate()
         return store
 
     def _guarded_append(self, table: _Table, columns: dict, extra: dict | None = None) -> None:
@@ -321,6 +358,29 @@ class Store:
                                  {name: _column(rows, name, dtype) for name, dtype in THRESHOLD_FIELDS.items()}, extra)
             self._threshold_keys.update(threshold_key(r) for r in rows)
         return len(rows)
+
+    def append_decisions(self, decisions: list[dict], cost_model: str = "") -> int:
+        """Append adaptive learners' decisions (their full dicts; lamcap.orchestrator.adaptive), in the order made:
+        one row each in the table, the dicts themselves in the group attribute `log` (a JSON list, row order);
+        `cost_model` names the dimension learner's cost callable (group attribute `cost_model`)."""
+        from lamcap.orchestrator.adaptive import decision_row
+
+        if not decisions:
+            return 0
+        log = self.completed_decisions() + [json.loads(json.dumps(d)) for d in decisions]
+        rows = [decision_row(d) for d in decisions]
+        self._guarded_append(self._decisions, {name: _column(rows, name, dtype)
+                                               for name, dtype in DECISION_FIELDS.items()},
+                             {"log": json.dumps(log), **({"cost_model": cost_model} if cost_model else {})})
+        self._decision_log = log
+        return len(decisions)
+
+    def completed_decisions(self) -> list[dict]:
+        """Every committed decision dict, in the order made."""
+        if self._decision_log is None:
+            n = self._decisions.n_committed
+            self._decision_log = json.loads(self._decisions.group.attrs.get("log", "[]"))[:n]
+        return list(self._decision_log)
 
     def completed_probes(self) -> dict[tuple, dict]:
         """Every committed probe record, by probe_key (with its `error` message if any)."""
@@ -412,16 +472,23 @@ def read_rows(group: Any, fields: dict[str, str], n: int) -> list[dict]:
     return [{name: columns[name][i] for name in fields} for i in range(n)]
 
 
-def _create_table(root: Any, name: str, dim: str, fields: dict[str, str], wide: dict[str, tuple]) -> None:
+def _create_table(root: Any, name: str, dim: str, fields: dict[str, str], wide: dict[str, tuple],
+                  descriptions: dict | None = None) -> None:
     group = root.create_group(name)
     for field, dtype in fields.items():
         group.create_array(field, shape=(0,), chunks=(CHUNK_ROWS,), dtype=dtype, fill_value=_fill(dtype),
-                           dimension_names=(dim,), attributes=_attrs(field))
+                           dimension_names=(dim,), attributes=_attrs(field, descriptions))
     for field, (dtype, width, dim2, extra) in wide.items():
         group.create_array(field, shape=(0, width), chunks=(CHUNK_ROWS // 16, max(width, 1)), dtype=dtype,
                            fill_value=_fill(dtype), dimension_names=(dim, dim2),
                            attributes={**_attrs(field), **extra})
-    group.attrs.update({"n_committed": 0, "errors": "{}"} if dim == "probe" else {"n_committed": 0, "reasons": "{}"})
+    group.attrs.update({"n_committed": 0, **{"probe": {"errors": "{}"}, "threshold": {"reasons": "{}"},
+                                             "decision": {"log": "[]"}}[dim]})
+
+
+def _create_decisions(root: Any) -> None:
+    """The `decisions` group of an adaptive sweep (created in every store: empty when no axis is adaptive)."""
+    _create_table(root, "decisions", "decision", DECISION_FIELDS, {}, DECISION_DESCRIPTIONS)
 
 
 def _create(path: str, spec: Any) -> Any:
@@ -443,6 +510,7 @@ def _create(path: str, spec: Any) -> Any:
     }
     _create_table(root, "probes", "probe", PROBE_FIELDS, wide)
     _create_table(root, "thresholds", "threshold", THRESHOLD_FIELDS, {})
+    _create_decisions(root)
     root.attrs.update({
         "lamcap_schema": SCHEMA,
         "spec": json.dumps(spec.to_dict()),
@@ -493,7 +561,10 @@ def check_readable(path: str | os.PathLike) -> None:
     from lamcap.analysis.load import read_committed
 
     path = os.fspath(path)
-    for name in ("probes", "thresholds"):
+    root = zarr.open_group(path, mode="r")
+    for name in ("probes", "thresholds", "decisions"):
+        if name == "decisions" and name not in root:  # a store from before adaptive axes
+            continue
         group = zarr.open_group(path, mode="r", path=name)
         n = int(group.attrs.get("n_committed", 0))
         for _, arr in group.arrays():
@@ -520,3 +591,15 @@ def read_tables(path: str | os.PathLike) -> tuple[list[dict], list[dict], dict]:
                            int(root["thresholds"].attrs.get("n_committed", 0)))
     return probes, thresholds, dict(root.attrs)
 
+
+def read_decisions(path: str | os.PathLike) -> tuple[list[dict], list[dict]]:
+    """(decision rows, decision dicts) of a store, committed only, labels decoded; empty for a store without
+    the group (written before adaptive axes)."""
+    import zarr
+
+    root = zarr.open_group(os.fspath(path), mode="r", zarr_format=3)
+    if "decisions" not in root:
+        return [], []
+    group = root["decisions"]
+    n = int(group.attrs.get("n_committed", 0))
+    return read_rows(group, DECISION_FIELDS, n), json.loads(group.attrs.get("log", "[]"))[:n]

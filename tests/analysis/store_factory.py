@@ -22,6 +22,8 @@ CATEGORIES = {
     "purpose": ("search", "curve"),
     "generator": ("none", "splitmix64-erfcinv-v1"),
     "mode": ("none", "materialize", "regenerate"),
+    "learner": ("rank", "dimension"),  # the decisions group (not written here)
+    "basis": ("initial", "width", "curvature", "width_per_device_second", "stop"),
 }
 RECORD_DEFAULTS = {"generator": "none", "mode": "none", "chunk_rows": 0, "chunk_cols": 0}
 HIST_EDGES = np.linspace(-10.0, 20.0, 121)

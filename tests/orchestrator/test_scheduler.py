@@ -5,7 +5,9 @@ Runners are module-level functions: Ray workers import this module by name.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 import os
 from collections import Counter
 
@@ -13,11 +15,14 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from lamcap.orchestrator.expansion import Expansion  # noqa: E402
 from lamcap.orchestrator.probe import error_record, probe_fields  # noqa: E402
 from lamcap.orchestrator.scheduler import Scheduler, SchedulerSettings, probe_cost  # noqa: E402
 from lamcap.orchestrator.spec import Cell, Probe, SearchSettings, SweepSpec  # noqa: E402
-from lamcap.orchestrator.store import Store, probe_key, read_tables  # noqa: E402
+from lamcap.orchestrator.store import Store, probe_key, read_decisions, read_tables, threshold_key  # noqa: E402
 from lamcap.orchestrator.workers import WorkerPlan, WorkerPool, start_ray, stop_ray  # noqa: E402
+from tests.orchestrator import adaptive_oracle  # noqa: E402
+from tests.orchestrator.test_expansion import by_learner, cubic_cost, make_spec as adaptive_spec, run  # noqa: E402
 
 GUESS = 20.0
 
@@ -266,3 +271,84 @@ def test_progress_counts_thresholds_and_complete_cells(tmp_path):
     sched.finished = {(op, 0), (op, 1), (dp, 0)}
     progress = sched._progress()
     assert (progress["thresholds"], progress["cells"], progress["cells_done"]) == (3, 2, 1)
+
+
+# ---- adaptive axes: the searches grow as the learners choose (reference: the axis driven without Ray) ----
+class Interrupt:
+    """A heartbeat that presses Ctrl-C at its n-th call."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __call__(self) -> None:
+        self.n -= 1
+        if self.n == 0:
+            raise KeyboardInterrupt
+
+
+def adaptive_sweep(path, spec, pool, heartbeat=None, flush_every=8):
+    """A sweep of an adaptive spec with the oracle runner, the dimension learner's cost cubic_cost."""
+    pool.set_runner(adaptive_oracle.runner)
+    store = Store.open_or_create(path, spec)
+    settings = SchedulerSettings(progress=False, flush_every=flush_every, wait_timeout=0.2)
+    scheduler = Scheduler(spec, store, pool, settings, guess=adaptive_oracle.guess,
+                          expansion=Expansion(spec, cubic_cost))
+    return scheduler.run(heartbeat)
+
+
+def stored_decisions(path) -> tuple[dict, list[dict]]:
+    """(p_star by threshold key, decision log) of a store."""
+    _, rows, _ = read_tables(path)
+    return {threshold_key(r): r["p_star"] for r in rows}, read_decisions(path)[1]
+
+
+def with_p_max(spec, p_max):
+    return dataclasses.replace(spec, search=SearchSettings(p_max=p_max, max_parallel_per_learner=2))
+
+
+@pytest.mark.parametrize("axis, p_max", [("rho", None), ("d", 30)])
+def test_an_interrupted_sweep_resumes_to_the_same_cells_thresholds_and_decisions(pool, tmp_path, axis, p_max):
+    spec = with_p_max(adaptive_spec(axis, problems=("op",)), p_max)
+    rows, decisions = run(Expansion(spec, cubic_cost), p_max=p_max)
+    whole = adaptive_sweep(tmp_path / "whole.zarr", spec, pool)
+    whole_thresholds, whole_log = stored_decisions(tmp_path / "whole.zarr")
+    assert whole_thresholds == {key: row["p_star"] for key, row in rows.items()}  # the oracle's, cell for cell
+    assert by_learner(whole_log, True) == by_learner(json.loads(json.dumps(decisions)), True)
+    assert len(whole.decisions) == len(whole_log) and whole_log[-1]["basis"] == "stop"
+    if p_max is not None:  # a seed whose search hit p_max is stored incomplete (and told as NaN)
+        assert -1 in whole_thresholds.values()
+
+    report = adaptive_sweep(tmp_path / "cut.zarr", spec, pool, heartbeat=Interrupt(25), flush_every=4)
+    assert report.interrupted
+    cut_thresholds, cut_log = stored_decisions(tmp_path / "cut.zarr")
+    assert 0 < len(cut_thresholds) < len(whole_thresholds) and 0 < len(cut_log) < len(whole_log)
+    for dec in cut_log:  # a decision is stored only with the thresholds it was taken on
+        for told in dec["told"]:
+            if dec["learner"] == "rank":
+                keys = [(dec["problem"], dec["solver"], told["rho"], dec["d"], s) for s in range(spec.seeds)]
+            else:
+                keys = [(dec["problem"], dec["solver"], dec["rho"], told["d"], told["seed"])]
+            assert all(k in cut_thresholds for k in keys), (dec["round"], told)
+    again = adaptive_sweep(tmp_path / "cut.zarr", spec, pool)
+    assert not again.interrupted and again.probes_reused > 0
+    thresholds, log = stored_decisions(tmp_path / "cut.zarr")
+    assert thresholds == whole_thresholds
+    assert by_learner(log, True) == by_learner(whole_log, True)
+
+
+def test_searches_whose_probes_outlived_their_trigger_are_replayed_not_rerun(pool, tmp_path):
+    """A crash can store a round's probes but not the thresholds that chose it (one batch: probes first): the
+    resumed sweep re-derives those thresholds, makes the same decisions, and answers the round from the store."""
+    spec = adaptive_spec("rho", problems=("op",))
+    adaptive_sweep(tmp_path / "whole.zarr", spec, pool)
+    probes, rows, _ = read_tables(tmp_path / "whole.zarr")
+    log = read_decisions(tmp_path / "whole.zarr")[1]
+    first = {(dec["d"], rho) for dec in log if dec["round"] == 0 for rho in dec["chosen_rhos"]}
+    crashed = Store.open_or_create(tmp_path / "crashed.zarr", spec)
+    crashed.append_probes(probes)
+    crashed.append_thresholds([r for r in rows if (r["d"], r["rho"]) in first])
+    crashed.append_decisions([dec for dec in log if dec["round"] == 0])
+    report = adaptive_sweep(tmp_path / "crashed.zarr", spec, pool)
+    assert report.probes_run == 0 and report.probes_reused == len(probes)
+    assert stored_decisions(tmp_path / "crashed.zarr")[0] == stored_decisions(tmp_path / "whole.zarr")[0]
+    assert by_learner(read_decisions(tmp_path / "crashed.zarr")[1], True) == by_learner(log, True)
