@@ -79,13 +79,16 @@ def alpha_of(p: int, d: int) -> float:
 
 
 def threshold_row(learner: ThresholdLearner) -> dict:
-    """A store row from a finished learner (p_star = p_hi = -1 when p_max was SAT: no threshold)."""
+    """A store row from a finished learner (p_star = p_hi = -1 when p_max was SAT: no threshold).
+
+    alpha_star is the load of the midpoint of the p* candidates p_lo .. p_hi - 1 (= p_star when exact).
+    """
     res, cell = learner.result(), learner.cell
     p_star = res.p_star if res.p_star is not None else -1
     return {
         "problem": cell.problem, "solver": cell.solver, "rho": float(cell.rho), "rho_eff": cell.rho_eff,
         "rank": cell.rank, "d": cell.d, "seed": learner.seed, "p_star": p_star,
-        "alpha_star": alpha_of(p_star, cell.d), "p_lo": res.p_lo,
+        "alpha_star": alpha_of(res.p_mid, cell.d) if res.p_mid is not None else math.nan, "p_lo": res.p_lo,
         "p_hi": res.p_hi if res.p_hi is not None else -1, "n_probes": res.n_probes, "monotone": res.monotone,
     }
 
@@ -97,7 +100,8 @@ class Scheduler:
                  settings: SchedulerSettings = SchedulerSettings(),
                  guess: Callable[[Cell], float] = theory_guess) -> None:
         self.spec, self.store, self.pool, self.settings = spec, store, pool, settings
-        self.learners = {(cell, seed): ThresholdLearner(cell, seed, guess(cell), spec.search.p_max)
+        self.learners = {(cell, seed): ThresholdLearner(cell, seed, guess(cell), spec.search.p_max,
+                                                        spec.search.resolution)
                          for cell in spec.cells() for seed in range(spec.seeds)}
         self.stored = store.completed_probes()  # key -> record
         self.thresholds = store.completed_thresholds()  # threshold key -> row

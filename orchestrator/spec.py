@@ -25,6 +25,7 @@ A sweep TOML file holds the same keys as `SweepSpec.to_dict()` (see examples/swe
     curve_points = 0                # extra loads per cell around its median alpha* (accuracy curves)
     curve_span = 0.3                # their relative half-width around the median alpha*
     max_parallel_per_learner = 4    # k-section width cap
+    resolution = 0.0                # relative: stop once p_hi - p_lo <= max(1, resolution p_lo); 0 = exact p*
     # p_max = 100000                # hard cap on p
 
 Precedence in `load_spec`: preset, then the file, then `overrides` (flags). Overrides are flat
@@ -119,6 +120,7 @@ class SearchSettings:
     curve_span: float = 0.3
     max_parallel_per_learner: int = 4
     p_max: int | None = None
+    resolution: float = 0.0  # relative bracket width at which a search stops (search.ThresholdLearner)
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -136,6 +138,8 @@ class SearchSettings:
             out.append(f"max_parallel_per_learner={self.max_parallel_per_learner!r} must be an integer >= 1")
         if self.p_max is not None and (not _is_int(self.p_max) or self.p_max < 3):
             out.append(f"p_max={self.p_max!r} must be an integer >= 3 or absent")
+        if not _is_real(self.resolution) or not 0 <= self.resolution < 0.5:
+            out.append(f"resolution={self.resolution!r} must be a number in [0, 0.5) (0: the exact p*)")
         return out
 
 
@@ -218,8 +222,9 @@ class SweepSpec:
     def compatible_with(self, other: SweepSpec) -> list[str]:
         """Reasons the two specs cannot share a store; empty when they can.
 
-        Everything that decides which probes exist or what they return must agree; list order
-        does not matter. Only the scheduling knob max_parallel_per_learner may differ.
+        Everything that decides which probes exist or what they return must agree (resolution
+        included: it decides where a search stops); list order does not matter. Only the
+        scheduling knob max_parallel_per_learner may differ.
         """
         reasons = []
         for name in ("problems", "solvers", "rhos", "ds"):
@@ -229,7 +234,7 @@ class SweepSpec:
         for name in ("d_max", "seeds", "device", "solver_settings"):
             if getattr(self, name) != getattr(other, name):
                 reasons.append(f"{name} differ: {getattr(self, name)!r} vs {getattr(other, name)!r}")
-        for name in ("curve_points", "curve_span", "p_max"):
+        for name in ("curve_points", "curve_span", "p_max", "resolution"):
             mine, theirs = getattr(self.search, name), getattr(other.search, name)
             if mine != theirs:
                 reasons.append(f"search.{name} differ: {mine!r} vs {theirs!r}")

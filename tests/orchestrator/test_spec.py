@@ -129,6 +129,9 @@ BAD_VALUES = [
     ({"solver_settings": {"momentum": 0.9}}, "solver_settings.momentum"),
     ({"search": {"curve_span": 2.0}}, "curve_span=2.0"),
     ({"search": {"p_max": 2}}, "p_max=2"),
+    ({"search": {"resolution": 0.5}}, "resolution=0.5"),
+    ({"search": {"resolution": -0.01}}, "resolution=-0.01"),
+    ({"search": {"resolution": "fine"}}, "resolution='fine'"),
     ({"search": {"k": 2}}, "search.k"),
     ({"colour": "red"}, "'colour'"),
 ]
@@ -216,6 +219,7 @@ def test_compatible_with():
         "d_max": SweepSpec.from_dict(small(d_max={"dp": 8})),
         "device": SweepSpec.from_dict(small(device="cpu")),
         "search.curve_points": SweepSpec.from_dict(small(search={"curve_points": 5})),
+        "search.resolution": SweepSpec.from_dict(small(search={"curve_points": 2, "resolution": 0.01})),
     }
     for name, other in cases.items():
         reasons = spec.compatible_with(other)
