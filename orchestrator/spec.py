@@ -10,8 +10,8 @@ A sweep TOML file holds the same keys as `SweepSpec.to_dict()` (see examples/swe
     seeds = 3                       # disorder seeds 0 .. seeds-1 per cell
     device = "auto"                 # 'cpu', 'cuda' or 'auto' (the driver decides and records)
 
-    [d_max]                         # optional per-problem cap on ds: here dp runs d <= 12 only
-    dp = 12
+    [d_max]                         # optional caps on ds (lamcap.orchestrator.d_caps): a key names a
+    dp = 12                         # problem, a solver or "rho=R"; here dp runs d <= 12 only
 
     [solver_settings]               # lamcap.kernels.solvers.settings.SolverSettings (every key optional)
     lr = 1.0
@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lamcap.kernels.errors import InvalidInput
+from lamcap.orchestrator.d_caps import cap_for, cap_problems
 
 if TYPE_CHECKING:
     from lamcap.kernels.solvers.settings import SolverSettings
@@ -153,8 +154,10 @@ def _default_solver_settings() -> SolverSettings:
 class SweepSpec:
     """A whole sweep: every (problem, solver, rho, d) cell times `seeds` seeds.
 
-    `d_max` caps the dimensions per problem ({"dp": 256}: dp cells only for d <= 256); it is
-    stored as a sorted tuple of (problem, d) pairs so that the spec stays hashable.
+    `d_max` caps the dimensions of the cells whose problem, solver or rank fraction a key names
+    ({"dp": 256, "rho=0.5": 64}: dp cells only for d <= 256, rho = 0.5 cells for d <= 64;
+    lamcap.orchestrator.d_caps); it is stored as a sorted tuple of (key, d) pairs so that the
+    spec stays hashable.
     """
 
     problems: tuple[str, ...]
@@ -177,9 +180,9 @@ class SweepSpec:
         object.__setattr__(self, "d_max", _d_max_pairs(self.d_max))
         validate(self)
 
-    def ds_for(self, problem: str) -> tuple[int, ...]:
-        """The dimensions swept for one problem (ds cut at its d_max), ascending."""
-        cap = dict(self.d_max).get(problem)
+    def ds_for(self, problem: str, solver: str | None = None, rho: float | None = None) -> tuple[int, ...]:
+        """The dimensions swept for a problem (and, given, a solver and rho): ds cut at their d_max caps."""
+        cap = cap_for(self.d_max, problem, solver, rho)
         return tuple(sorted(d for d in self.ds if cap is None or d <= cap))
 
     @property
@@ -194,7 +197,7 @@ class SweepSpec:
             for problem in self.problems
             for solver in self.solvers
             for rho in self.rhos
-            for d in self.ds_for(problem)
+            for d in self.ds_for(problem, solver, rho)
         )
 
     def to_dict(self) -> dict:
@@ -261,30 +264,19 @@ def _list_problems(name: str, value: Any, ok, what: str) -> list[str]:
     return out
 
 
-def _d_max_problems(d_max: Any, ds: Any) -> list[str]:
-    if not isinstance(d_max, tuple):
-        return [f"d_max={d_max!r} must be a table of problem = largest d"]
-    out = []
-    all_ds = [d for d in ds if _is_int(d)] if isinstance(ds, (list, tuple)) else []
-    for problem, cap in d_max:
-        if problem not in PROBLEMS:
-            out.append(f"d_max: unknown problem {problem!r}; expected one of {PROBLEMS}")
-        elif not _is_int(cap) or cap < 2:
-            out.append(f"d_max.{problem}={cap!r} must be an integer >= 2")
-        elif all_ds and not any(d <= cap for d in all_ds):
-            out.append(f"d_max.{problem}={cap} leaves problem {problem!r} no d (ds = {all_ds})")
-    return out
-
-
-def _lp_problems(solvers: Any, rhos: Any, ds: Any) -> list[str]:
+def _lp_problems(solvers: Any, rhos: Any, ds: Any, d_max: Any = (), problems: Any = PROBLEMS) -> list[str]:
     if not isinstance(solvers, (list, tuple)) or "lp" not in solvers:
         return []
     out = [f"rho={r!r} with solver 'lp': lp handles full rank only; sweep lp in its own spec with rhos = [1.0]"
            for r in (rhos if isinstance(rhos, (list, tuple)) else ()) if _is_real(r) and r != 1]
     from lamcap.kernels.solvers.lp import LP_MAX_D
 
-    out += [f"d={d} with solver 'lp': lp handles d <= {LP_MAX_D} only"
-            for d in (ds if isinstance(ds, (list, tuple)) else ()) if _is_int(d) and d > LP_MAX_D]
+    caps = [cap_for(d_max, p, "lp", 1.0) if isinstance(d_max, tuple) else None
+            for p in (problems if isinstance(problems, (list, tuple)) else PROBLEMS)]
+    largest = None if None in caps else max(caps, default=None)  # the largest d an lp cell may have
+    out += [f"d={d} with solver 'lp': lp handles d <= {LP_MAX_D} only (cap lp cells with d_max.lp)"
+            for d in (ds if isinstance(ds, (list, tuple)) else ())
+            if _is_int(d) and d > LP_MAX_D and (largest is None or d <= largest)]
     return out
 
 
@@ -299,7 +291,7 @@ def _field_problems(problems: Any, solvers: Any, rhos: Any, ds: Any, seeds: Any,
         out.append(f"seeds={seeds!r} must be an integer >= 1")
     if device not in DEVICES:
         out.append(f"device={device!r} is not one of {DEVICES}")
-    return out + _d_max_problems(d_max, ds) + _lp_problems(solvers, rhos, ds)
+    return out + cap_problems(d_max, PROBLEMS, SOLVERS, rhos, ds) + _lp_problems(solvers, rhos, ds, d_max, problems)
 
 
 def spec_problems(spec: SweepSpec) -> list[str]:
@@ -420,13 +412,18 @@ def _toml_value(value: Any) -> str:
     return repr(value)
 
 
+def _toml_key(key: str) -> str:
+    """A bare TOML key where it may be one, else a quoted one ('rho=0.5')."""
+    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
+
+
 def to_toml(spec: SweepSpec) -> str:
     """The spec as a sweep TOML file that load_spec reads back to an equal spec."""
     raw = spec.to_dict()
     tables = {k: raw.pop(k) for k in ("d_max", "solver_settings", "search")}
     lines = [f"{k} = {_toml_value(v)}" for k, v in raw.items()]
     for name, table in tables.items():
-        lines += ["", f"[{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+        lines += ["", f"[{name}]"] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items()]
     return "\n".join(lines) + "\n"
 
 
