@@ -1,10 +1,12 @@
 """Time the kernels a probe spends its seconds in, at a few sizes, on this machine (for `lamcap plan`).
 
 A probe of the paper's protocol costs: building the competitor source (DP `materialize` generates
-the p^2 d competitors once), `steps` Adam steps of the fused loss, and one float64 verification
-(a Hebbian probe is the verification alone). `calibrate` times each on real instances of the
-kernels' public API, one thread (what a sweep's CPU actor has), and returns raw timings; fitting
-them to flop and byte counts is the cost model's job (lamcap.orchestrator.plan). No Ray, no files.
+the p^2 d competitors once), `steps` Adam steps of the fused loss, and what every probe does
+around its solver (the instance, one float64 verification, the record): a whole Hebbian probe.
+`calibrate` times each on real instances of the kernels' public API, one thread (what a sweep's
+CPU actor has), and returns raw timings, kinds 'step', 'setup', 'verify' and 'probe' (a whole
+`solve(..., 'hebbian')`); fitting them to flop and byte counts is the cost model's job
+(lamcap.orchestrator.cost_model). No Ray, no files.
 
 Adam steps are timed by differencing two runs of `train_adam` on the same instance (k1 and k2
 steps at a load above capacity, where nothing converges early): per step = (t2 - t1) / (k2 - k1),
@@ -23,7 +25,7 @@ import torch
 
 from lamcap.kernels.disorder import Instance, InstanceSpec
 from lamcap.kernels.errors import InvalidInput
-from lamcap.kernels.solvers import resolve_device
+from lamcap.kernels.solvers import resolve_device, solve
 from lamcap.kernels.solvers.adam import train_adam
 from lamcap.kernels.solvers.settings import SolverSettings
 from lamcap.kernels.verify import verify
@@ -47,7 +49,7 @@ class Size:
 
 @dataclass(frozen=True)
 class Timing:
-    """Median seconds of one kernel at one size: kind 'step', 'setup' or 'verify'."""
+    """Median seconds of one kernel at one size: kind 'step', 'setup', 'verify' or 'probe'."""
 
     kind: str
     problem: str
@@ -106,10 +108,13 @@ def time_size(size: Size, device: str = "cpu", repeats: int = 3) -> list[Timing]
     step = max((many - one) / (k - 1), 1e-9)
     w = hebbian(instance).to(device)
     check, n_check = _median_seconds(lambda: verify(instance, w), repeats, device)
+    spec = InstanceSpec(size.problem, size.d, size.p, 0)
+    whole, n_whole = _median_seconds(lambda: solve(spec, "hebbian", size.d, device=device), repeats, device)
     common = dict(problem=size.problem, mode=size.mode, d=size.d, p=size.p)
     return [Timing("step", seconds=step, repeats=min(n_one, n_many), **common),
             Timing("setup", seconds=max(one - step, 0.0), repeats=n_one, **common),
-            Timing("verify", seconds=check, repeats=n_check, **common)]
+            Timing("verify", seconds=check, repeats=n_check, **common),
+            Timing("probe", seconds=whole, repeats=n_whole, **common)]
 
 
 def calibrate(sizes: Sequence[Size], device: str = "cpu", repeats: int = 3) -> list[Timing]:

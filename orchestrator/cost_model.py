@@ -5,13 +5,14 @@ machine (lamcap.kernels.calibrate, fitted by `from_timings`) or from the stated 
 (`stated_gpu_model`) where the device cannot be timed.
 
 One probe (cell, p) of one device costs
-    adam     setup(n) + steps * step(w) + verify(n)   (+ half a verification when SAT: the float64
-             count that confirms convergence), with n = p^2 d and w the step's work count:
-             OP 4 p^2 d flops (scores, then the softmax-weighted sum), DP `materialize` 2 p^2 d
-             competitor reads of the storage dtype's bytes, DP `regenerate` p^2 d generated samples;
-    hebbian  verify(n): the closed form is negligible, the float64 verification is the cost;
+    hebbian  probe(n): the instance, the closed form, the float64 verification and the record,
+             with n = p^2 d (the verification dominates: the closed form is negligible);
+    adam     setup(n) + steps * step(w) + probe(n) (+ verify(n) / 2 when SAT: the float64 count
+             that confirms convergence), with w the step's work count: OP 4 p^2 d flops (scores,
+             then the softmax-weighted sum), DP `materialize` 2 p^2 d competitor reads of the
+             storage dtype's bytes, DP `regenerate` p^2 d generated samples;
     lp       a stated power law in d (LpModel), to be replaced by benchmarks/lp.py's fit.
-Each of setup, step and verify is a Curve through calibrated (work, seconds) points.
+Each of setup, step, verify and probe is a Curve through calibrated (work, seconds) points.
 
 Steps: an UNSAT Adam probe runs max_steps; a SAT one stops at a fraction of max_steps that grows
 as p approaches the seed's own p* (SatSteps, measured in the demo sweep).
@@ -125,6 +126,7 @@ class CostModel:
     step: dict[tuple[str, str], Curve]
     setup: dict[tuple[str, str], Curve]
     verify: dict[str, Curve]
+    probe: dict[str, Curve]  # what any probe costs around its solver (a whole Hebbian probe)
     budget_bytes: int  # auto's budget for materialised DP competitors when the spec gives none
     sat_steps: SatSteps = SatSteps()
     lp: LpModel = LpModel()
@@ -189,13 +191,13 @@ class ProbeContext:
         m, n = self.model, float(p) * p * cell.d
         if cell.solver == "lp":
             return m.lp(cell.d)
-        check = m.verify[cell.problem](n)
+        around = m.probe[cell.problem](n)
         if cell.solver == "hebbian":
-            return check
+            return around
         mode = self.mode_at(cell, p)
         step = m.step_curve(cell.problem, mode)(step_work(cell.problem, mode, p, cell.d, self.storage_bytes))
         setup = m.setup[(cell.problem, mode)](n) if (cell.problem, mode) in m.setup else 0.0
-        return setup + steps * step + check * (1.5 if sat else 1.0)
+        return setup + steps * step + around + (m.verify[cell.problem](n) / 2 if sat else 0.0)
 
     def probe_seconds(self, cell: Cell, p: int, p_true: float) -> float:
         """Device-seconds of a probe at p for a seed whose threshold is p_true."""
@@ -214,7 +216,7 @@ def from_timings(timings: Iterable, device: str, source: str, budget_bytes: int)
     for t in timings:
         n = float(t.p) * t.p * t.d
         work = step_work(t.problem, t.mode, t.p, t.d) if t.kind == "step" else n
-        key = (t.kind, t.problem) if t.kind == "verify" else (t.kind, t.problem, t.mode)
+        key = (t.kind, t.problem) if t.kind in ("verify", "probe") else (t.kind, t.problem, t.mode)
         groups.setdefault(key, []).append((work, t.seconds))
     curves = {key: Curve(tuple(points)) for key, points in groups.items()}
     return CostModel(
@@ -222,6 +224,7 @@ def from_timings(timings: Iterable, device: str, source: str, budget_bytes: int)
         step={k[1:]: c for k, c in curves.items() if k[0] == "step"},
         setup={k[1:]: c for k, c in curves.items() if k[0] == "setup"},
         verify={k[1]: c for k, c in curves.items() if k[0] == "verify"},
+        probe={k[1]: c for k, c in curves.items() if k[0] == "probe"},
     )
 
 
@@ -258,4 +261,6 @@ def stated_gpu_model() -> CostModel:
                ("dp", "regenerate"): lin(GPU_PROBE_OVERHEAD_S, 1e30)},
         verify={"op": lin(GPU_PROBE_OVERHEAD_S, GPU_FP64_FLOPS / 4),  # two passes of 2 p^2 d flops
                 "dp": lin(GPU_PROBE_OVERHEAD_S, 1 / dp_verify)},
+        probe={"op": lin(2 * GPU_PROBE_OVERHEAD_S, GPU_FP64_FLOPS / 4),
+               "dp": lin(2 * GPU_PROBE_OVERHEAD_S, 1 / dp_verify)},
     )
