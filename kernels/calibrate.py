@@ -49,7 +49,11 @@ class Size:
 
 @dataclass(frozen=True)
 class Timing:
-    """Median seconds of one kernel at one size: kind 'step', 'setup', 'verify' or 'probe'."""
+    """Median seconds of one kernel at one size: kind 'step', 'setup', 'verify' or 'probe'.
+
+    seconds: wall clock; cpu_seconds: this process's CPU time over the same runs (on a busy
+    machine the wall clock also counts the time other processes held the core).
+    """
 
     kind: str
     problem: str
@@ -58,6 +62,7 @@ class Timing:
     p: int
     seconds: float
     repeats: int
+    cpu_seconds: float = float("nan")
 
 
 @contextmanager
@@ -76,18 +81,30 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _median_seconds(run: Callable[[], object], repeats: int, device: str) -> tuple[float, int]:
-    """Median wall seconds of `run` over `repeats` calls (one call when the first is slow)."""
-    times: list[float] = []
-    while len(times) < repeats:
+@dataclass(frozen=True)
+class _Clocked:
+    wall: float
+    cpu: float
+    n: int
+
+    def minus(self, other: _Clocked, scale: float = 1.0) -> tuple[float, float]:
+        return self.wall - scale * other.wall, self.cpu - scale * other.cpu
+
+
+def _median_seconds(run: Callable[[], object], repeats: int, device: str) -> _Clocked:
+    """Median wall and CPU seconds of `run` over `repeats` calls (one call when the first is slow)."""
+    walls: list[float] = []
+    cpus: list[float] = []
+    while len(walls) < repeats:
         _sync(device)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         run()
         _sync(device)
-        times.append(time.perf_counter() - start)
-        if times[0] > SLOW_SECONDS:
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
+        if walls[0] > SLOW_SECONDS:
             break
-    return statistics.median(times), len(times)
+    return _Clocked(statistics.median(walls), statistics.median(cpus), len(walls))
 
 
 def _adam_run(instance: Instance, size: Size, steps: int) -> Callable[[], object]:
@@ -96,25 +113,26 @@ def _adam_run(instance: Instance, size: Size, steps: int) -> Callable[[], object
 
 
 def time_size(size: Size, device: str = "cpu", repeats: int = 3) -> list[Timing]:
-    """Step, setup and verification timings of one size (the instance is generated before timing)."""
+    """Step, setup, verification and whole-probe timings of one size (the instance is generated first)."""
     instance = Instance(InstanceSpec(size.problem, size.d, size.p, 0), device)
     instance.inputs, instance.targets  # noqa: B018 - generated once, outside every timing
-    one, n_one = _median_seconds(_adam_run(instance, size, 1), repeats, device)
+    one = _median_seconds(_adam_run(instance, size, 1), repeats, device)
     k = 1 + MIN_STEPS
-    probe, _ = _median_seconds(_adam_run(instance, size, k), 1, device)
-    per_step_guess = max((probe - one) / (k - 1), 1e-6)
+    probe = _median_seconds(_adam_run(instance, size, k), 1, device)
+    per_step_guess = max((probe.wall - one.wall) / (k - 1), 1e-6)
     k = 1 + int(min(MAX_STEPS, max(MIN_STEPS, STEP_SECONDS / per_step_guess)))
-    many, n_many = _median_seconds(_adam_run(instance, size, k), repeats, device)
-    step = max((many - one) / (k - 1), 1e-9)
+    many = _median_seconds(_adam_run(instance, size, k), repeats, device)
+    step_wall, step_cpu = (max(x / (k - 1), 1e-9) for x in many.minus(one))
     w = hebbian(instance).to(device)
-    check, n_check = _median_seconds(lambda: verify(instance, w), repeats, device)
+    check = _median_seconds(lambda: verify(instance, w), repeats, device)
     spec = InstanceSpec(size.problem, size.d, size.p, 0)
-    whole, n_whole = _median_seconds(lambda: solve(spec, "hebbian", size.d, device=device), repeats, device)
+    whole = _median_seconds(lambda: solve(spec, "hebbian", size.d, device=device), repeats, device)
     common = dict(problem=size.problem, mode=size.mode, d=size.d, p=size.p)
-    return [Timing("step", seconds=step, repeats=min(n_one, n_many), **common),
-            Timing("setup", seconds=max(one - step, 0.0), repeats=n_one, **common),
-            Timing("verify", seconds=check, repeats=n_check, **common),
-            Timing("probe", seconds=whole, repeats=n_whole, **common)]
+    return [Timing("step", seconds=step_wall, cpu_seconds=step_cpu, repeats=min(one.n, many.n), **common),
+            Timing("setup", seconds=max(one.wall - step_wall, 0.0), cpu_seconds=max(one.cpu - step_cpu, 0.0),
+                   repeats=one.n, **common),
+            Timing("verify", seconds=check.wall, cpu_seconds=check.cpu, repeats=check.n, **common),
+            Timing("probe", seconds=whole.wall, cpu_seconds=whole.cpu, repeats=whole.n, **common)]
 
 
 def calibrate(sizes: Sequence[Size], device: str = "cpu", repeats: int = 3) -> list[Timing]:

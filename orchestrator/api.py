@@ -278,11 +278,13 @@ def check_plannable(spec: SweepSpec) -> None:
             raise InvalidInput(f"cell {cell.problem} {cell.solver} rho={cell.rho:g} d={cell.d}: {exc}") from None
 
 
-def cost_model(spec: SweepSpec, device: str = "auto", repeats: int = 3) -> CostModel:
+def cost_model(spec: SweepSpec, device: str = "auto", repeats: int = 3, clock: str = "wall") -> CostModel:
     """Seconds per probe on `device`: calibrated here when the device exists, else the stated GPU model.
 
-    Calibration times a few Adam steps, the setup and a verification at a few sizes per problem
-    and mode the spec's cells use (lamcap.orchestrator.plan.calibration_sizes), one thread each.
+    Calibration times a few Adam steps, the setup, a verification and a whole Hebbian probe at a
+    few sizes per problem and mode the spec's cells use (lamcap.orchestrator.plan.calibration_sizes),
+    one thread. clock 'wall' (what this machine takes now) or, on a CPU, 'cpu' (the CPU time of
+    that thread: what a free core takes, when other work shares this machine's cores).
     """
     import time
 
@@ -294,6 +296,8 @@ def cost_model(spec: SweepSpec, device: str = "auto", repeats: int = 3) -> CostM
 
     if device not in ("cpu", "cuda", "auto"):
         raise InvalidInput(f"device={device!r} is not one of ('cpu', 'cuda', 'auto')")
+    if clock not in cm.CLOCKS:
+        raise InvalidInput(f"clock={clock!r} is not one of {cm.CLOCKS}")
     has_cuda = torch.cuda.is_available()
     if device == "auto":
         device = "cuda" if has_cuda else "cpu"
@@ -302,21 +306,25 @@ def cost_model(spec: SweepSpec, device: str = "auto", repeats: int = 3) -> CostM
     budget = cm.CPU_BUDGET_BYTES if device == "cpu" else \
         int(cm.CUDA_BUDGET_FRACTION * torch.cuda.get_device_properties(0).total_memory)
     sizes = [Size(problem, d, p, mode) for problem, d, p, mode in calibration_sizes(spec, budget)]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     timings = calibrate(sizes, device, repeats)
-    source = (f"calibrated on this machine's {device} (1 thread, {len(sizes)} sizes, "
-              f"{time.perf_counter() - start:.0f} s)")
-    return cm.from_timings(timings, device, source, budget)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    clock = "wall" if device == "cuda" else clock
+    busy = f"; the calibration took {wall / cpu:.1f}x its CPU time: this machine is busy" if wall > 1.3 * cpu else ""
+    source = (f"calibrated on this machine's {device} (1 thread, {len(sizes)} sizes, {wall:.0f} s; "
+              f"{'wall clock' if clock == 'wall' else 'CPU time: as if the core were free'}{busy})")
+    return cm.from_timings(timings, device, source, budget, clock)
 
 
 def plan(spec: Any, *, device: str | None = None, workers: int | None = None, model: CostModel | None = None,
-         **overrides: Any) -> Plan:
+         clock: str = "wall", **overrides: Any) -> Plan:
     """What a sweep will cost before it runs: per cell the p range, memory, mode, probes per threshold,
     seconds per probe and device-seconds; totals, and with `workers` a wall time.
 
     `spec` as for `load_spec`; `device` (default: the spec's) picks the model: calibrated on this
     machine when the device exists here, the stated GPU model for 'cuda' without a GPU (the plan's
-    `source` says which). `model` skips calibration (a CostModel, e.g. from an earlier plan).
+    `source` says which). `clock` 'cpu' plans a CPU by the CPU time of the calibration, as if its
+    cores were free (see `cost_model`). `model` skips calibration (a CostModel, e.g. from an earlier plan).
     """
     from lamcap.orchestrator.plan import plan_spec
 
@@ -325,5 +333,5 @@ def plan(spec: Any, *, device: str | None = None, workers: int | None = None, mo
         raise InvalidInput(f"workers={workers!r} must be an integer >= 1")
     check_plannable(sweep_spec)
     if model is None:
-        model = cost_model(sweep_spec, device or sweep_spec.device)
+        model = cost_model(sweep_spec, device or sweep_spec.device, clock=clock)
     return plan_spec(sweep_spec, model, workers)

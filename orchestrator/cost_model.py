@@ -79,27 +79,44 @@ class Curve:
 
 
 # ---- the parts of the model ---------------------------------------------------------------------
+def _interpolate(knots: tuple[tuple[float, float], ...], x: float) -> float:
+    """Piecewise linear through (x, y) knots, flat outside them."""
+    if x <= knots[0][0]:
+        return knots[0][1]
+    for (x0, y0), (x1, y1) in zip(knots, knots[1:]):
+        if x <= x1:
+            return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return knots[-1][1]
+
+
 @dataclass(frozen=True)
 class SatSteps:
-    """Adam steps of a SAT probe as a fraction of max_steps, against x = p / (the seed's p*).
+    """Adam steps of a SAT probe as a fraction of max_steps, against x = p / (the seed's p*) and d.
 
-    Piecewise linear in x through (x, fraction) knots; full rank and rank-constrained memories
-    apart (the two-layer net converges much later near its threshold). From the demo sweep
-    (lr 1.0, max_steps 2000, d = 8 .. 24, 3 seeds): medians of converged probes per bin of x.
+    Measured in the demo sweep (lr 1.0, max_steps 2000, d = 8 .. 24, 3 seeds; medians of converged
+    probes per bin of x) and a full-rank sweep at d = 32 .. 64. Full rank: a few % of max_steps
+    below x = 0.95, then a rise to `at_threshold(d)` at x = 1, which grows like ln d (0.09 at
+    d = 8, 0.4 at d = 24), capped at `cap`. Rank-constrained (two-layer) memories converge late
+    everywhere near their threshold, whatever d.
     """
 
-    full_rank: tuple[tuple[float, float], ...] = ((0.0, 0.01), (0.9, 0.02), (0.95, 0.1), (1.0, 0.4))
-    low_rank: tuple[tuple[float, float], ...] = ((0.0, 0.1), (0.75, 0.13), (0.85, 0.3), (0.95, 0.78),
-                                                 (1.0, 0.85))
+    full_far: tuple[tuple[float, float], ...] = ((0.0, 0.015), (0.9, 0.02), (0.95, 0.05))
+    full_near: tuple[tuple[float, float], ...] = ((0.95, 0.0), (0.97, 0.4), (0.985, 0.65), (1.0, 1.0))
+    slope_ln_d: float = 0.28  # at_threshold(d) = slope (ln d - ln_d0)
+    ln_d0: float = 1.75
+    cap: float = 0.9
+    low_rank: tuple[tuple[float, float], ...] = ((0.0, 0.1), (0.75, 0.12), (0.85, 0.3), (0.95, 0.75),
+                                                 (1.0, 0.8))
 
-    def fraction(self, x: float, rho: float) -> float:
-        knots = self.full_rank if rho >= 1 else self.low_rank
-        if x <= knots[0][0]:
-            return knots[0][1]
-        for (x0, f0), (x1, f1) in zip(knots, knots[1:]):
-            if x <= x1:
-                return f0 + (f1 - f0) * (x - x0) / (x1 - x0)
-        return knots[-1][1]
+    def at_threshold(self, d: int) -> float:
+        """Full rank, x = 1: the fraction of max_steps the last SAT probe of a search takes."""
+        return min(self.cap, max(self.full_far[-1][1], self.slope_ln_d * (math.log(d) - self.ln_d0)))
+
+    def fraction(self, x: float, rho: float, d: int) -> float:
+        if rho < 1:
+            return _interpolate(self.low_rank, x)
+        far = _interpolate(self.full_far, x)
+        return far + (self.at_threshold(d) - self.full_far[-1][1]) * _interpolate(self.full_near, x)
 
 
 @dataclass(frozen=True)
@@ -184,7 +201,7 @@ class ProbeContext:
         """Adam steps of a probe at p for a seed whose threshold is p_true (SAT iff p <= p_true)."""
         if p > p_true:
             return self.max_steps
-        return round(self.max_steps * self.model.sat_steps.fraction(p / p_true, cell.rho_eff))
+        return round(self.max_steps * self.model.sat_steps.fraction(p / p_true, cell.rho_eff, cell.d))
 
     def seconds(self, cell: Cell, p: int, sat: bool, steps: int) -> float:
         """Device-seconds of one probe that takes `steps` Adam steps (ignored for hebbian and lp)."""
@@ -206,18 +223,24 @@ class ProbeContext:
 
 
 # ---- where the numbers come from ----------------------------------------------------------------
-def from_timings(timings: Iterable, device: str, source: str, budget_bytes: int) -> CostModel:
-    """A model fitted to lamcap.kernels.calibrate timings (objects with kind, problem, mode, d, p, seconds).
+CLOCKS = ("wall", "cpu")
+
+
+def from_timings(timings: Iterable, device: str, source: str, budget_bytes: int, clock: str = "wall") -> CostModel:
+    """A model fitted to lamcap.kernels.calibrate timings (objects with kind, problem, mode, d, p,
+    seconds and, for clock 'cpu', cpu_seconds: what one free core would take on a busy machine).
 
     Steps are fitted to their work count (step_work, float32 storage: calibration times float32),
-    setup and verification to p^2 d.
+    setup, verification and the whole-probe overhead to p^2 d.
     """
+    if clock not in CLOCKS:
+        raise InvalidInput(f"clock={clock!r} is not one of {CLOCKS}")
     groups: dict[tuple, list[tuple[float, float]]] = {}
     for t in timings:
         n = float(t.p) * t.p * t.d
         work = step_work(t.problem, t.mode, t.p, t.d) if t.kind == "step" else n
         key = (t.kind, t.problem) if t.kind in ("verify", "probe") else (t.kind, t.problem, t.mode)
-        groups.setdefault(key, []).append((work, t.seconds))
+        groups.setdefault(key, []).append((work, t.seconds if clock == "wall" else t.cpu_seconds))
     curves = {key: Curve(tuple(points)) for key, points in groups.items()}
     return CostModel(
         device=device, source=source, budget_bytes=budget_bytes,

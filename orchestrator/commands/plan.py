@@ -1,6 +1,6 @@
 """`lamcap plan`: what a sweep will cost, per cell and in total, before anything runs.
 
-    lamcap plan [SPEC.toml | --preset NAME] [--device D] [--workers N] [--json] [spec flags]
+    lamcap plan [SPEC.toml | --preset NAME] [--device D] [--workers N] [--clock wall|cpu] [--json] [spec flags]
 
 Per cell: the p range the searches will visit (from the finite-size theory and its seed-to-seed
 spread), the competitor memory per probe and the mode `auto` picks, the expected probes per
@@ -26,6 +26,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--device", default=None, help="cpu, cuda or auto: the device to plan for (default: the spec's)")
     parser.add_argument("--workers", type=int, default=None, help="actors the sweep will run on: adds a wall time")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
+                        help="wall: seconds as this machine runs now (default); cpu: the calibration's CPU time, "
+                             "what free cores would take (for planning on a busy machine)")
     parser.add_argument("--problems", nargs="+", default=None, help="op and/or dp")
     parser.add_argument("--solvers", nargs="+", default=None, help="adam, hebbian and/or lp")
     parser.add_argument("--rho", nargs="+", type=float, default=None, help="rank fractions in (0, 1]")
@@ -106,6 +109,6 @@ def run(args: argparse.Namespace) -> int:
 
         if not torch.cuda.is_available():
             print("lamcap plan: no CUDA device here: cannot calibrate; using the stated GPU model", file=sys.stderr)
-    plan = api.plan(spec, device=device, workers=args.workers)
+    plan = api.plan(spec, device=device, workers=args.workers, clock=args.clock)
     print(json.dumps(plan.to_dict()) if args.json else format_plan(plan, spec))
     return 0
