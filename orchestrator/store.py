@@ -34,10 +34,10 @@ PROBE_FIELDS = {
     "sat": "?", "status": "i1", "accuracy": "f8", "n_violations": "i8", "min_margin": "f8",
     "final_loss": "f8", "steps": "i8", "wall_seconds": "f8", "peak_bytes": "i8", "device": "i1",
     "target_mean": "f8", "target_var": "f8", "offtarget_mean": "f8", "offtarget_var": "f8",
-    "input_target_score": "f8",
+    "input_target_score": "f8", "cpu_seconds": "f8",
 }
 # Probe fields a record may lack (records of failed probes, fake runners): stored as this value.
-OPTIONAL_PROBE_FIELDS = {"input_target_score": float("nan")}
+OPTIONAL_PROBE_FIELDS = {"input_target_score": float("nan"), "cpu_seconds": float("nan")}
 HIST_FIELDS = ("target_hist", "offtarget_hist", "input_competitor_hist")
 THRESHOLD_FIELDS = {
     **CELL_FIELDS, "seed": "i8", "p_star": "i8", "alpha_star": "f8", "p_lo": "i8", "p_hi": "i8",
@@ -63,6 +63,8 @@ DESCRIPTIONS = {
     "final_loss": ("nats", "mean cross-entropy of the returned W"),
     "steps": ("1", "optimiser steps (adam), LP rounds (lp), 0 (hebbian)"),
     "wall_seconds": ("s", "wall time of the solve on its actor"),
+    "cpu_seconds": ("s", "CPU time of the actor's process over the solve (a CPU device: what a free core "
+                         "takes; wall_seconds also counts waits for a busy machine's cores)"),
     "peak_bytes": ("bytes", "peak memory of the solve on its device"),
     "device": ("1", "device type the instance was generated and solved on"),
     "target_mean": ("sigma_off", "mean normalised target score"),

@@ -88,7 +88,7 @@ def solve_with_weights(
     device = resolve_device(device)
     memory = PeakMemory(device)
     memory.start()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     instance = Instance(spec, device)
     w, steps, status = _run_solver(instance, solver, rank, settings)
     check = verify(instance, w)
@@ -114,6 +114,7 @@ def solve_with_weights(
         singular_values=[float(s) for s in check.singular_values],
         input_target_score=own.target,
         input_competitor_hist=[int(c) for c in own.competitor_hist],
+        cpu_seconds=time.process_time() - cpu_start,
     )
     return outcome, w.detach().double().cpu()
 

@@ -39,7 +39,7 @@ def record(problem="op", solver="adam", rho=0.5, d=12, seed=0, p=10, purpose="se
     rng = np.random.default_rng(p * 100 + seed)
     outcome = Outcome(sat=p % 3 != 0, n_violations=p % 3, accuracy=1 - (p % 3) / p, min_margin=float(rng.normal()),
                       final_loss=float(rng.uniform()), steps=int(rng.integers(1, 500)), status="max_steps",
-                      wall_seconds=0.5, peak_bytes=12345, device="cpu", target_mean=3.0, target_var=0.2,
+                      wall_seconds=0.5, cpu_seconds=0.4, peak_bytes=12345, device="cpu", target_mean=3.0, target_var=0.2,
                       offtarget_mean=0.0, offtarget_var=1.0, target_hist=rng.integers(0, 9, N_BINS).tolist(),
                       offtarget_hist=rng.integers(0, 9, N_BINS).tolist(),
                       singular_values=sorted(rng.uniform(0, 3, rank).tolist(), reverse=True) + [0.0] * (d - rank),
