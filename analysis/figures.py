@@ -259,12 +259,14 @@ def input_figure(views: xr.Dataset) -> Figure:
         ax.axvline(target, color="C3", lw=2, label=f"its target score {target:.2f}")
         ax.axvline(np.sqrt(2 * np.log(p)), color="k", ls=":", lw=1, label=f"√(2 ln p) = {np.sqrt(2 * np.log(p)):.2f}")
         top = edges[1:][counts > 0].max() if counts.any() else 4.0
-        ax.set_xlim(-5.0, max(top, target) + 1.5)
+        ax.set_xlim(-5.0, max(top, target, np.sqrt(2 * np.log(p))) + 1.0)
         verdict = "SAT" if float(v.sat) == 1 else "UNSAT"
         ax.set_title(f"{solver}, {regime}: p = {p}, α/α* = {float(v.relative_load):.2f} ({verdict})", fontsize=9)
         ax.legend(fontsize=7, loc="upper left")
-    fig.suptitle(f"One input (μ = 0) against its own competitors: {views.attrs['problem']}, ρ = {views.attrs['rho']:g}, "
-                 f"d = {views.attrs['d']}, seed {views.attrs['seed']}")
+    problem = PROBLEM_NAMES.get(views.attrs["problem"], views.attrs["problem"])
+    fig.suptitle(f"One input (μ = 0, the same at every load) against its own competitors: {problem}, "
+                 f"ρ = {views.attrs['rho']:g}, d = {views.attrs['d']}, seed {views.attrs['seed']} "
+                 "(near: the seed's largest SAT load)")
     return fig
 
 

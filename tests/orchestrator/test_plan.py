@@ -182,3 +182,18 @@ def test_calibration_sizes_cover_each_problem_and_mode_within_the_time_caps():
         assert p * p * d <= CAL_MAX_ELEMENTS["op" if problem == "op" else mode]
         assert p > theory_p(Cell(problem, "adam", 1.0, d))  # above capacity: nothing converges while timed
     assert sum(1 for s in sizes if s[0] == "op") <= 4
+
+
+def test_the_cpu_clock_fits_the_cpu_seconds_of_the_timings():
+    @dataclass(frozen=True)
+    class Clocked(FakeTiming):
+        cpu_seconds: float = 0.0
+
+    timings = [Clocked(kind, "op", "materialize", d, p, seconds=2.0 * d, cpu_seconds=float(d))
+               for kind in LINES for d, p in ((8, 30), (16, 90))]
+    wall = cm.from_timings(timings, "cpu", "t", cm.CPU_BUDGET_BYTES)
+    cpu = cm.from_timings(timings, "cpu", "t", cm.CPU_BUDGET_BYTES, clock="cpu")
+    n = 30 * 30 * 8
+    assert wall.probe["op"](n) == pytest.approx(16.0) and cpu.probe["op"](n) == pytest.approx(8.0)
+    with pytest.raises(InvalidInput, match="clock='gpu'"):
+        cm.from_timings(timings, "cpu", "t", cm.CPU_BUDGET_BYTES, clock="gpu")
