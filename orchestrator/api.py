@@ -303,8 +303,12 @@ def cost_model(spec: SweepSpec, device: str = "auto", repeats: int = 3, clock: s
         device = "cuda" if has_cuda else "cpu"
     if device == "cuda" and not has_cuda:
         return cm.stated_gpu_model()
-    budget = cm.CPU_BUDGET_BYTES if device == "cpu" else \
-        int(cm.CUDA_BUDGET_FRACTION * torch.cuda.get_device_properties(0).total_memory)
+    if device == "cpu":
+        memory = float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+        budget = cm.CPU_BUDGET_BYTES
+    else:
+        memory = float(torch.cuda.get_device_properties(0).total_memory)
+        budget = int(cm.CUDA_BUDGET_FRACTION * memory)
     sizes = [Size(problem, d, p, mode) for problem, d, p, mode in calibration_sizes(spec, budget)]
     start, cpu = time.perf_counter(), time.process_time()
     timings = calibrate(sizes, device, repeats)
@@ -313,7 +317,7 @@ def cost_model(spec: SweepSpec, device: str = "auto", repeats: int = 3, clock: s
     busy = f"; the calibration took {wall / cpu:.1f}x its CPU time: this machine is busy" if wall > 1.3 * cpu else ""
     source = (f"calibrated on this machine's {device} (1 thread, {len(sizes)} sizes, {wall:.0f} s; "
               f"{'wall clock' if clock == 'wall' else 'CPU time: as if the core were free'}{busy})")
-    return cm.from_timings(timings, device, source, budget, clock)
+    return cm.from_timings(timings, device, source, budget, clock, memory)
 
 
 def plan(spec: Any, *, device: str | None = None, workers: int | None = None, model: CostModel | None = None,

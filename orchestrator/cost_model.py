@@ -145,6 +145,7 @@ class CostModel:
     verify: dict[str, Curve]
     probe: dict[str, Curve]  # what any probe costs around its solver (a whole Hebbian probe)
     budget_bytes: int  # auto's budget for materialised DP competitors when the spec gives none
+    memory_bytes: float = math.inf  # the device's memory: a probe that must hold more cannot run
     sat_steps: SatSteps = SatSteps()
     lp: LpModel = LpModel()
 
@@ -226,7 +227,8 @@ class ProbeContext:
 CLOCKS = ("wall", "cpu")
 
 
-def from_timings(timings: Iterable, device: str, source: str, budget_bytes: int, clock: str = "wall") -> CostModel:
+def from_timings(timings: Iterable, device: str, source: str, budget_bytes: int, clock: str = "wall",
+                 memory_bytes: float = math.inf) -> CostModel:
     """A model fitted to lamcap.kernels.calibrate timings (objects with kind, problem, mode, d, p,
     seconds and, for clock 'cpu', cpu_seconds: what one free core would take on a busy machine).
 
@@ -243,7 +245,7 @@ def from_timings(timings: Iterable, device: str, source: str, budget_bytes: int,
         groups.setdefault(key, []).append((work, t.seconds if clock == "wall" else t.cpu_seconds))
     curves = {key: Curve(tuple(points)) for key, points in groups.items()}
     return CostModel(
-        device=device, source=source, budget_bytes=budget_bytes,
+        device=device, source=source, budget_bytes=budget_bytes, memory_bytes=memory_bytes,
         step={k[1:]: c for k, c in curves.items() if k[0] == "step"},
         setup={k[1:]: c for k, c in curves.items() if k[0] == "setup"},
         verify={k[1]: c for k, c in curves.items() if k[0] == "verify"},
@@ -274,7 +276,7 @@ def stated_gpu_model() -> CostModel:
     return CostModel(
         device="cuda",
         source="stated GPU model (H100 80 GB class; not measured: no GPU has run lamcap yet)",
-        budget_bytes=int(CUDA_BUDGET_FRACTION * GPU_MEMORY_BYTES),
+        budget_bytes=int(CUDA_BUDGET_FRACTION * GPU_MEMORY_BYTES), memory_bytes=GPU_MEMORY_BYTES,
         step={("op", "materialize"): lin(GPU_STEP_OVERHEAD_S, GPU_FP32_FLOPS),
               ("dp", "materialize"): lin(GPU_STEP_OVERHEAD_S, GPU_BANDWIDTH),
               # regenerate: generate every sample, then read it twice from the device's cache

@@ -131,11 +131,16 @@ def plan_cell(cell: Cell, spec: SweepSpec, model: CostModel, width: int = 1) -> 
     p_low, p_high = visited[int(0.05 * (len(visited) - 1))], visited[int(0.95 * (len(visited) - 1))]
     curve_n, curve_s = _curve_cost(cell, spec, ctx, truths)
     storage = ctx.storage_bytes
+    held = competitor_bytes(cell.problem, p_high, cell.d, storage)
+    if cell.problem == "dp" and ctx.mode_at(cell, p_high) == "materialize" and held > model.memory_bytes:
+        raise InvalidInput(f"cell {cell.problem} {cell.solver} rho={cell.rho:g} d={cell.d}: mode 'materialize' "
+                           f"holds {held / 2**30:.1f} GiB of competitors at p = {p_high}, more than the "
+                           f"{model.device}'s {model.memory_bytes / 2**30:.1f} GiB (use mode 'auto' or 'regenerate')")
     p_guess = max(2, round(guess))
     return CellPlan(
         problem=cell.problem, solver=cell.solver, rho=cell.rho, d=cell.d, rank=cell.rank, p_theory=guess,
-        p_low=p_low, p_high=p_high, mode=ctx.mode_at(cell, p_high),
-        competitor_bytes=competitor_bytes(cell.problem, p_high, cell.d, storage),
+        p_low=p_low, p_high=p_high, mode=ctx.mode_at(cell, p_high) if cell.solver == "adam" else "-",
+        competitor_bytes=held,
         probes_per_threshold=statistics.fmean(counts), seconds_per_probe=sum(costs) / max(1, sum(counts)),
         seconds_unsat_probe=ctx.seconds(cell, p_guess, False, ctx.max_steps if cell.solver == "adam" else 0),
         seconds_per_threshold=statistics.fmean(costs), curve_probes=curve_n, curve_seconds=curve_s,

@@ -197,3 +197,14 @@ def test_the_cpu_clock_fits_the_cpu_seconds_of_the_timings():
     assert wall.probe["op"](n) == pytest.approx(16.0) and cpu.probe["op"](n) == pytest.approx(8.0)
     with pytest.raises(InvalidInput, match="clock='gpu'"):
         cm.from_timings(timings, "cpu", "t", cm.CPU_BUDGET_BYTES, clock="gpu")
+
+
+def test_a_cell_whose_competitors_cannot_fit_the_device_is_refused_in_one_line():
+    spec = load_spec({"problems": ["dp"], "solvers": ["adam"], "rhos": [1.0], "ds": [64, 384], "seeds": 1,
+                      "solver_settings": {"mode": "materialize"}})
+    with pytest.raises(InvalidInput) as info:
+        plan_spec(spec, cm.stated_gpu_model())
+    message = str(info.value)
+    assert message.startswith("cell dp adam rho=1 d=384: mode 'materialize' holds") and "\n" not in message
+    auto = load_spec(spec, mode="auto")
+    assert plan_spec(auto, cm.stated_gpu_model()).cells[-1].mode == "regenerate"
