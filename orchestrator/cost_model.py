@@ -93,30 +93,43 @@ def _interpolate(knots: tuple[tuple[float, float], ...], x: float) -> float:
 class SatSteps:
     """Adam steps of a SAT probe as a fraction of max_steps, against x = p / (the seed's p*) and d.
 
-    Measured in the demo sweep (lr 1.0, max_steps 2000, d = 8 .. 24, 3 seeds; medians of converged
-    probes per bin of x) and a full-rank sweep at d = 32 .. 64. Full rank: a few % of max_steps
-    below x = 0.95, then a rise to `at_threshold(d)` at x = 1, which grows like ln d (0.09 at
-    d = 8, 0.4 at d = 24), capped at `cap`. Rank-constrained (two-layer) memories converge late
-    everywhere near their threshold, whatever d.
+    Measured (lr 1.0, max_steps 2000) in the demo sweep (d = 8 .. 24, 3 seeds) and a full-rank
+    sweep at d = 32 .. 64 (2 seeds). Full rank: steps are bimodal. Below x_h(d) = 1 - w(d) a SAT
+    probe converges in a few % of max_steps (`far`); from x_h on it is hard, from hard_start x
+    f1(d) at x_h to f1(d) at x = 1, where f1(d) = slope (ln d - ln_d0) grows like ln d (0.09 at
+    d = 8, 0.4 at 24, 0.65 at 64; capped) and the hard region widens with d, w(d) = width_24
+    (d / 24)^width_exponent (0.05 at d = 24, about 0.1 at 64; capped). Rank-constrained
+    (two-layer) memories converge late everywhere near their threshold, whatever d (`low_rank`).
+    Beyond d = 64 both laws are extrapolations.
     """
 
-    full_far: tuple[tuple[float, float], ...] = ((0.0, 0.015), (0.9, 0.02), (0.95, 0.05))
-    full_near: tuple[tuple[float, float], ...] = ((0.95, 0.0), (0.97, 0.4), (0.985, 0.65), (1.0, 1.0))
-    slope_ln_d: float = 0.28  # at_threshold(d) = slope (ln d - ln_d0)
+    far: tuple[tuple[float, float], ...] = ((0.0, 0.013), (0.9, 0.02), (1.0, 0.025))
+    slope_ln_d: float = 0.28
     ln_d0: float = 1.75
     cap: float = 0.9
+    hard_start: float = 0.65
+    width_24: float = 0.05
+    width_exponent: float = 0.75
+    width_cap: float = 0.2
     low_rank: tuple[tuple[float, float], ...] = ((0.0, 0.1), (0.75, 0.12), (0.85, 0.3), (0.95, 0.75),
                                                  (1.0, 0.8))
 
     def at_threshold(self, d: int) -> float:
-        """Full rank, x = 1: the fraction of max_steps the last SAT probe of a search takes."""
-        return min(self.cap, max(self.full_far[-1][1], self.slope_ln_d * (math.log(d) - self.ln_d0)))
+        """Full rank, x = 1: the fraction of max_steps the last SAT probe of an exact search takes."""
+        return min(self.cap, max(self.far[-1][1], self.slope_ln_d * (math.log(d) - self.ln_d0)))
+
+    def hard_width(self, d: int) -> float:
+        """Full rank: 1 - x_h(d), how far below p* the slow convergence begins."""
+        return min(self.width_cap, self.width_24 * (d / 24.0) ** self.width_exponent)
 
     def fraction(self, x: float, rho: float, d: int) -> float:
         if rho < 1:
             return _interpolate(self.low_rank, x)
-        far = _interpolate(self.full_far, x)
-        return far + (self.at_threshold(d) - self.full_far[-1][1]) * _interpolate(self.full_near, x)
+        width, top = self.hard_width(d), self.at_threshold(d)
+        if x < 1.0 - width:
+            return _interpolate(self.far, x)
+        start = max(self.hard_start * top, _interpolate(self.far, x))
+        return start + (top - start) * min(1.0, (x - 1.0 + width) / width)
 
 
 @dataclass(frozen=True)
