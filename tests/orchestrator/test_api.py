@@ -11,7 +11,7 @@ import lamcap
 from lamcap.kernels.errors import InvalidInput
 from lamcap.orchestrator import cli
 
-TIMING = ("wall_seconds", "peak_bytes")
+TIMING = ("wall_seconds", "cpu_seconds", "peak_bytes")
 
 
 def untimed(record: dict) -> str:
