@@ -86,7 +86,7 @@ class CellPlan:
     p_theory: float  # the finite-size theory's p*, the search's first guess
     p_low: int  # 5% and 95% quantiles of the p the search visits (simulated seeds)
     p_high: int
-    mode: str  # competitor mode at p_high ('materialize' or 'regenerate'; OP holds its outputs)
+    mode: str  # Adam's competitor mode at p_high ('materialize' or 'regenerate'; OP holds its outputs); '-' else
     competitor_bytes: float  # competitors walked per step at p_high (DP: the p x p x d tensor)
     probes_per_threshold: float
     seconds_per_probe: float  # mean over the search's probes
@@ -132,7 +132,8 @@ def plan_cell(cell: Cell, spec: SweepSpec, model: CostModel, width: int = 1) -> 
     curve_n, curve_s = _curve_cost(cell, spec, ctx, truths)
     storage = ctx.storage_bytes
     held = competitor_bytes(cell.problem, p_high, cell.d, storage)
-    if cell.problem == "dp" and ctx.mode_at(cell, p_high) == "materialize" and held > model.memory_bytes:
+    if cell.solver == "adam" and cell.problem == "dp" and ctx.mode_at(cell, p_high) == "materialize" \
+            and held > model.memory_bytes:
         raise InvalidInput(f"cell {cell.problem} {cell.solver} rho={cell.rho:g} d={cell.d}: mode 'materialize' "
                            f"holds {held / 2**30:.1f} GiB of competitors at p = {p_high}, more than the "
                            f"{model.device}'s {model.memory_bytes / 2**30:.1f} GiB (use mode 'auto' or 'regenerate')")
