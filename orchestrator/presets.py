@@ -40,7 +40,7 @@ PRESETS: dict[str, dict] = {
         "seeds": 4,
         "device": "cpu",
         "solver_settings": {},
-        "search": {"curve_points": 0, "resolution": 0.02},
+        "search": {"curve_points": 0, "resolution": 0.01},
     },
     # The paper's sweep, sized for a multi-GPU cluster: dp stops at d = 256 (its p^2 d competitors
     # are regenerated from the seed past the memory budget), op goes on to d = 512.
