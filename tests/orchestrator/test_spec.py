@@ -127,6 +127,15 @@ def test_presets_match_the_issues():
     assert min(paper.ds_for("op")) == 16 and max(paper.ds_for("op")) == 512
 
 
+def test_the_scale_preset_is_issue_10s_curve():
+    scale = preset_spec("scale")
+    assert set(scale.problems) == {"op", "dp"} and {"adam", "hebbian"} <= set(scale.solvers) and scale.seeds >= 4
+    top = {(c.problem, c.rho): max(x.d for x in scale.cells() if (x.problem, x.rho) == (c.problem, c.rho))
+           for c in scale.cells()}
+    assert top == {("op", 1.0): 128, ("dp", 1.0): 96, ("op", 0.5): 64, ("dp", 0.5): 64}
+    assert 0 < scale.search.resolution < 0.5 and scale.device == "cpu"
+
+
 BAD_VALUES = [
     ({"problems": ["op", "xp"]}, "'xp'"),
     ({"solvers": ["adam", "sgd"]}, "'sgd'"),
