@@ -69,14 +69,31 @@ def _theory_lines(ax, solver: str, rho: float, d_values: list[int], x_max: float
               label=f"asymptote {asym:.3f} ({solver})")
 
 
+def _residual_series(ax, cell: xr.Dataset, solver: str, rho: float, colour, label: str) -> bool:
+    """Median alpha* minus the finite-size theory at each d, with the interval; False without theory."""
+    try:
+        theory = np.array([scaling.finite_size_alpha(solver, int(d), rho) for d in cell.d.values])
+    except ImportError:
+        return False
+    x, med = 1.0 / np.log(cell.d.values.astype(float)), cell.alpha_star_median.values
+    err = np.abs(np.vstack([med - cell.alpha_star_lo.values, cell.alpha_star_hi.values - med]))
+    ax.errorbar(x, med - theory, yerr=err, fmt="o-", lw=0.8, ms=4, capsize=3, color=colour, label=label)
+    return True
+
+
 def scaling_figure(summary: xr.Dataset, fits: xr.Dataset) -> Figure:
-    """Fig. C.1: median alpha* vs 1/ln d with intervals, the fit, finite-size theory, asymptote; one panel per rho."""
+    """Fig. C.1: median alpha* vs 1/ln d with intervals, the fit, finite-size theory, asymptote; one panel per rho.
+
+    Below each panel: the residuals of the medians against the finite-size theory (zero: theory exact).
+    """
     rhos = sorted(summary.rho.values.tolist(), reverse=True)
-    fig, axes = _grid(1, len(rhos), width=6.0, height=6.2)
+    fig = Figure(figsize=(6.0 * len(rhos), 8.4), layout="constrained")
+    axes = fig.subplots(2, len(rhos), squeeze=False, sharex="col", height_ratios=[3.0, 1.3])
     d_values = sorted(int(d) for d in summary.d.values)
     x_max = 1.05 / np.log(min(d_values))
     colours = _colours([(p, s) for p in summary.problem.values.tolist() for s in summary.solver.values.tolist()])
-    for ax, rho in zip(axes[0], rhos):
+    for ax, low, rho in zip(axes[0], axes[1], rhos):
+        drawn = False
         for solver in ordered(summary.solver.values, ("adam", "lp", "hebbian")):
             for problem in ordered(summary.problem.values):
                 cell = summary.sel(problem=problem, solver=solver, rho=rho).dropna("d", subset=["alpha_star_median"])
@@ -91,11 +108,18 @@ def scaling_figure(summary: xr.Dataset, fits: xr.Dataset) -> Figure:
                 if np.isfinite(curve.values).any():
                     ax.plot(1.0 / np.log(grid), curve, SOLVER_STYLE.get(solver, "-"), color=colour, lw=1,
                             label=f"{problem} {solver}: fit α∞ + a / ln d")
+                drawn |= _residual_series(low, cell, solver, rho, colour, f"{problem} {solver}")
             _theory_lines(ax, solver, rho, d_values, x_max)
-        ax.set(title=f"Critical load vs dimension, ρ = {rho:g}", xlabel="1 / ln d  (d = dimension)",
-               ylabel="critical load α* = p* ln p* / d²", xlim=(0.0, x_max))
+        ax.set(title=f"Critical load vs dimension, ρ = {rho:g}", ylabel="critical load α* = p* ln p* / d²",
+               xlim=(0.0, x_max))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, ncols=2, loc="upper center", bbox_to_anchor=(0.5, -0.14))  # below: never on the points
+        handles, labels = ax.get_legend_handles_labels()  # below both panels: never on the points
+        low.legend(handles, labels, fontsize=7, ncols=2, loc="upper center", bbox_to_anchor=(0.5, -0.32))
+        low.axhline(0.0, color="k", lw=0.8)
+        low.set(xlabel="1 / ln d  (d = dimension)", ylabel="α* − finite-size theory", xlim=(0.0, x_max))
+        low.grid(alpha=0.3)
+        if not drawn:
+            low.text(0.5, 0.5, "finite-size theory not available", ha="center", va="center", transform=low.transAxes)
     return fig
 
 
@@ -190,6 +214,89 @@ def steps_figure(steps: xr.Dataset) -> Figure:
            ylabel="optimiser steps to accuracy 1 (median)", yscale="log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6)
+    return fig
+
+
+def loss_figure(curves: xr.Dataset) -> Figure:
+    """Fig. A.1: mean final cross-entropy of trained W vs alpha per d, band = one standard deviation; rows rho."""
+    problems, rhos = ordered(curves.problem.values), sorted(curves.rho.values.tolist(), reverse=True)
+    colours = _colours(curves.d.values.tolist())
+    fig, axes = _grid(len(rhos), len(problems))
+    for (i, rho), (j, problem) in ((r, c) for r in enumerate(rhos) for c in enumerate(problems)):
+        ax = axes[i, j]
+        for solver in ordered(curves.solver.values, ("adam",)):
+            for d in sorted(curves.d.values.tolist()):
+                sel = curves.sel(problem=problem, solver=solver, rho=rho, d=d).dropna("alpha_bin", subset=["loss_mean"])
+                if not sel.sizes["alpha_bin"]:
+                    continue
+                mean, std = sel.loss_mean.values, np.nan_to_num(sel.loss_std.values)
+                ax.plot(sel.alpha_bin, mean, SOLVER_STYLE.get(solver, "-."), marker="o", ms=3, color=colours[d],
+                        label=f"{solver}, d = {d}")
+                ax.fill_between(sel.alpha_bin, np.maximum(mean - std, mean / 20), mean + std, color=colours[d],
+                                alpha=0.15, lw=0)
+        ax.set(title=f"{PROBLEM_NAMES.get(problem, problem)}, ρ = {rho:g}", xlabel=ALPHA_LABEL,
+               ylabel="final cross-entropy loss (nats)", yscale="log")
+        ax.grid(alpha=0.3, which="both")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.suptitle("Training loss at the end of Adam vs load (line: mean over probes and seeds; band: ± 1 s.d.)")
+    return fig
+
+
+def input_figure(views: xr.Dataset) -> Figure:
+    """Fig. A.2: input 0's target score against its own p - 1 competitors, below / near / above threshold."""
+    solvers, regimes = views.solver.values.tolist(), views.regime.values.tolist()
+    fig, axes = _grid(len(solvers), len(regimes), width=4.4, height=3.3)
+    edges = np.asarray(views.attrs["score_bin_edges"], dtype=float)
+    for (i, solver), (j, regime) in ((r, c) for r in enumerate(solvers) for c in enumerate(regimes)):
+        ax, v = axes[i, j], views.sel(solver=solver, regime=regime)
+        ax.set(xlabel="normalised score (s − mean_off) / σ_off", ylabel="competitors per bin")
+        if not np.isfinite(float(v.p)):
+            ax.set_title(f"{solver}, {regime} threshold: no probe", fontsize=9)
+            continue
+        p, target = int(v.p), float(v.target)
+        counts = v.competitor_counts.values
+        ax.stairs(counts, edges, fill=True, color="C0", alpha=0.45, label=f"its {p - 1} competitors")
+        ax.axvline(target, color="C3", lw=2, label=f"its target score {target:.2f}")
+        ax.axvline(np.sqrt(2 * np.log(p)), color="k", ls=":", lw=1, label=f"√(2 ln p) = {np.sqrt(2 * np.log(p)):.2f}")
+        top = edges[1:][counts > 0].max() if counts.any() else 4.0
+        ax.set_xlim(-5.0, max(top, target, np.sqrt(2 * np.log(p))) + 1.0)
+        verdict = "SAT" if float(v.sat) == 1 else "UNSAT"
+        ax.set_title(f"{solver}, {regime}: p = {p}, α/α* = {float(v.relative_load):.2f} ({verdict})", fontsize=9)
+        ax.legend(fontsize=7, loc="upper left")
+    problem = PROBLEM_NAMES.get(views.attrs["problem"], views.attrs["problem"])
+    fig.suptitle(f"One input (μ = 0, the same at every load) against its own competitors: {problem}, "
+                 f"ρ = {views.attrs['rho']:g}, d = {views.attrs['d']}, seed {views.attrs['seed']} "
+                 "(near: the seed's largest SAT load)")
+    return fig
+
+
+def hebbian_scores_figure(by_load: list[xr.Dataset]) -> Figure:
+    """Fig. D.1: Hebbian normalised score densities across loads, against the Gaussian model N(m, 1) of 3.5."""
+    fig, axes = _grid(1, len(by_load), width=5.6, height=4.2)
+    cmap = colormaps["viridis"]
+    for ax, ds in zip(axes[0], by_load):
+        n, d = ds.sizes["load"], int(ds.attrs["d"])
+        for k in range(n):
+            colour = cmap(0.85 * k / max(n - 1, 1))
+            p = float(ds.p_median[k])
+            ax.stairs(ds.target_density[k].values, ds.attrs["target_bin_edges"], color=colour, lw=1.6,
+                      label=f"target, α = {float(ds.alpha[k]):.3f} (p ≈ {p:.0f}, {int(ds.n_targets[k])} scores)")
+            try:
+                from lamcap.analysis.theory import hebbian_target_mean
+
+                m = hebbian_target_mean(p, d)
+                ax.plot(ds.score, np.exp(-0.5 * (ds.score - m) ** 2) / np.sqrt(2 * np.pi), ":", color=colour, lw=1)
+            except ImportError:
+                pass
+        ax.plot(ds.score, ds.offtarget_density.mean("load"), "-", color="0.4", lw=1.5, label="off-target, all loads")
+        ax.plot(ds.score, np.exp(-0.5 * ds.score**2) / np.sqrt(2 * np.pi), "k--", lw=0.8, label="N(0, 1)")
+        ax.set(title=f"Hebbian, {PROBLEM_NAMES.get(ds.attrs['problem'], ds.attrs['problem'])}, "
+                     f"ρ = {ds.attrs['rho']:g}, d = {d}",
+               xlabel="normalised score (s − mean_off) / σ_off", ylabel="density", xlim=(-5.0, 12.0))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, title="dotted: N(m, 1), m = d / √(p + 2d) (THEORY.md 3.5)", title_fontsize=7, ncols=2,
+                  loc="upper center", bbox_to_anchor=(0.5, -0.16))  # below: never on the densities
     return fig
 
 

@@ -84,10 +84,13 @@ def score_histograms(probes: xr.Dataset, thresholds: xr.Dataset, problem: str, r
 
 
 def threshold_spectra(probes: xr.Dataset, thresholds: xr.Dataset) -> xr.Dataset:
-    """Non-zero singular values of the SAT weights at each seed's p*, scaled so the top one is 2 (dim probe)."""
-    p_star = per_probe(thresholds, "p_star", probes)
+    """Non-zero singular values of the SAT weights at each seed's p*, scaled so the top one is 2 (dim probe).
+
+    The probe at p_lo: the seed's largest SAT load below its first UNSAT one (p* itself when exact).
+    """
+    p_lo = per_probe(thresholds, "p_lo" if "p_lo" in thresholds else "p_star", probes)
     # one probe per seed: a curve probe that happens to sit at p* would count its seed twice
-    mask = (probes.p == p_star) & probes.sat.astype(bool) & (probes.status != "error") & (probes.purpose == "search")
+    mask = (probes.p == p_lo) & probes.sat.astype(bool) & (probes.status != "error") & (probes.purpose == "search")
     sel = probes.isel(probe=np.flatnonzero(mask.values))
     if sel.sizes["probe"] == 0:
         raise InvalidInput("no SAT probe sits at a recorded p*: spectra at threshold are undefined")

@@ -12,11 +12,12 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from lamcap.analysis import figures, mechanism, scaling, thresholds
+from lamcap.analysis import figures, mechanism, observables, scaling, thresholds
 from lamcap.analysis.load import CELL, Store, open_store
 from lamcap.kernels.errors import InvalidInput
 
-FIGURES = ("accuracy", "scaling", "spectra", "scores", "steps", "adaptive_rank", "adaptive_d")
+FIGURES = ("accuracy", "scaling", "spectra", "scores", "steps", "loss", "input_scores", "hebbian_scores",
+           "adaptive_rank", "adaptive_d")
 
 
 @dataclass
@@ -203,6 +204,9 @@ def make_figures(result: Analysis) -> dict[str, Figure]:
         "scores": lambda: figures.scores_figure(
             mechanism.score_histograms(probes, result.store.thresholds, *_score_cell(probes))),
         "steps": lambda: figures.steps_figure(result.steps) if result.steps is not None else None,
+        "loss": lambda: figures.loss_figure(observables.loss_curves(probes)),
+        "input_scores": lambda: figures.input_figure(observables.input_views(probes, result.store.thresholds)),
+        "hebbian_scores": lambda: figures.hebbian_scores_figure(observables.hebbian_per_problem(probes)),
         "adaptive_rank": lambda: adaptive_rank(result.store),
         "adaptive_d": lambda: adaptive_dimension(result.store),
     }

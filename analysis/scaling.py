@@ -7,7 +7,7 @@ import numpy as np
 import xarray as xr
 
 from lamcap.analysis.load import CELL
-from lamcap.analysis.thresholds import bootstrap_medians, per_seed
+from lamcap.analysis.thresholds import alpha_brackets, bootstrap_medians, per_seed
 from lamcap.kernels.errors import InvalidInput
 
 PARAMS = {1: ("alpha_inf", "a"), 2: ("alpha_inf", "a", "b")}
@@ -42,14 +42,18 @@ def fit_scaling(thresholds: xr.Dataset, order: int = 1, level: float = 0.95, n_b
 
     Returns dims (problem, solver, rho, param): ``estimate`` (fit of the medians), ``lo``/``hi`` (percentile
     interval of the refits of bootstrap medians), ``std`` (bootstrap standard deviation), and ``n_d``.
+    Thresholds known only to a resolution (bracket wider than one) enter each bootstrap replicate
+    as a uniform draw within their bracket, so the intervals carry the resolution too.
     """
     if order not in PARAMS:
         raise InvalidInput(f"fit order {order!r} is not 1 (a / ln d) or 2 (+ b / ln(d)^2)")
     if not 0.0 < level < 1.0:
         raise InvalidInput(f"confidence level {level!r} is not in (0, 1)")
     alpha = per_seed(thresholds, "alpha_star").transpose(*GROUP, "d", "seed")
+    lower, upper = (b.transpose(*alpha.dims).values for b in alpha_brackets(thresholds))
     medians = alpha.median("seed", skipna=True)
-    reps = bootstrap_medians(alpha.values, n_boot, np.random.default_rng(seed))
+    # thresholds known to a resolution: each replicate draws every seed's alpha* within its bracket
+    reps = bootstrap_medians(lower, n_boot, np.random.default_rng(seed), upper, np.random.default_rng(seed + 1))
     boot = xr.DataArray(reps, dims=("boot", *medians.dims), coords=medians.coords)
     boot_coef = _curvefit(boot, order)
     with warnings.catch_warnings():

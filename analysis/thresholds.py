@@ -1,6 +1,15 @@
-"""Per-cell threshold statistics: median alpha* with bootstrap intervals, first violations, OP vs DP."""
+"""Per-cell threshold statistics: median alpha* with bootstrap intervals, first violations, OP vs DP.
+
+Thresholds searched to a resolution (SearchSettings.resolution > 0) know each seed's p* only to
+its bracket p_lo .. p_hi - 1, and their alpha_star is the bracket's midpoint. The intervals are
+widened to hold whatever p* is inside every bracket: the lower end of a median's interval is the
+percentile of bootstrap medians of the brackets' lower ends alpha(p_lo), the upper end that of
+their upper ends alpha(p_hi - 1), both over the same resamples of seeds (the median is monotone,
+so each replicate of the true p* lies between the two). Exact brackets leave every interval as it was.
+"""
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
@@ -54,15 +63,37 @@ def per_seed(table: xr.Dataset, name: str, reduce: str = "last") -> xr.DataArray
     return out.transpose(*SEED_KEYS).astype(float).drop_vars(dim, errors="ignore")
 
 
-def bootstrap_medians(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+def alpha_brackets(table: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray]:
+    """Per seed, the loads alpha(p_lo) and alpha(p_hi - 1) between which the seed's alpha* lies.
+
+    Both are alpha_star itself where the bracket is exact (p_hi = p_lo + 1) or unknown (no p_lo/p_hi).
+    """
+    alpha = per_seed(table, "alpha_star")
+    if "p_lo" not in table or "p_hi" not in table:
+        return alpha, alpha
+    lo, hi = per_seed(table, "p_lo"), per_seed(table, "p_hi") - 1
+    d = alpha.d.astype(float)
+    wide = (hi > lo) & alpha.notnull()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lower = xr.where(wide, lo * np.log(lo.clip(min=1)) / d**2, alpha)
+        upper = xr.where(wide, hi * np.log(hi.clip(min=1)) / d**2, alpha)
+    return lower.transpose(*alpha.dims), upper.transpose(*alpha.dims)
+
+
+def bootstrap_medians(values: np.ndarray, n_boot: int, rng: np.random.Generator,
+                      upper: np.ndarray | None = None, jitter: np.random.Generator | None = None) -> np.ndarray:
     """Bootstrap replicates of the NaN-skipping median over the last axis: shape (n_boot, *values.shape[:-1]).
 
-    Each replicate resamples, with replacement, as many values as are present in that row.
+    Each replicate resamples, with replacement, as many values as are present in that row. With
+    `upper` (>= values, NaN where values are) and `jitter`, each replicate first draws every value
+    uniformly in its bracket [values, upper] (thresholds known to a resolution).
     """
     values = np.asarray(values, dtype=float)
+    u = rng.random((n_boot, *values.shape))  # first: the resamples do not depend on the brackets
+    if upper is not None and not np.array_equal(values, upper, equal_nan=True):
+        values = values + jitter.random((n_boot, *values.shape)) * (np.asarray(upper, dtype=float) - values)
     present = np.sort(np.where(np.isnan(values), np.inf, values), axis=-1)  # present values first
     n = (~np.isnan(values)).sum(axis=-1, keepdims=True)
-    u = rng.random((n_boot, *values.shape))
     idx = np.minimum((u * n).astype(np.int64), np.maximum(n - 1, 0))
     draws = np.take_along_axis(np.broadcast_to(present, u.shape), idx, axis=-1)
     draws = np.where(np.arange(values.shape[-1]) < n, draws, np.nan)  # a row of n draws only
@@ -80,12 +111,22 @@ def _interval(replicates: np.ndarray, level: float) -> tuple[np.ndarray, np.ndar
     return lo, hi
 
 
-def median_with_interval(values: xr.DataArray, level: float, n_boot: int, seed: int) -> xr.Dataset:
-    """Median over ``seed`` of a per-seed array, with a percentile-bootstrap interval."""
+def median_with_interval(values: xr.DataArray, level: float, n_boot: int, seed: int,
+                         brackets: tuple[xr.DataArray, xr.DataArray] | None = None) -> xr.Dataset:
+    """Median over ``seed`` of a per-seed array, with a percentile-bootstrap interval.
+
+    With `brackets` (each seed's lower and upper possible value), the interval's ends come from the
+    bootstrap medians of the lower ends and of the upper ends, over the same resamples.
+    """
     _check_level(level, n_boot)
     rng = np.random.default_rng(seed)
-    reps = bootstrap_medians(values.transpose(..., "seed").values, n_boot, rng)
-    lo, hi = _interval(reps, level)
+    if brackets is None or brackets[0].equals(brackets[1]):
+        reps = bootstrap_medians(values.transpose(..., "seed").values, n_boot, rng)
+        lo, hi = _interval(reps, level)
+    else:
+        lower, upper = (b.transpose(*values.transpose(..., "seed").dims).values for b in brackets)
+        lo = _interval(bootstrap_medians(lower, n_boot, copy.deepcopy(rng)), level)[0]
+        hi = _interval(bootstrap_medians(upper, n_boot, rng), level)[1]
     template = values.isel(seed=0, drop=True)
     return xr.Dataset({
         "median": values.median("seed", skipna=True),
@@ -114,7 +155,7 @@ def threshold_summary(store_thresholds: xr.Dataset, probes: xr.Dataset | None = 
                       level: float = 0.95, n_boot: int = 1000, seed: int = 0) -> xr.Dataset:
     """Per cell: n_seeds, median/mean/std of alpha* and p*, bootstrap interval; first-violation stats if probes given."""
     alpha = per_seed(store_thresholds, "alpha_star")
-    stats = median_with_interval(alpha, level, n_boot, seed)
+    stats = median_with_interval(alpha, level, n_boot, seed, alpha_brackets(store_thresholds))
     out = xr.Dataset({
         "n_seeds": alpha.notnull().sum("seed"),
         "alpha_star_median": stats["median"],
@@ -128,7 +169,8 @@ def threshold_summary(store_thresholds: xr.Dataset, probes: xr.Dataset | None = 
         fv = first_violation(probes).reindex_like(alpha)
         out["first_violation_mean"] = fv.mean("seed", skipna=True)
         out["first_violation_median"] = fv.median("seed", skipna=True)
-    out.attrs.update(level=level, n_boot=n_boot, interval="percentile bootstrap over seeds of the median")
+    out.attrs.update(level=level, n_boot=n_boot, interval="percentile bootstrap over seeds of the median "
+                     "(of the brackets' lower / upper ends for thresholds known to a resolution)")
     return out
 
 
@@ -142,8 +184,20 @@ def op_dp_difference(store_thresholds: xr.Dataset, level: float = 0.95, n_boot: 
         raise InvalidInput(f"OP vs DP needs both problems in the store, found {sorted(problems)}")
     rng = np.random.default_rng(seed)
     op, dp = alpha.sel(problem="op"), alpha.sel(problem="dp")
-    diff_reps = bootstrap_medians(op.values, n_boot, rng) - bootstrap_medians(dp.values, n_boot, rng)
-    lo, hi = _interval(diff_reps, level)
+    lower, upper = alpha_brackets(store_thresholds)
+    if lower.equals(upper):
+        diff_reps = bootstrap_medians(op.values, n_boot, rng) - bootstrap_medians(dp.values, n_boot, rng)
+        lo, hi = _interval(diff_reps, level)
+    else:  # widened: the smallest and the largest difference the brackets allow, over the same resamples
+        rng_dp = copy.deepcopy(rng)
+        rng_dp.random((n_boot, *op.shape))  # where the exact path's dp draws start
+        medians = {}
+        for name, values in (("op_lo", lower), ("op_hi", upper)):
+            medians[name] = bootstrap_medians(values.sel(problem="op").values, n_boot, copy.deepcopy(rng))
+        for name, values in (("dp_lo", lower), ("dp_hi", upper)):
+            medians[name] = bootstrap_medians(values.sel(problem="dp").values, n_boot, copy.deepcopy(rng_dp))
+        lo = _interval(medians["op_lo"] - medians["dp_hi"], level)[0]
+        hi = _interval(medians["op_hi"] - medians["dp_lo"], level)[1]
     template = op.isel(seed=0, drop=True).drop_vars("problem", errors="ignore")
     diff = (op.median("seed", skipna=True) - dp.median("seed", skipna=True)).drop_vars("problem", errors="ignore")
     out = xr.Dataset({

@@ -2,7 +2,8 @@
 
 (a) Probes per (cell, seed): the adaptive bisection (lamcap.orchestrator.search.ThresholdLearner, asked
     one point at a time, and 4 at a time as the scheduler does with idle actors) against the
-    paper's method, a uniform grid of 20 loads per cell. The oracle is a monotone fake: SAT iff
+    paper's method, a uniform grid of 20 loads per cell; and what a relative resolution of
+    RESOLUTION (SearchSettings.resolution: stop once p_hi - p_lo <= max(1, r p_lo)) saves. The oracle is a monotone fake: SAT iff
     p <= p_true(seed), with p_true = g * bias * exp(sigma z), g = lamcap.analysis.theory.predicted_critical_p
     (the learner's own first guess), z ~ N(0, 1) per seed, sigma = 0.15 sqrt(8 / d) (about the
     seed-to-seed spread of real sweeps at small d, shrinking with d). bias = 1: theory is right on
@@ -13,7 +14,7 @@
     that the number measures the dispatch loop, not the kernels; default SchedulerSettings.
     Target >= 90%.
 
-Run: .venv/bin/python benchmarks/sweep.py [--quick]   (under a minute on 2 CPU cores)
+Run: .venv/bin/python benchmarks/sweep.py [--quick] [--probes-only]   (under a minute on 2 CPU cores)
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ KINDS = (("adam", 1.0), ("adam", 0.5), ("hebbian", 1.0))  # hebbian's theory doe
 SEEDS = 32
 GRID_LOADS = 20
 GRID_SPAN = 0.5  # the grid covers alpha_theory * [1 - span, 1 + span]
+RESOLUTION = 0.01
 TARGET_UTILISATION = 0.90
 
 
@@ -44,16 +46,17 @@ def true_p(guess: float, d: int, bias: float, rng: random.Random) -> int:
     return max(2, round(bias * guess * math.exp(sigma * rng.gauss(0.0, 1.0))))
 
 
-def bisection_probes(cell: Cell, guess: float, p_star: int, width: int) -> int:
+def bisection_probes(cell: Cell, guess: float, p_star: int, width: int, resolution: float = 0.0) -> int:
     """Probes the learner spends on one seed, `width` points asked at a time (each round told at once)."""
-    learner = ThresholdLearner(cell, 0, guess)
+    learner = ThresholdLearner(cell, 0, guess, None, resolution)
     while not learner.done:
         points = learner.ask(width)
         assert points, "a learner with a monotone oracle always has a next point"
         for p in points:
             learner.tell(p, p <= p_star)
-    assert learner.result().p_star == p_star
-    return learner.result().n_probes
+    result = learner.result()
+    assert result.p_lo <= p_star < result.p_hi and (resolution > 0 or result.p_star == p_star)
+    return result.n_probes
 
 
 def grid_window(guess: float, d: int) -> tuple[int, int]:
@@ -78,6 +81,8 @@ def probes_table(bias: float, seed: int = 0) -> list[dict]:
                 "d": d, "kind": f"{solver} rho={rho:g}", "guess": guess,
                 "bisect1": statistics.mean(bisection_probes(cell, guess, p, 1) for p in truths),
                 "bisect4": statistics.mean(bisection_probes(cell, guess, p, 4) for p in truths),
+                "coarse1": statistics.mean(bisection_probes(cell, guess, p, 1, RESOLUTION) for p in truths),
+                "coarse4": statistics.mean(bisection_probes(cell, guess, p, 4, RESOLUTION) for p in truths),
                 "grid_exact": hi - lo + 1,
                 "grid_loads": min(GRID_LOADS, hi - lo + 1),
                 "grid_step": max(1.0, (hi - lo) / (GRID_LOADS - 1)),
@@ -93,18 +98,26 @@ def print_probes(rows: list[dict], bias: float) -> None:
           "  grid 20, dp: the paper's grid, its loads per seed (fewer if the window holds fewer integers)"
           " and their spacing in p\n"
           "  outside: seeds whose p* lies outside the grid window (bisection expands its bracket, a grid"
-          " cannot)")
+          " cannot)\n"
+          f"  r={RESOLUTION:g} n=k: the same learner stopping at p_hi - p_lo <= max(1, {RESOLUTION:g} p_lo)")
     header = (f"{'d':>4} {'cell':16} {'theory p':>9} {'bisect n=1':>10} {'bisect n=4':>10} "
+              f"{f'r={RESOLUTION:g} n=1':>10} {f'r={RESOLUTION:g} n=4':>10} "
               f"{'grid exact':>10} {'grid 20':>7} {'dp':>6} {'outside':>7}")
     print(header + "\n" + "-" * len(header))
     for r in rows:
         print(f"{r['d']:>4} {r['kind']:16} {r['guess']:9.1f} {r['bisect1']:10.1f} {r['bisect4']:10.1f} "
+              f"{r['coarse1']:10.1f} {r['coarse4']:10.1f} "
               f"{r['grid_exact']:10d} {r['grid_loads']:7d} {r['grid_step']:6.1f} {r['outside']:7.0%}")
     mean = {k: statistics.mean(r[k] for r in rows) for k in ("bisect1", "bisect4", "grid_exact", "grid_loads")}
     print(f"mean over cells: bisection {mean['bisect1']:.1f} probes (n=1), {mean['bisect4']:.1f} (n=4), exact p*;"
           f" uniform grid: {mean['grid_exact']:.0f} loads for the same resolution, or {mean['grid_loads']:.1f}"
           f" loads for a p* known to one grid step (alpha step {2 * GRID_SPAN / (GRID_LOADS - 1):.1%} of the"
           f" theory's load)")
+    for d in (64, 128):
+        at = [r for r in rows if r["d"] == d]
+        saved = ", ".join(f"{r['kind']} {r['bisect1'] - r['coarse1']:.1f} of {r['bisect1']:.1f} (n=4: "
+                          f"{r['bisect4'] - r['coarse4']:.1f} of {r['bisect4']:.1f})" for r in at)
+        print(f"resolution {RESOLUTION:g} saves per threshold at d = {d}: {saved}")
 
 
 # ---- (b) utilisation of the dispatch loop ----------------------------------------------------
@@ -198,11 +211,13 @@ def measure_utilisation(quick: bool) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer probes in (b)")
+    parser.add_argument("--probes-only", action="store_true", help="(a) only: no Ray")
     args = parser.parse_args()
     start = time.perf_counter()
     for bias in (1.0, 0.8):
         print_probes(probes_table(bias), bias)
-    print_utilisation(measure_utilisation(args.quick))
+    if not args.probes_only:
+        print_utilisation(measure_utilisation(args.quick))
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
 
 

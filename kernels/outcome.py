@@ -45,6 +45,13 @@ class Outcome:
     target_hist: list[int] = field(default_factory=list)  # counts on lamcap.kernels.verify.HIST_EDGES
     offtarget_hist: list[int] = field(default_factory=list)
     singular_values: list[float] = field(default_factory=list)  # of W, descending, length d
+    # input mu = 0 alone (lamcap.kernels.input_scores; in every instance of a seed): its normalised
+    # target score, and its p - 1 normalised competitor scores counted on HIST_EDGES
+    input_target_score: float = float("nan")
+    input_competitor_hist: list[int] = field(default_factory=list)
+    # CPU time of the solving process over the solve: on a CPU device what a free core takes, where
+    # wall_seconds also counts the time other processes held it (on CUDA: the host's share only)
+    cpu_seconds: float = float("nan")
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

@@ -8,6 +8,7 @@ The Python face of the `lamcap` command, for notebooks and scripts::
     store = lamcap.open_store("demo.zarr")                             # two xarray Datasets
     result = lamcap.analyze("demo.zarr", out="figures/")               # tables and figures
     lamcap.theory(rho=[1, 0.5], d=[8, 64])                             # every prediction of the paper
+    lamcap.plan("demo", workers=2).device_hours                        # what a sweep will cost
 
 The layers are subpackages: `lamcap.kernels` (PyTorch: disorder, fused loss, verification,
 solvers), `lamcap.orchestrator` (spec, search, Ray workers, scheduler, store, CLI) and
@@ -19,7 +20,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-API = ("trial", "sweep", "open_store", "analyze", "theory", "load_spec")
+API = ("trial", "sweep", "open_store", "analyze", "theory", "load_spec", "plan")
 __all__ = [*API, "__version__"]
 
 

@@ -9,6 +9,7 @@ imports torch, Ray and xarray only when called, and returns plain values or xarr
     analyze(store, out=None) -> Report                               tables, fits and figures
     theory(rho=..., d=...) -> dict                                   the paper's predictions
     load_spec(spec) -> SweepSpec                                     a preset, TOML path or dict as a spec
+    plan(spec, device=None, workers=None) -> Plan                    a sweep's cost per cell, before it runs
 """
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 
     from lamcap.analysis.load import Store
     from lamcap.analysis.report import Analysis
+    from lamcap.orchestrator.cost_model import CostModel
+    from lamcap.orchestrator.plan import Plan
     from lamcap.orchestrator.scheduler import SweepReport
     from lamcap.orchestrator.spec import SweepSpec
 
@@ -280,3 +283,83 @@ def theory(rho: float | Sequence[float] = THEORY_RHOS, d: int | Sequence[int] = 
     return {"alpha_hebbian": th.ALPHA_HEBBIAN,
             "asymptotic": [{"rho": float(r), "alpha_c": th.alpha_c(float(r))} for r in rhos],
             "finite_size": finite}
+
+
+# ---- planning -----------------------------------------------------------------------------------
+
+def check_plannable(spec: SweepSpec) -> None:
+    """Every cell can be placed by the theory and taken by its solver at its first probes (as `sweep` checks)."""
+    from lamcap.kernels.disorder import InstanceSpec
+    from lamcap.kernels.solvers import check_solvable
+    from lamcap.orchestrator.plan import theory_p
+    from lamcap.orchestrator.search import initial_bracket
+
+    for cell in spec.cells():
+        _, b = initial_bracket(theory_p(cell), spec.search.p_max)
+        try:
+            check_solvable(InstanceSpec(cell.problem, cell.d, b, 0), cell.solver, cell.rank)
+        except InvalidInput as exc:
+            raise InvalidInput(f"cell {cell.problem} {cell.solver} rho={cell.rho:g} d={cell.d}: {exc}") from None
+
+
+def cost_model(spec: SweepSpec, device: str = "auto", repeats: int = 3, clock: str = "wall") -> CostModel:
+    """Seconds per probe on `device`: calibrated here when the device exists, else the stated GPU model.
+
+    Calibration times a few Adam steps, the setup, a verification and a whole Hebbian probe at a
+    few sizes per problem and mode the spec's cells use (lamcap.orchestrator.plan.calibration_sizes),
+    one thread. clock 'wall' (what this machine takes now) or, on a CPU, 'cpu' (the CPU time of
+    that thread: what a free core takes, when other work shares this machine's cores).
+    """
+    import time
+
+    import torch
+
+    from lamcap.kernels.calibrate import Size, calibrate
+    from lamcap.orchestrator import cost_model as cm
+    from lamcap.orchestrator.plan import calibration_sizes
+
+    if device not in ("cpu", "cuda", "auto"):
+        raise InvalidInput(f"device={device!r} is not one of ('cpu', 'cuda', 'auto')")
+    if clock not in cm.CLOCKS:
+        raise InvalidInput(f"clock={clock!r} is not one of {cm.CLOCKS}")
+    has_cuda = torch.cuda.is_available()
+    if device == "auto":
+        device = "cuda" if has_cuda else "cpu"
+    if device == "cuda" and not has_cuda:
+        return cm.stated_gpu_model()
+    if device == "cpu":
+        memory = float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+        budget = cm.CPU_BUDGET_BYTES
+    else:
+        memory = float(torch.cuda.get_device_properties(0).total_memory)
+        budget = int(cm.CUDA_BUDGET_FRACTION * memory)
+    sizes = [Size(problem, d, p, mode) for problem, d, p, mode in calibration_sizes(spec, budget)]
+    start, cpu = time.perf_counter(), time.process_time()
+    timings = calibrate(sizes, device, repeats)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    clock = "wall" if device == "cuda" else clock
+    busy = f"; the calibration took {wall / cpu:.1f}x its CPU time: this machine is busy" if wall > 1.3 * cpu else ""
+    source = (f"calibrated on this machine's {device} (1 thread, {len(sizes)} sizes, {wall:.0f} s; "
+              f"{'wall clock' if clock == 'wall' else 'CPU time: as if the core were free'}{busy})")
+    return cm.from_timings(timings, device, source, budget, clock, memory)
+
+
+def plan(spec: Any, *, device: str | None = None, workers: int | None = None, model: CostModel | None = None,
+         clock: str = "wall", **overrides: Any) -> Plan:
+    """What a sweep will cost before it runs: per cell the p range, memory, mode, probes per threshold,
+    seconds per probe and device-seconds; totals, and with `workers` a wall time.
+
+    `spec` as for `load_spec`; `device` (default: the spec's) picks the model: calibrated on this
+    machine when the device exists here, the stated GPU model for 'cuda' without a GPU (the plan's
+    `source` says which). `clock` 'cpu' plans a CPU by the CPU time of the calibration, as if its
+    cores were free (see `cost_model`). `model` skips calibration (a CostModel, e.g. from an earlier plan).
+    """
+    from lamcap.orchestrator.plan import plan_spec
+
+    sweep_spec = load_spec(spec, **overrides)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise InvalidInput(f"workers={workers!r} must be an integer >= 1")
+    check_plannable(sweep_spec)
+    if model is None:
+        model = cost_model(sweep_spec, device or sweep_spec.device, clock=clock)
+    return plan_spec(sweep_spec, model, workers)

@@ -7,7 +7,7 @@ import sys
 
 from lamcap.kernels.errors import InvalidInput, StoreError
 
-COMMANDS = ("trial", "bench", "theory", "sweep", "analyze", "demo")
+COMMANDS = ("trial", "bench", "theory", "plan", "sweep", "analyze", "demo")
 
 
 class Parser(argparse.ArgumentParser):

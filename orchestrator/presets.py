@@ -1,4 +1,5 @@
-"""Named sweeps: `demo` (minutes on 2 CPU cores) and `paper` (a multi-GPU cluster).
+"""Named sweeps: `demo` (minutes on 2 CPU cores), `scale` (about 90 minutes on 2 CPU cores) and
+`paper` (a multi-GPU cluster).
 
 Each preset is a `SweepSpec.to_dict()`-shaped dict, so a TOML file or flags can override any
 key of it (`lamcap.orchestrator.spec.load_spec`).
@@ -23,6 +24,23 @@ PRESETS: dict[str, dict] = {
         "device": "auto",
         "solver_settings": {},
         "search": {"curve_points": 3},
+    },
+    # Issue 10's measured curve beyond the paper's dimensions, for a machine of CPU cores: OP to
+    # d = 128 and DP to d = 96 at full rank, both to d = 64 at rho = 0.5, Adam and Hebbian, 4 seeds.
+    # The resolution is chosen with `lamcap plan --preset scale --workers 2` so that the run takes
+    # about 90 minutes on 2 cores (README: the plan). No curve probes: the search probes already
+    # span the loads the figures need, and a curve probe at d = 128 costs minutes. lp joins once it
+    # may share a spec with rho = 0.5 cells (issue 8): solvers += "lp", d_max "lp" = its largest d.
+    "scale": {
+        "problems": ["op", "dp"],
+        "solvers": ["adam", "hebbian"],
+        "rhos": [1.0, 0.5],
+        "ds": [8, 12, 16, 24, 32, 48, 64, 96, 128],
+        "d_max": {"dp": 96, "rho=0.5": 64},
+        "seeds": 4,
+        "device": "cpu",
+        "solver_settings": {},
+        "search": {"curve_points": 0, "resolution": 0.01},
     },
     # The paper's sweep, sized for a multi-GPU cluster: dp stops at d = 256 (its p^2 d competitors
     # are regenerated from the seed past the memory budget), op goes on to d = 512.

@@ -92,7 +92,10 @@ def alpha_of(p: int, d: int) -> float:
 
 
 def threshold_row(learner: ThresholdLearner) -> dict:
-    """A store row from a finished learner; an incomplete one (p_star = -1) says why in `reason`."""
+    """A store row from a finished learner; an incomplete one (p_star = -1) says why in `reason`.
+
+    alpha_star is the load of the midpoint of the p* candidates p_lo .. p_hi - 1 (= p_star when exact).
+    """
     res, cell = learner.result(), learner.cell
     p_star = res.p_star if res.p_star is not None else -1
     if res.failure:
@@ -104,7 +107,7 @@ def threshold_row(learner: ThresholdLearner) -> dict:
     return {
         "problem": cell.problem, "solver": cell.solver, "rho": float(cell.rho), "rho_eff": cell.rho_eff,
         "rank": cell.rank, "d": cell.d, "seed": learner.seed, "p_star": p_star,
-        "alpha_star": alpha_of(p_star, cell.d), "p_lo": res.p_lo,
+        "alpha_star": alpha_of(res.p_mid, cell.d) if res.p_mid is not None else math.nan, "p_lo": res.p_lo,
         "p_hi": res.p_hi if res.p_hi is not None else -1, "n_probes": res.n_probes, "monotone": res.monotone,
         "complete": not reason, "reason": reason,
     }
@@ -147,7 +150,8 @@ class Scheduler:
         self._writing: Future | None = None  # the batch it is writing
 
     def _learner(self, cell: Cell, seed: int) -> ThresholdLearner:
-        return ThresholdLearner(cell, seed, self.guess(cell), _cap(self.spec.search.p_max, self.p_caps.get(cell)))
+        return ThresholdLearner(cell, seed, self.guess(cell), _cap(self.spec.search.p_max, self.p_caps.get(cell)),
+                                self.spec.search.resolution)
 
     # ---- resume ------------------------------------------------------------------------------
     def replay(self) -> None:

@@ -14,13 +14,17 @@ The rule, on integer p >= 2 (p = 1 is SAT by definition: one association has no 
     rungs b + s0 (2^(k+1) - 2), k = 1, 2, ... (each step twice the last); while no SAT is known
     below hi it descends a - s0 (2^(k+1) - 2), clamped at 2. End points come before interiors.
   * Inside a bracket [lo, hi]: bisection (n = 1) or k-section (n > 1): the pending points in the
-    bracket cut it into gaps; each new point goes to the gap whose widest piece is widest, and the
-    points of a gap are evenly spaced in it.
+    bracket cut it into gaps; each new point goes to the gap whose widest piece is widest (relative
+    to the tolerance below), and the points of a gap are evenly spaced in it.
+  * Resolution r (relative, 0 <= r < 0.5; 0 = exact): the search is done once
+    hi - lo <= max(1, r lo). Then p* lies in [lo, hi - 1]; the learner reports the midpoint of
+    those candidates, p_mid = (lo + hi - 1) / 2 (= lo when the bracket is exact), and p_star =
+    floor(p_mid). A gap [x, y] is not cut further once its pieces are <= max(1, r x) wide.
 
-Cost with a monotone oracle, asking one point at a time: if p* needs k expansions (k = 0 when
+Cost with a monotone oracle, asking one point at a time, exact (r = 0): if p* needs k expansions (k = 0 when
 a <= p* < b), the first bracket has width W <= s0 2^k and the search takes at most
 ceil(log2 W) + 2 + k probes going up, ceil(log2 W) + 1 + k going down (so ceil(log2 W) + 3 for
-k <= 1).
+k <= 1). A resolution r saves about log2(r p*) of the last bisection steps when r p* > 1.
 """
 from __future__ import annotations
 
@@ -46,11 +50,20 @@ def initial_bracket(guess_p: float, p_max: int | None = None) -> tuple[int, int]
     return a, b
 
 
+def check_resolution(resolution: float) -> float:
+    """The relative resolution as a float; InvalidInput naming it unless 0 <= resolution < 0.5."""
+    if isinstance(resolution, bool) or not isinstance(resolution, (int, float)) or not 0 <= resolution < 0.5:
+        raise InvalidInput(f"resolution={resolution!r} must be a number in [0, 0.5) (0: the exact p*)")
+    return float(resolution)
+
+
 @dataclass(frozen=True)
 class ThresholdResult:
-    """Where one (cell, seed)'s search stands; p_star is None until it is done.
+    """Where one (cell, seed)'s search stands; p_star and p_mid are None until it is done.
 
     p_lo: SAT (1 stands for the trivially SAT p = 1), p_hi: UNSAT (None while no UNSAT is known).
+    p_mid: the midpoint (p_lo + p_hi - 1) / 2 of the p* candidates p_lo .. p_hi - 1; p_star its
+    floor (both equal p_lo when the bracket is exact, p_hi = p_lo + 1).
     """
 
     p_star: int | None
@@ -59,13 +72,14 @@ class ThresholdResult:
     n_probes: int
     monotone: bool
     probes: dict[int, bool] = field(default_factory=dict)
+    p_mid: float | None = None
     failure: str = ""  # why the search stopped short of a threshold (a probe that kept failing), or ""
 
 
 class ThresholdLearner:
     """Ask/tell search for one (cell, seed)'s critical p* on nested disorder (python-adaptive style)."""
 
-    def __init__(self, cell, seed: int, guess_p: float, p_max: int | None = None) -> None:
+    def __init__(self, cell, seed: int, guess_p: float, p_max: int | None = None, resolution: float = 0.0) -> None:
         if isinstance(guess_p, bool) or not isinstance(guess_p, (int, float)) \
                 or not math.isfinite(guess_p) or guess_p <= 0:
             raise InvalidInput(f"guess_p={guess_p!r} must be a positive finite number")
@@ -75,6 +89,7 @@ class ThresholdLearner:
         self.seed = seed
         self.guess_p = guess_p
         self.p_max = p_max
+        self.resolution = check_resolution(resolution)
         self.a, self.b = initial_bracket(guess_p, p_max)
         self._probes: dict[int, bool] = {}
         self._pending: set[int] = set()
@@ -97,11 +112,15 @@ class ThresholdLearner:
         sat = [p for p, s in self._probes.items() if s and (hi is None or p < hi)]
         return (max(sat) if sat else 1), hi
 
+    def tolerance(self, lo: int) -> float:
+        """The widest final bracket allowed above a SAT lo: max(1, resolution lo)."""
+        return max(1.0, self.resolution * lo)
+
     @property
     def done(self) -> bool:
-        """The exact p* is known: SAT at p* (or p* = 1), UNSAT at p* + 1."""
+        """p* is known to the resolution: SAT at lo (or lo = 1), UNSAT at hi, hi - lo <= max(1, r lo)."""
         lo, hi = self.bracket()
-        return hi is not None and hi == lo + 1
+        return hi is not None and hi - lo <= self.tolerance(lo)
 
     @property
     def exhausted(self) -> bool:
@@ -121,9 +140,10 @@ class ThresholdLearner:
 
     def result(self) -> ThresholdResult:
         lo, hi = self.bracket()
-        return ThresholdResult(p_star=lo if self.done and not self.failed else None, p_lo=lo, p_hi=hi,
+        p_mid = (lo + hi - 1) / 2 if self.done and not self.failed else None
+        return ThresholdResult(p_star=math.floor(p_mid) if p_mid is not None else None, p_lo=lo, p_hi=hi,
                                n_probes=len(self._probes), monotone=self.monotone,
-                               probes=dict(sorted(self._probes.items())), failure=self._failure)
+                               probes=dict(sorted(self._probes.items())), p_mid=p_mid, failure=self._failure)
 
     # ---- tell / forget -----------------------------------------------------------------------
     def tell(self, p: int, sat: bool) -> None:
@@ -209,10 +229,15 @@ class ThresholdLearner:
         cuts = sorted({lo, hi} | {p for p in self._pending if lo < p < hi})
         gaps = [(x, y) for x, y in zip(cuts, cuts[1:])]
         counts = [0] * len(gaps)
+
+        def excess(i: int) -> float:  # piece width over the gap's tolerance (exact search: the width)
+            (x, y), k = gaps[i], counts[i]
+            return (y - x) / (k + 1) / self.tolerance(x)
+
         for _ in range(n):
-            widest = max(range(len(gaps)), key=lambda i: ((gaps[i][1] - gaps[i][0]) / (counts[i] + 1), -i))
-            if (gaps[widest][1] - gaps[widest][0]) / (counts[widest] + 1) <= 1:
-                break  # every piece already has width 1: nothing left to learn now
+            widest = max(range(len(gaps)), key=lambda i: (excess(i), -i))
+            if excess(widest) <= 1:
+                break  # every piece is already within the resolution: nothing left to learn now
             counts[widest] += 1
         out: list[int] = []
         for (x, y), k in zip(gaps, counts):

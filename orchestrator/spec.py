@@ -10,8 +10,8 @@ A sweep TOML file holds the same keys as `SweepSpec.to_dict()` (see examples/swe
     seeds = 3                       # disorder seeds 0 .. seeds-1 per cell
     device = "auto"                 # 'cpu', 'cuda' or 'auto' (the driver decides and records)
 
-    [d_max]                         # optional per-problem cap on ds: here dp runs d <= 12 only
-    dp = 12
+    [d_max]                         # optional caps on ds (lamcap.orchestrator.d_caps): a key names a
+    dp = 12                         # problem, a solver or "rho=R"; here dp runs d <= 12 only
 
     [solver_settings]               # lamcap.kernels.solvers.settings.SolverSettings (every key optional)
     lr = 1.0
@@ -27,6 +27,7 @@ A sweep TOML file holds the same keys as `SweepSpec.to_dict()` (see examples/swe
     curve_points = 0                # extra loads per cell around its median alpha* (accuracy curves)
     curve_span = 0.3                # their relative half-width around the median alpha*
     max_parallel_per_learner = 4    # k-section width cap
+    resolution = 0.0                # relative: stop once p_hi - p_lo <= max(1, resolution p_lo); 0 = exact p*
     # p_max = 100000                # hard cap on p
 
 Precedence in `load_spec`: preset, then the file, then `overrides` (flags). Overrides are flat
@@ -47,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 from lamcap.kernels.errors import InvalidInput
 from lamcap.orchestrator import adaptive_rules
 from lamcap.orchestrator.adaptive_rules import AdaptiveRules
+from lamcap.orchestrator.d_caps import cap_for, cap_problems
 
 if TYPE_CHECKING:
     from lamcap.kernels.solvers.settings import SolverSettings
@@ -124,6 +126,7 @@ class SearchSettings:
     curve_span: float = 0.3
     max_parallel_per_learner: int = 4
     p_max: int | None = None
+    resolution: float = 0.0  # relative bracket width at which a search stops (search.ThresholdLearner)
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -141,6 +144,8 @@ class SearchSettings:
             out.append(f"max_parallel_per_learner={self.max_parallel_per_learner!r} must be an integer >= 1")
         if self.p_max is not None and (not _is_int(self.p_max) or self.p_max < 3):
             out.append(f"p_max={self.p_max!r} must be an integer >= 3 or absent")
+        if not _is_real(self.resolution) or not 0 <= self.resolution < 0.5:
+            out.append(f"resolution={self.resolution!r} must be a number in [0, 0.5) (0: the exact p*)")
         return out
 
 
@@ -154,8 +159,10 @@ def _default_solver_settings() -> SolverSettings:
 class SweepSpec:
     """A whole sweep: every (problem, solver, rho, d) cell times `seeds` seeds.
 
-    `d_max` caps the dimensions per problem ({"dp": 256}: dp cells only for d <= 256); it is
-    stored as a sorted tuple of (problem, d) pairs so that the spec stays hashable.
+    `d_max` caps the dimensions of the cells whose problem, solver or rank fraction a key names
+    ({"dp": 256, "rho=0.5": 64}: dp cells only for d <= 256, rho = 0.5 cells for d <= 64;
+    lamcap.orchestrator.d_caps); it is stored as a sorted tuple of (key, d) pairs so that the
+    spec stays hashable.
     """
 
     problems: tuple[str, ...]
@@ -181,9 +188,10 @@ class SweepSpec:
         object.__setattr__(self, "d_max", _d_max_pairs(self.d_max))
         validate(self)
 
-    def ds_for(self, problem: str) -> tuple[int, ...]:
-        """The dimensions swept for one problem (ds, or the adaptive ladder, cut at its d_max), ascending."""
-        cap = dict(self.d_max).get(problem)
+    def ds_for(self, problem: str, solver: str | None = None, rho: float | None = None) -> tuple[int, ...]:
+        """The dimensions swept for a problem (and, given, a solver and rho): ds, or the adaptive ladder,
+        cut at their d_max caps; ascending."""
+        cap = cap_for(self.d_max, problem, solver, rho)
         if self.adaptive.d is not None:
             return self.adaptive.d.ladder_for(cap)
         return tuple(sorted(d for d in self.ds if cap is None or d <= cap))
@@ -195,14 +203,19 @@ class SweepSpec:
 
     def cells(self) -> list[Cell]:
         """Every (problem, solver, rho, d) cell, sorted; with an adaptive axis, only its first round's."""
+        return sorted(cell for problem in self.problems for solver in self.solvers
+                      for cell in self._first_cells(problem, solver))
+
+    def _first_cells(self, problem: str, solver: str) -> list[Cell]:
         rule_rho, rule_d = self.adaptive.rho, self.adaptive.d
-        return sorted(
-            Cell(problem, solver, rho, d)
-            for problem in self.problems
-            for solver in self.solvers
-            for d in (self.ds_for(problem)[:rule_d.n_start] if rule_d else self.ds_for(problem))
-            for rho in (rule_rho.initial_rhos(d) if rule_rho else self.rhos)
-        )
+        if rule_rho is not None:  # the rank fractions depend on d: the caps of each (rho, d) still apply
+            return [Cell(problem, solver, rho, d) for d in self.ds_for(problem, solver)
+                    for rho in rule_rho.initial_rhos(d) if d in self.ds_for(problem, solver, rho)]
+        out = []
+        for rho in self.rhos:
+            ds = self.ds_for(problem, solver, rho)
+            out += [Cell(problem, solver, rho, d) for d in (ds[:rule_d.n_start] if rule_d else ds)]
+        return out
 
     def to_dict(self) -> dict:
         """JSON- and TOML-able (absent optional values are left out); from_dict inverts it exactly."""
@@ -233,8 +246,9 @@ class SweepSpec:
     def compatible_with(self, other: SweepSpec) -> list[str]:
         """Reasons the two specs cannot share a store; empty when they can.
 
-        Everything that decides which probes exist or what they return must agree; list order
-        does not matter. Only the scheduling knob max_parallel_per_learner may differ.
+        Everything that decides which probes exist or what they return must agree (resolution
+        included: it decides where a search stops); list order does not matter. Only the
+        scheduling knob max_parallel_per_learner may differ.
         """
         reasons = []
         if self.adaptive != other.adaptive:
@@ -246,7 +260,7 @@ class SweepSpec:
         for name in ("d_max", "seeds", "device", "solver_settings"):
             if getattr(self, name) != getattr(other, name):
                 reasons.append(f"{name} differ: {getattr(self, name)!r} vs {getattr(other, name)!r}")
-        for name in ("curve_points", "curve_span", "p_max"):
+        for name in ("curve_points", "curve_span", "p_max", "resolution"):
             mine, theirs = getattr(self.search, name), getattr(other.search, name)
             if mine != theirs:
                 reasons.append(f"search.{name} differ: {mine!r} vs {theirs!r}")
@@ -273,30 +287,19 @@ def _list_problems(name: str, value: Any, ok, what: str) -> list[str]:
     return out
 
 
-def _d_max_problems(d_max: Any, ds: Any) -> list[str]:
-    if not isinstance(d_max, tuple):
-        return [f"d_max={d_max!r} must be a table of problem = largest d"]
-    out = []
-    all_ds = [d for d in ds if _is_int(d)] if isinstance(ds, (list, tuple)) else []
-    for problem, cap in d_max:
-        if problem not in PROBLEMS:
-            out.append(f"d_max: unknown problem {problem!r}; expected one of {PROBLEMS}")
-        elif not _is_int(cap) or cap < 2:
-            out.append(f"d_max.{problem}={cap!r} must be an integer >= 2")
-        elif all_ds and not any(d <= cap for d in all_ds):
-            out.append(f"d_max.{problem}={cap} leaves problem {problem!r} no d (ds = {all_ds})")
-    return out
-
-
-def _lp_problems(solvers: Any, rhos: Any, ds: Any) -> list[str]:
+def _lp_problems(solvers: Any, rhos: Any, ds: Any, d_max: Any = (), problems: Any = PROBLEMS) -> list[str]:
     if not isinstance(solvers, (list, tuple)) or "lp" not in solvers:
         return []
     out = [f"rho={r!r} with solver 'lp': lp handles full rank only; sweep lp in its own spec with rhos = [1.0]"
            for r in (rhos if isinstance(rhos, (list, tuple)) else ()) if _is_real(r) and r != 1]
     from lamcap.kernels.solvers.lp import LP_MAX_D
 
-    out += [f"d={d} with solver 'lp': lp handles d <= {LP_MAX_D} only"
-            for d in (ds if isinstance(ds, (list, tuple)) else ()) if _is_int(d) and d > LP_MAX_D]
+    caps = [cap_for(d_max, p, "lp", 1.0) if isinstance(d_max, tuple) else None
+            for p in (problems if isinstance(problems, (list, tuple)) else PROBLEMS)]
+    largest = None if None in caps else max(caps, default=None)  # the largest d an lp cell may have
+    out += [f"d={d} with solver 'lp': lp handles d <= {LP_MAX_D} only (cap lp cells with d_max.lp)"
+            for d in (ds if isinstance(ds, (list, tuple)) else ())
+            if _is_int(d) and d > LP_MAX_D and (largest is None or d <= largest)]
     return out
 
 
@@ -323,7 +326,7 @@ def _field_problems(problems: Any, solvers: Any, rhos: Any, ds: Any, seeds: Any,
     rhos = [adaptive.rho.min, adaptive.rho.max] if adaptive.rho else rhos
     ds = list(adaptive.d.ladder) if adaptive.d else ds
     out += adaptive_rules.ladder_problems(adaptive, d_max)
-    return out + _d_max_problems(d_max, ds) + _lp_problems(solvers, rhos, ds)
+    return out + cap_problems(d_max, PROBLEMS, SOLVERS, rhos, ds) + _lp_problems(solvers, rhos, ds, d_max, problems)
 
 
 def spec_problems(spec: SweepSpec) -> list[str]:
@@ -457,6 +460,11 @@ def _toml_value(value: Any) -> str:
     return repr(value)
 
 
+def _toml_key(key: str) -> str:
+    """A bare TOML key where it may be one, else a quoted one ('rho=0.5')."""
+    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
+
+
 def to_toml(spec: SweepSpec) -> str:
     """The spec as a sweep TOML file that load_spec reads back to an equal spec."""
     raw = spec.to_dict()
@@ -464,7 +472,7 @@ def to_toml(spec: SweepSpec) -> str:
     tables = {k: raw.pop(k) for k in ("d_max", "solver_settings", "search")}
     lines = [f"{k} = {_toml_value(v)}" for k, v in raw.items()]
     for name, table in tables.items():
-        lines += ["", f"[{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+        lines += ["", f"[{name}]"] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items()]
     lines += adaptive_rules.toml_tables(spec.adaptive, _toml_value)
     return "\n".join(lines) + "\n"
 

@@ -52,7 +52,11 @@ PROBE_FIELDS = {
     "final_loss": "f8", "steps": "i8", "wall_seconds": "f8", "peak_bytes": "i8", "device": "i1",
     "target_mean": "f8", "target_var": "f8", "offtarget_mean": "f8", "offtarget_var": "f8",
     "generator": "i1", "mode": "i1", "chunk_rows": "i8", "chunk_cols": "i8",
+    "input_target_score": "f8", "cpu_seconds": "f8",
 }
+# Probe fields a record may lack (records of failed probes, fake runners): stored as this value.
+OPTIONAL_PROBE_FIELDS = {"input_target_score": float("nan"), "cpu_seconds": float("nan")}
+HIST_FIELDS = ("target_hist", "offtarget_hist", "input_competitor_hist")
 THRESHOLD_FIELDS = {
     **CELL_FIELDS, "seed": "i8", "p_star": "i8", "alpha_star": "f8", "p_lo": "i8", "p_hi": "i8",
     "n_probes": "i8", "monotone": "?", "complete": "?",
@@ -86,6 +90,8 @@ DESCRIPTIONS = {
     "final_loss": ("nats", "mean cross-entropy of the returned W"),
     "steps": ("1", "optimiser steps (adam), LP rounds (lp), 0 (hebbian)"),
     "wall_seconds": ("s", "wall time of the solve on its actor"),
+    "cpu_seconds": ("s", "CPU time of the actor's process over the solve (a CPU device: what a free core "
+                         "takes; wall_seconds also counts waits for a busy machine's cores)"),
     "peak_bytes": ("bytes", "peak memory of the solve on its device"),
     "device": ("1", "device type the instance was generated and solved on"),
     "target_mean": ("sigma_off", "mean normalised target score"),
@@ -99,8 +105,13 @@ DESCRIPTIONS = {
     "target_hist": ("count", "normalised target scores per score bin"),
     "offtarget_hist": ("count", "normalised competitor scores per score bin"),
     "singular_values": ("1", "singular values of W, descending, NaN-padded to the sweep's largest d"),
-    "p_star": ("1", "largest SAT p whose p + 1 is UNSAT"),
-    "alpha_star": ("p ln p / d^2", "p_star ln p_star / d^2"),
+    "input_target_score": ("sigma_off", "normalised target score of input mu = 0 (in every p of a seed: "
+                                        "disorder nests)"),
+    "input_competitor_hist": ("count", "input mu = 0's p - 1 normalised competitor scores per score bin"),
+    "p_star": ("1", "largest SAT p whose p + 1 is UNSAT; with resolution > 0 and a wider bracket, "
+                    "floor((p_lo + p_hi - 1) / 2)"),
+    "alpha_star": ("p ln p / d^2", "load of the midpoint (p_lo + p_hi - 1) / 2 of the p* candidates "
+                                   "p_lo .. p_hi - 1 (= p_star ln p_star / d^2 when p_hi = p_lo + 1)"),
     "p_lo": ("1", "final bracket: SAT at p_lo"),
     "p_hi": ("1", "final bracket: UNSAT at p_hi"),
     "n_probes": ("1", "search probes spent on this (cell, seed)"),
@@ -327,12 +338,12 @@ class Store:
         """Append finished probe records (probe fields + Outcome.as_record() + `error`); skip stored keys."""
         if self._probe_keys is None:
             self._probe_keys = set(self.completed_probes())
-        records = _new_only(records, probe_key, self._probe_keys)
+        records = [{**OPTIONAL_PROBE_FIELDS, **r} for r in _new_only(records, probe_key, self._probe_keys)]
         if not records:
             return 0
         columns = {name: _column(records, name, dtype) for name, dtype in PROBE_FIELDS.items()}
         n_bins = len(hist_edges()) - 1
-        for name in ("target_hist", "offtarget_hist"):
+        for name in HIST_FIELDS:
             columns[name] = _hist_column(records, name, n_bins)
         columns["singular_values"] = _sv_column(records, self._d_max)
         errors = {json.dumps(probe_key(r)): r["error"] for r in records if r.get("error")}
@@ -506,6 +517,7 @@ def _create(path: str, spec: Any) -> Any:
     wide = {
         "target_hist": ("i8", n_bins, "score_bin", {"score_bin_edges": edges}),
         "offtarget_hist": ("i8", n_bins, "score_bin", {"score_bin_edges": edges}),
+        "input_competitor_hist": ("i8", n_bins, "score_bin", {"score_bin_edges": edges}),
         "singular_values": ("f8", int(spec.max_d), "sv_index", {}),
     }
     _create_table(root, "probes", "probe", PROBE_FIELDS, wide)

@@ -13,6 +13,7 @@ import torch
 from lamcap.kernels.competitors import SourcePlan
 from lamcap.kernels.disorder import Instance, InstanceSpec
 from lamcap.kernels.errors import InvalidInput
+from lamcap.kernels.input_scores import input_scores
 from lamcap.kernels.memory import PeakMemory
 from lamcap.kernels.outcome import Outcome
 from lamcap.kernels.solvers.settings import SolverSettings
@@ -91,11 +92,12 @@ def solve_with_weights(
     device = resolve_device(device)
     memory = PeakMemory(device)
     memory.start()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     instance = Instance(spec, device)
     w, steps, status, plan = _run_solver(instance, solver, rank, settings)
     check = verify(instance, w)
     status = _final_status(solver, status, check)
+    own = input_scores(instance, w, check.mean_off, check.sigma_off)
     outcome = Outcome(
         sat=check.sat,
         n_violations=check.n_violations,
@@ -118,6 +120,9 @@ def solve_with_weights(
         target_hist=[int(c) for c in check.target_hist],
         offtarget_hist=[int(c) for c in check.offtarget_hist],
         singular_values=[float(s) for s in check.singular_values],
+        input_target_score=own.target,
+        input_competitor_hist=[int(c) for c in own.competitor_hist],
+        cpu_seconds=time.process_time() - cpu_start,
     )
     return outcome, w.detach().double().cpu()
 

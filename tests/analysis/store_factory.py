@@ -27,14 +27,17 @@ CATEGORIES = {
 }
 RECORD_DEFAULTS = {"generator": "none", "mode": "none", "chunk_rows": 0, "chunk_cols": 0}
 HIST_EDGES = np.linspace(-10.0, 20.0, 121)
-UNITS = {"alpha": "p ln p / d^2", "alpha_star": "p ln p / d^2", "wall_seconds": "s", "peak_bytes": "bytes"}
+UNITS = {"alpha": "p ln p / d^2", "alpha_star": "p ln p / d^2", "wall_seconds": "s", "cpu_seconds": "s",
+         "peak_bytes": "bytes"}
 PROBE_SCALARS = {
     "problem": "i1", "solver": "i1", "rho": "f8", "rho_eff": "f8", "rank": "i8", "d": "i8", "seed": "i8",
     "p": "i8", "alpha": "f8", "purpose": "i1", "attempt": "i8", "sat": "?", "status": "i1", "accuracy": "f8",
     "n_violations": "i8", "min_margin": "f8", "final_loss": "f8", "steps": "i8", "wall_seconds": "f8",
     "peak_bytes": "i8", "device": "i1", "target_mean": "f8", "target_var": "f8", "offtarget_mean": "f8",
     "offtarget_var": "f8", "generator": "i1", "mode": "i1", "chunk_rows": "i8", "chunk_cols": "i8",
+    "input_target_score": "f8", "cpu_seconds": "f8",
 }
+HISTS = ("target_hist", "offtarget_hist", "input_competitor_hist")
 THRESHOLD_SCALARS = {
     "problem": "i1", "solver": "i1", "rho": "f8", "rho_eff": "f8", "rank": "i8", "d": "i8", "seed": "i8",
     "p_star": "i8", "alpha_star": "f8", "p_lo": "i8", "p_hi": "i8", "n_probes": "i8", "monotone": "?",
@@ -79,10 +82,10 @@ def _table(records: list[dict], dim: str, scalars: dict) -> tuple[xr.Dataset, di
     return ds, encoding
 
 
-def _probes_dataset(records: list[dict]) -> tuple[xr.Dataset, dict]:
-    ds, encoding = _table(records, "probe", PROBE_SCALARS)
+def _probes_dataset(records: list[dict], drop: tuple[str, ...] = ()) -> tuple[xr.Dataset, dict]:
+    ds, encoding = _table(records, "probe", {k: v for k, v in PROBE_SCALARS.items() if k not in drop})
     edges = [float(e) for e in HIST_EDGES]
-    for name in ("target_hist", "offtarget_hist"):
+    for name in (h for h in HISTS if h not in drop):
         counts = np.array([r[name] for r in records], dtype="i8").reshape(len(records), len(HIST_EDGES) - 1)
         ds[name] = xr.Variable(("probe", "score_bin"), counts, attrs={**_attrs(name), "score_bin_edges": edges})
     d_max = max(int(r["d"]) for r in records)
@@ -94,8 +97,11 @@ def _probes_dataset(records: list[dict]) -> tuple[xr.Dataset, dict]:
     return ds, encoding
 
 
-def write_store(path, probes: list[dict], thresholds: list[dict], spec: dict | None = None) -> str:
-    """Write a store at ``path``: root attrs, then the non-empty groups among probes/thresholds."""
+def write_store(path, probes: list[dict], thresholds: list[dict], spec: dict | None = None,
+                drop: tuple[str, ...] = ()) -> str:
+    """Write a store at ``path``: root attrs, then the non-empty groups among probes/thresholds.
+
+    ``drop`` names probe variables to leave out (a store written before they existed)."""
     path = str(path)
     with zarr.config.set({"array.write_empty_chunks": True}):  # as lamcap's writer: every chunk on disk
         return _write_store(path, probes, thresholds, spec)
@@ -108,7 +114,7 @@ def _write_store(path: str, probes: list[dict], thresholds: list[dict], spec: di
         "versions": json.dumps({"lamcap": "test"}), "created": "2026-01-01T00:00:00Z",
     })
     if probes:
-        ds, enc = _probes_dataset(probes)
+        ds, enc = _probes_dataset(probes, drop)
         ds.to_zarr(path, group="probes", mode="w", consolidated=False, encoding=enc, zarr_format=3)
     if thresholds:
         ds, enc = _table(thresholds, "threshold", THRESHOLD_SCALARS)
@@ -124,11 +130,15 @@ def quarter_circle_sample(n: int, rho: float, rng: np.random.Generator) -> np.nd
     return np.sort(np.interp(u, cdf, s))[::-1]
 
 
-def _scores(p: int, mean: float, var: float, rng: np.random.Generator) -> tuple[list[int], list[int]]:
+def _counts(values: np.ndarray) -> list[int]:
+    return np.histogram(np.clip(values, -9.99, 19.99), HIST_EDGES)[0].tolist()
+
+
+def _scores(p: int, mean: float, var: float, rng: np.random.Generator) -> tuple[list[int], list[int], float, list[int]]:
+    """Target and off-target counts, and input 0's target score and competitor counts."""
     target = rng.normal(mean, math.sqrt(var), size=p)
     off = rng.normal(0.0, 1.0, size=p * (p - 1))
-    return (np.histogram(np.clip(target, -9.99, 19.99), HIST_EDGES)[0].tolist(),
-            np.histogram(np.clip(off, -9.99, 19.99), HIST_EDGES)[0].tolist())
+    return _counts(target), _counts(off), float(target[0]), _counts(off[: p - 1])
 
 
 def probe_record(cell: dict, seed: int, p: int, p_star: int, purpose: str, rng: np.random.Generator) -> dict:
@@ -141,7 +151,7 @@ def probe_record(cell: dict, seed: int, p: int, p_star: int, purpose: str, rng: 
     n_viol = 0 if sat else max(1, round((load - 1) * p * 0.3))
     t_var = (0.1 + max(0.0, load - 1.0)) if adam else 1.0
     t_mean = math.sqrt(2 * math.log(p)) + (0.5 if adam else 2.0)
-    t_hist, o_hist = _scores(p, t_mean, t_var, rng)
+    t_hist, o_hist, own_target, own_hist = _scores(p, t_mean, t_var, rng)
     sv = quarter_circle_sample(rank, rho, rng) if adam else np.linalg.svd(rng.normal(size=(d, d)), compute_uv=False)[:rank]
     sv = np.concatenate([sv * rng.uniform(0.5, 3.0), np.zeros(d - rank)]).tolist()
     return {
@@ -150,10 +160,12 @@ def probe_record(cell: dict, seed: int, p: int, p_star: int, purpose: str, rng: 
         "status": ("converged" if sat else "max_steps") if adam else "closed_form",
         "accuracy": 1.0 - n_viol / p, "n_violations": n_viol, "min_margin": 0.2 if sat else -0.3,
         "final_loss": 0.1 * load, "steps": int(200 / max(abs(1 - load), 0.05)) if adam else 0,
-        "wall_seconds": 0.01, "peak_bytes": 1000, "device": "cpu", "target_mean": t_mean, "target_var": t_var,
+        "wall_seconds": 0.01, "cpu_seconds": 0.009, "peak_bytes": 1000, "device": "cpu", "target_mean": t_mean,
+        "target_var": t_var,
         "offtarget_mean": 0.0, "offtarget_var": 1.0, "target_hist": t_hist, "offtarget_hist": o_hist,
         "singular_values": sv, "generator": "splitmix64-erfcinv-v1", "mode": "materialize" if adam else "none",
         "chunk_rows": p if adam else 0, "chunk_cols": p if adam else 0,
+        "input_target_score": own_target, "input_competitor_hist": own_hist,
     }
 
 

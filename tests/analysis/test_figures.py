@@ -41,11 +41,11 @@ def test_accuracy_figure_has_one_panel_per_problem_and_rho(tiny):
 def test_scaling_figure_has_points_fits_and_theory(result):
     fig = figures.scaling_figure(result.summary, result.fits[1])
     axes = fig.get_axes()
-    assert len(axes) == N_RHOS
-    for ax in axes:
-        assert ax.get_xlabel().startswith("1 / ln d") and ax.get_ylabel().startswith("critical load α*")
+    assert len(axes) == 2 * N_RHOS  # the residual panels below: see the next test
+    for ax, low in zip(axes[:N_RHOS], axes[N_RHOS:]):
+        assert low.get_xlabel().startswith("1 / ln d") and ax.get_ylabel().startswith("critical load α*")
         assert sum(isinstance(c, ErrorbarContainer) for c in ax.containers) == N_PROBLEMS * N_SOLVERS
-        labels = _legend(ax)
+        labels = _legend(low)  # the panel's legend sits below both panels
         assert sum("fit" in s for s in labels) == N_PROBLEMS * N_SOLVERS
         assert sum("finite-size theory" in s for s in labels) == (N_SOLVERS if HAS_THEORY else 0)
         assert sum(s.startswith("asymptote") for s in labels) == (N_SOLVERS if HAS_THEORY else 0)
@@ -83,3 +83,103 @@ def test_steps_figure_has_one_line_per_trained_cell(result):
     assert ax.get_xlabel().startswith("relative load α / α*") and "steps" in ax.get_ylabel()
     assert ax.get_yscale() == "log"
     assert len(_legend(ax)) == N_PROBLEMS * N_RHOS * N_D + 1  # Hebbian takes no steps; + the threshold line
+
+
+# ---- the appendix figures and the FSS residuals ---------------------------------------------------
+def test_scaling_figure_shows_residuals_against_the_finite_size_theory(result):
+    fig = figures.scaling_figure(result.summary, result.fits[1])
+    axes = fig.get_axes()
+    assert len(axes) == 2 * N_RHOS  # each rho: the points and fits, then the residuals below
+    for low, rho in zip(axes[N_RHOS:], sorted(result.summary.rho.values.tolist(), reverse=True)):
+        assert low.get_ylabel() == "α* − finite-size theory" and low.get_xlabel().startswith("1 / ln d")
+        if not HAS_THEORY:
+            continue
+        from lamcap.analysis.scaling import finite_size_alpha
+
+        bars = [c for c in low.containers if isinstance(c, ErrorbarContainer)]
+        assert len(bars) == N_PROBLEMS * N_SOLVERS
+        for bar in bars:  # each residual is the plotted median minus the theory at that d
+            problem, solver = bar.get_label().split()
+            x, y = bar.lines[0].get_data()
+            cell = result.summary.sel(problem=problem, solver=solver, rho=rho).dropna("d", subset=["alpha_star_median"])
+            want = [float(cell.alpha_star_median.sel(d=d)) - finite_size_alpha(solver, int(d), rho) for d in cell.d.values]
+            assert list(y) == pytest.approx(want)
+
+
+def test_loss_figure_has_one_line_per_trained_cell_and_a_band(tiny):
+    from lamcap.analysis.observables import loss_curves
+
+    curves = loss_curves(tiny.probes)
+    assert set(curves.solver.values) == {"adam"}  # Hebbian's scale, hence its loss, is arbitrary
+    fig = figures.loss_figure(curves)
+    axes = fig.get_axes()
+    assert len(axes) == N_PROBLEMS * N_RHOS
+    for ax in axes:
+        assert ax.get_yscale() == "log" and "cross-entropy" in ax.get_ylabel()
+        assert len(ax.get_lines()) == N_D and len(ax.collections) == N_D  # a mean line and a band per d
+
+
+def test_loss_curves_are_the_mean_and_spread_of_final_losses(tiny):
+    import numpy as np
+
+    from lamcap.analysis.observables import loss_curves
+
+    curves = loss_curves(tiny.probes, n_bins=4)
+    probes = tiny.probes
+    edges = np.linspace(0.0, float(probes.alpha.max()) * (1 + 1e-9), 5)
+    for problem, rho, d in (("op", 1.0, 8), ("dp", 0.5, 12)):
+        mask = ((probes.problem == problem) & (probes.rho == rho) & (probes.d == d) & (probes.solver == "adam")).values
+        loss, alpha = probes.final_loss.values[mask], probes.alpha.values[mask]
+        for k in range(4):
+            inside = (alpha > edges[k]) & (alpha <= edges[k + 1])
+            got = curves.sel(problem=problem, solver="adam", rho=rho, d=d).isel(alpha_bin=k)
+            if inside.any():
+                assert float(got.loss_mean) == pytest.approx(loss[inside].mean())
+                assert float(got.loss_std) == pytest.approx(loss[inside].std(), nan_ok=True)
+
+
+def test_input_figure_follows_one_input_below_near_and_above(tiny):
+    from lamcap.analysis.observables import input_views
+
+    views = input_views(tiny.probes, tiny.thresholds)
+    assert (views.attrs["problem"], views.attrs["rho"], views.attrs["d"], views.attrs["seed"]) == ("op", 1.0, 12, 0)
+    rel = views.relative_load.sel(solver="adam").values
+    assert rel[0] < 0.95 and rel[1] == pytest.approx(1.0) and rel[2] > 1.05
+    assert views.sat.sel(solver="adam").values.tolist() == [1.0, 1.0, 0.0]
+    near = views.sel(solver="adam", regime="near")
+    assert float(near.competitor_counts.sum()) == float(near.p) - 1  # its own p - 1 competitors
+    fig = figures.input_figure(views)
+    axes = fig.get_axes()
+    assert len(axes) == N_SOLVERS * 3
+    assert [ax.get_title().split(":")[0] for ax in axes[:3]] == ["adam, below", "adam, near", "adam, above"]
+    for ax in axes:
+        assert "its target score" in " ".join(_legend(ax)) and ax.get_xlabel().startswith("normalised score")
+
+
+def test_hebbian_scores_figure_has_a_target_line_per_load_and_the_off_targets(tiny):
+    from lamcap.analysis.observables import hebbian_per_problem
+
+    by_load = hebbian_per_problem(tiny.probes, n_loads=3)
+    assert [ds.attrs["problem"] for ds in by_load] == ["op", "dp"]
+    for ds in by_load:
+        assert ds.sizes["load"] == 3 and list(ds.alpha.values) == sorted(ds.alpha.values)
+        widths = ds.attrs["target_bin_edges"][1] - ds.attrs["target_bin_edges"][0]
+        assert float((ds.target_density * widths).sum("target_bin").min()) == pytest.approx(1.0)
+    fig = figures.hebbian_scores_figure(by_load)
+    for ax in fig.get_axes():
+        labels = _legend(ax)
+        assert sum(s.startswith("target, α =") for s in labels) == 3 and "off-target, all loads" in labels
+
+
+def test_a_store_without_input_scores_gets_a_note_not_a_traceback(tmp_path):
+    from lamcap.analysis.load import open_store
+    from lamcap.analysis.report import build_report
+    from tests.analysis.store_factory import synthetic_sweep, write_store
+
+    probes, rows = synthetic_sweep(ds=(8, 12), seeds=(0, 1))
+    path = write_store(tmp_path / "old.zarr", probes, rows, drop=("input_target_score", "input_competitor_hist"))
+    assert "input_target_score" not in open_store(path).probes
+    result, _, drawn, written = build_report(path, str(tmp_path / "out"), n_boot=20)
+    assert "input_scores" not in drawn and {"loss", "hebbian_scores", "scaling"} <= set(drawn)
+    assert any(note.startswith("figure input_scores: this store has no input_target_score") for note in result.notes)
+    assert "fig7_input_scores.png" not in {p.split("/")[-1] for p in written.values()}

@@ -68,3 +68,4 @@ def test_the_factory_writes_the_schema_the_sweep_writer_writes():
     assert store_factory.CATEGORIES == store.CATEGORIES
     assert set(store_factory.PROBE_SCALARS) == set(store.PROBE_FIELDS)
     assert np.array_equal(store_factory.HIST_EDGES, store.hist_edges())
+    assert set(store_factory.HISTS) == set(store.HIST_FIELDS)

@@ -110,3 +110,45 @@ def test_accuracy_curves_average_probes_in_each_load_bin():
     assert float(curves.accuracy.sel(problem="dp", solver="adam", rho=1.0, d=8).isel(alpha_bin=1)) == 0.5
     with pytest.raises(InvalidInput, match="n_bins"):
         accuracy_curves(probes, n_bins=1)
+
+
+# ---- thresholds known to a resolution: brackets wider than one widen the intervals ---------------
+def _bracketed(rows: list[dict], below: float, above: float) -> list[dict]:
+    """The same seeds searched to a resolution: p* inside [p_lo, p_hi - 1], alpha* at the candidates' midpoint."""
+    out = []
+    for r in rows:
+        p_lo = max(2, r["p_star"] - round(below * r["p_star"]))
+        p_hi = r["p_star"] + 1 + round(above * r["p_star"])
+        mid = (p_lo + p_hi - 1) / 2
+        out.append({**r, "p_lo": p_lo, "p_hi": p_hi, "p_star": int(mid), "alpha_star": alpha_of(mid, r["d"])})
+    return out
+
+
+def test_bracketed_thresholds_widen_the_median_interval_to_hold_every_p_star_in_them(tmp_path):
+    from tests.analysis.store_factory import synthetic_sweep
+
+    probes, rows = synthetic_sweep(problems=("op", "dp"), solvers=("adam",), rhos=(1.0,), ds=(12, 16),
+                                   seeds=tuple(range(6)))
+    exact = open_store(write_store(tmp_path / "exact.zarr", probes, rows))
+    wide = open_store(write_store(tmp_path / "wide.zarr", probes, _bracketed(rows, 0.06, 0.04)))
+    s_exact = threshold_summary(exact.thresholds, level=0.9, n_boot=300)
+    s_wide = threshold_summary(wide.thresholds, level=0.9, n_boot=300)
+    assert (s_wide.alpha_star_lo <= s_exact.alpha_star_lo).all() and (s_wide.alpha_star_hi >= s_exact.alpha_star_hi).all()
+    assert ((s_wide.alpha_star_hi - s_wide.alpha_star_lo) > (s_exact.alpha_star_hi - s_exact.alpha_star_lo)).all()
+    d_exact = op_dp_difference(exact.thresholds, level=0.9, n_boot=300)
+    d_wide = op_dp_difference(wide.thresholds, level=0.9, n_boot=300)
+    assert (d_wide.lo <= d_exact.lo).all() and (d_wide.hi >= d_exact.hi).all()
+    assert ((d_wide.hi - d_wide.lo) > (d_exact.hi - d_exact.lo)).all()
+
+
+def test_bracketed_thresholds_widen_the_fit_interval(tmp_path):
+    from lamcap.analysis.scaling import fit_scaling
+    from tests.analysis.store_factory import synthetic_sweep
+
+    probes, rows = synthetic_sweep(problems=("op",), solvers=("adam",), rhos=(1.0,), ds=(8, 12, 16, 24),
+                                   seeds=tuple(range(6)))
+    exact = open_store(write_store(tmp_path / "exact.zarr", probes, rows))
+    wide = open_store(write_store(tmp_path / "wide.zarr", probes, _bracketed(rows, 0.15, 0.15)))
+    widths = [(f.hi - f.lo).sel(param="alpha_inf").item()
+              for f in (fit_scaling(s.thresholds, n_boot=300) for s in (exact, wide))]
+    assert widths[1] > widths[0] > 0

@@ -11,7 +11,7 @@ import lamcap
 from lamcap.kernels.errors import InvalidInput
 from lamcap.orchestrator import cli
 
-TIMING = ("wall_seconds", "peak_bytes")
+TIMING = ("wall_seconds", "cpu_seconds", "peak_bytes")
 
 
 def untimed(record: dict) -> str:
@@ -23,7 +23,7 @@ def test_import_lamcap_is_light_and_lists_its_api():
     code = "import sys, lamcap; print(sorted(m for m in ('torch', 'ray', 'xarray') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
-    assert {"trial", "sweep", "open_store", "analyze", "theory", "load_spec"} <= set(dir(lamcap))
+    assert {"trial", "sweep", "open_store", "analyze", "theory", "load_spec", "plan"} <= set(dir(lamcap))
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         lamcap.nope  # noqa: B018
 

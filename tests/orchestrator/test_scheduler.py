@@ -124,6 +124,24 @@ def test_fake_oracle_thresholds_exact_and_every_actor_used(pool, tmp_path):
         assert r["sat"] == (r["p"] <= p_true(r["problem"], r["d"], r["seed"]))
 
 
+def test_a_coarse_resolution_stores_brackets_holding_each_threshold_for_fewer_probes(pool, tmp_path):
+    import dataclasses
+    import math
+
+    exact = make_spec(ds=(8, 12, 16))
+    coarse = dataclasses.replace(exact, search=dataclasses.replace(exact.search, resolution=0.3))
+    sweep(tmp_path / "exact.zarr", exact, pool, fake_runner)
+    sweep(tmp_path / "coarse.zarr", coarse, pool, fake_runner)
+    (exact_probes, _, _), (coarse_probes, rows, _) = (read_tables(tmp_path / f) for f in ("exact.zarr", "coarse.zarr"))
+    assert len(coarse_probes) < len(exact_probes)
+    assert len(rows) == len(coarse.cells()) * coarse.seeds
+    for r in rows:
+        truth = p_true(r["problem"], r["d"], r["seed"])
+        assert r["p_lo"] <= truth < r["p_hi"] and r["p_hi"] - r["p_lo"] <= max(1, 0.3 * r["p_lo"])
+        mid = (r["p_lo"] + r["p_hi"] - 1) / 2
+        assert r["p_star"] == math.floor(mid) and math.isclose(r["alpha_star"], mid * math.log(mid) / r["d"] ** 2)
+
+
 def test_ksection_keeps_more_actors_busy_than_learners(pool, tmp_path):
     """One learner, two actors: k-section keeps both busy at once."""
     spec = SweepSpec(problems=("op",), solvers=("hebbian",), rhos=(1.0,), ds=(8,), seeds=1, device="cpu",

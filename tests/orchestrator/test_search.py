@@ -17,9 +17,10 @@ CELL = Cell("op", "adam", 1.0, 8)
 FAST = settings(max_examples=150, deadline=None)
 
 
-def search(oracle, guess: float, n: int = 1, p_max: int | None = None, max_rounds: int = 10_000):
+def search(oracle, guess: float, n: int = 1, p_max: int | None = None, max_rounds: int = 10_000,
+           resolution: float = 0.0):
     """Run a learner to the end: each round asks up to n points and tells all of them."""
-    learner = ThresholdLearner(CELL, 0, guess, p_max)
+    learner = ThresholdLearner(CELL, 0, guess, p_max, resolution)
     rounds = 0
     while not learner.done and not learner.exhausted:
         points = learner.ask(n)
@@ -253,3 +254,51 @@ def test_curve_loads_spread_over_the_window():
 def test_curve_loads_bad_values_are_named(args, name):
     with pytest.raises(InvalidInput, match=name):
         curve_loads(*args)
+
+
+# ---- resolution: stop once p_hi - p_lo <= max(1, resolution p_lo) ---------------------------------
+@FAST
+@given(p_true=st.integers(1, 20_000), guess=st.floats(2.0, 20_000.0), n=st.integers(1, 6),
+       resolution=st.floats(0.0, 0.49))
+def test_resolution_bracket_contains_the_true_threshold_and_is_narrow_enough(p_true, guess, n, resolution):
+    learner, _ = search(lambda p: p <= p_true, guess, n=n, resolution=resolution)
+    res = learner.result()
+    assert res.p_lo <= p_true < res.p_hi  # SAT at p_lo (or p_lo = 1), UNSAT at p_hi: p* in [p_lo, p_hi - 1]
+    assert res.p_lo == 1 or res.probes[res.p_lo] is True
+    assert res.probes[res.p_hi] is False
+    assert res.p_hi - res.p_lo <= max(1.0, resolution * res.p_lo)
+    assert res.p_mid == (res.p_lo + res.p_hi - 1) / 2 and res.p_star == math.floor(res.p_mid)
+    assert res.p_lo <= res.p_star <= res.p_hi - 1
+
+
+@FAST
+@given(p_true=st.integers(1, 20_000), guess=st.floats(2.0, 20_000.0), resolution=st.floats(0.0, 0.49))
+def test_resolution_never_costs_a_bisection_more_probes_than_the_exact_search(p_true, guess, resolution):
+    """One point at a time, the coarse search walks the exact search's path and stops earlier."""
+    coarse, _ = search(lambda p: p <= p_true, guess, resolution=resolution)
+    exact, _ = search(lambda p: p <= p_true, guess)
+    assert coarse.result().n_probes <= exact.result().n_probes
+    assert set(coarse.probes) <= set(exact.probes)
+
+
+@pytest.mark.parametrize("n", [1, 4])
+def test_resolution_saves_probes_on_large_thresholds(n):
+    """Thresholds near a guess of 2000 (r p* ~ 20 at r = 0.01): about log2(20) ~ 4 probes fewer."""
+    rng = random.Random(1)
+    truths = [round(2000 * math.exp(0.1 * rng.gauss(0, 1))) for _ in range(40)]
+    exact = [search(lambda p, t=t: p <= t, 2000.0, n=n)[0].result().n_probes for t in truths]
+    coarse = [search(lambda p, t=t: p <= t, 2000.0, n=n, resolution=0.01)[0].result().n_probes for t in truths]
+    assert sum(coarse) / len(coarse) <= sum(exact) / len(exact) - 2.5
+
+
+def test_exact_bracket_reports_its_low_end():
+    learner, _ = search(lambda p: p <= 137, 100.0, resolution=0.0)
+    res = learner.result()
+    assert (res.p_star, res.p_mid, res.p_lo, res.p_hi) == (137, 137.0, 137, 138)
+
+
+@pytest.mark.parametrize("resolution", [-0.1, 0.5, 1.0, float("nan"), True, "0.1"])
+def test_bad_resolution_is_named(resolution):
+    with pytest.raises(InvalidInput, match="resolution=") as info:
+        ThresholdLearner(CELL, 0, 50.0, None, resolution)
+    assert len(str(info.value).splitlines()) == 1

@@ -66,6 +66,28 @@ def test_cells_cover_the_product_sorted_and_respect_d_max():
     assert spec.ds_for("dp") == (8, 12) and spec.ds_for("op") == (8, 12, 16) and spec.max_d == 16
 
 
+def test_d_max_keys_name_a_problem_a_solver_or_a_rank_fraction(tmp_path):
+    spec = SweepSpec.from_dict(small(ds=[8, 12, 16, 24], d_max={"dp": 16, "rho=0.5": 12, "hebbian": 8}))
+    got = {(c.problem, c.solver, c.rho, c.d) for c in spec.cells()}
+    want = {(pr, so, rho, d) for pr in ("op", "dp") for so in ("adam", "hebbian") for rho in (1.0, 0.5)
+            for d in (8, 12, 16, 24) if d <= min([24 if pr == "op" else 16] + [12] * (rho == 0.5) + [8] * (so == "hebbian"))}
+    assert got == want
+    assert spec.ds_for("dp") == (8, 12, 16) and spec.ds_for("op", "adam", 0.5) == (8, 12)
+    path = tmp_path / "caps.toml"
+    path.write_text(to_toml(spec))  # "rho=0.5" is no bare TOML key: written quoted
+    assert '"rho=0.5" = 12' in path.read_text() and load_spec(str(path)) == spec
+
+
+def test_an_lp_cap_lets_lp_share_a_spec_with_larger_dimensions():
+    from lamcap.kernels.solvers.lp import LP_MAX_D
+
+    big = LP_MAX_D + 8
+    with pytest.raises(InvalidInput, match=f"d={big} with solver 'lp'"):
+        SweepSpec.from_dict(small(solvers=["adam", "lp"], rhos=[1.0], ds=[8, big]))
+    spec = SweepSpec.from_dict(small(solvers=["adam", "lp"], rhos=[1.0], ds=[8, big], d_max={"lp": LP_MAX_D}))
+    assert {(c.solver, c.d) for c in spec.cells() if c.problem == "op"} == {("adam", 8), ("adam", big), ("lp", 8)}
+
+
 def test_to_dict_round_trips_exactly_through_json():
     spec = SweepSpec.from_dict(small(d_max={"dp": 8}, device="cpu",
                                      search={"curve_points": 3, "curve_span": 0.2, "p_max": 999}))
@@ -105,6 +127,15 @@ def test_presets_match_the_issues():
     assert min(paper.ds_for("op")) == 16 and max(paper.ds_for("op")) == 512
 
 
+def test_the_scale_preset_is_issue_10s_curve():
+    scale = preset_spec("scale")
+    assert set(scale.problems) == {"op", "dp"} and {"adam", "hebbian"} <= set(scale.solvers) and scale.seeds >= 4
+    top = {(c.problem, c.rho): max(x.d for x in scale.cells() if (x.problem, x.rho) == (c.problem, c.rho))
+           for c in scale.cells()}
+    assert top == {("op", 1.0): 128, ("dp", 1.0): 96, ("op", 0.5): 64, ("dp", 0.5): 64}
+    assert 0 < scale.search.resolution < 0.5 and scale.device == "cpu"
+
+
 BAD_VALUES = [
     ({"problems": ["op", "xp"]}, "'xp'"),
     ({"solvers": ["adam", "sgd"]}, "'sgd'"),
@@ -125,10 +156,16 @@ BAD_VALUES = [
     ({"d_max": {"xp": 8}}, "'xp'"),
     ({"d_max": {"dp": 1}}, "d_max.dp=1"),
     ({"d_max": {"dp": 4}}, "d_max.dp=4 leaves"),
+    ({"d_max": {"rho=0.3": 8}}, "'rho=0.3' names no rank fraction"),
+    ({"d_max": {"rho=half": 8}}, "'rho=half'"),
+    ({"d_max": {"lp": 1}}, "d_max.lp=1"),
     ({"solver_settings": {"lr": -1.0}}, "lr=-1.0"),
     ({"solver_settings": {"momentum": 0.9}}, "solver_settings.momentum"),
     ({"search": {"curve_span": 2.0}}, "curve_span=2.0"),
     ({"search": {"p_max": 2}}, "p_max=2"),
+    ({"search": {"resolution": 0.5}}, "resolution=0.5"),
+    ({"search": {"resolution": -0.01}}, "resolution=-0.01"),
+    ({"search": {"resolution": "fine"}}, "resolution='fine'"),
     ({"search": {"k": 2}}, "search.k"),
     ({"colour": "red"}, "'colour'"),
 ]
@@ -216,6 +253,7 @@ def test_compatible_with():
         "d_max": SweepSpec.from_dict(small(d_max={"dp": 8})),
         "device": SweepSpec.from_dict(small(device="cpu")),
         "search.curve_points": SweepSpec.from_dict(small(search={"curve_points": 5})),
+        "search.resolution": SweepSpec.from_dict(small(search={"curve_points": 2, "resolution": 0.01})),
     }
     for name, other in cases.items():
         reasons = spec.compatible_with(other)

@@ -20,7 +20,7 @@ from lamcap.kernels.errors import InvalidInput, StoreError
 from lamcap.kernels.outcome import Outcome
 from lamcap.orchestrator.probe import error_record, probe_fields
 from lamcap.orchestrator.spec import Cell, Probe, SweepSpec
-from lamcap.orchestrator.store import PROBE_FIELDS, Store, probe_key, read_tables
+from lamcap.orchestrator.store import HIST_FIELDS, OPTIONAL_PROBE_FIELDS, PROBE_FIELDS, Store, probe_key, read_tables
 
 REPO = Path(__file__).resolve().parents[2]
 N_BINS = 120
@@ -39,10 +39,11 @@ def record(problem="op", solver="adam", rho=0.5, d=12, seed=0, p=10, purpose="se
     rng = np.random.default_rng(p * 100 + seed)
     outcome = Outcome(sat=p % 3 != 0, n_violations=p % 3, accuracy=1 - (p % 3) / p, min_margin=float(rng.normal()),
                       final_loss=float(rng.uniform()), steps=int(rng.integers(1, 500)), status="max_steps",
-                      wall_seconds=0.5, peak_bytes=12345, device="cpu", target_mean=3.0, target_var=0.2,
+                      wall_seconds=0.5, cpu_seconds=0.4, peak_bytes=12345, device="cpu", target_mean=3.0, target_var=0.2,
                       offtarget_mean=0.0, offtarget_var=1.0, target_hist=rng.integers(0, 9, N_BINS).tolist(),
                       offtarget_hist=rng.integers(0, 9, N_BINS).tolist(),
-                      singular_values=sorted(rng.uniform(0, 3, rank).tolist(), reverse=True) + [0.0] * (d - rank))
+                      singular_values=sorted(rng.uniform(0, 3, rank).tolist(), reverse=True) + [0.0] * (d - rank),
+                      input_target_score=float(rng.normal(3.0)), input_competitor_hist=rng.integers(0, 3, N_BINS).tolist())
     return {**probe_fields(probe), **outcome.as_record(), "error": ""}
 
 
@@ -59,8 +60,9 @@ def tree_digest(path: Path) -> dict:
 
 
 def test_every_outcome_field_has_a_column():
-    scalar = {f.name for f in dataclasses.fields(Outcome)} - {"target_hist", "offtarget_hist", "singular_values"}
+    scalar = {f.name for f in dataclasses.fields(Outcome)} - {*HIST_FIELDS, "singular_values"}
     assert scalar <= set(PROBE_FIELDS)
+    assert set(HIST_FIELDS) <= {f.name for f in dataclasses.fields(Outcome)}
 
 
 def test_round_trip_through_store_xarray_and_analysis_reader(tmp_path):
@@ -78,7 +80,7 @@ def test_round_trip_through_store_xarray_and_analysis_reader(tmp_path):
     for r in records:
         got = back[probe_key(r)]
         for name in PROBE_FIELDS:
-            want = r[name]
+            want = r.get(name, OPTIONAL_PROBE_FIELDS.get(name))  # a failed probe's record lacks the optional ones
             assert got[name] == want or (isinstance(want, float) and math.isnan(want) and math.isnan(got[name]))
         assert got["error"] == r["error"]
 
@@ -89,6 +91,8 @@ def test_round_trip_through_store_xarray_and_analysis_reader(tmp_path):
     assert np.isnan(sv[-1]).all()  # the error record has no spectrum: NaN, not 0
     assert np.array_equal(sv[0], records[0]["singular_values"])
     assert len(ds["target_hist"].attrs["score_bin_edges"]) == N_BINS + 1
+    assert np.array_equal(ds["input_competitor_hist"].values[0], records[0]["input_competitor_hist"])
+    assert not ds["input_competitor_hist"].values[-1].any()  # nothing counted for the error record
 
     loaded = open_store(path)
     assert list(loaded.probes["status"].values) == [r["status"] for r in records]

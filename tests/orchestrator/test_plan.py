@@ -1,0 +1,210 @@
+"""The cost model and the plan (lamcap.orchestrator.cost_model, .plan) against independent references:
+the kernels' own mode rule, the learner run by hand, exact arithmetic on synthetic timings."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pytest
+
+from lamcap.kernels.errors import InvalidInput
+from lamcap.orchestrator import cost_model as cm
+from lamcap.orchestrator.plan import (CAL_MAX_ELEMENTS, calibration_sizes, cell_cost, plan_cell, plan_spec,
+                                      search_trace, search_width, simulated_thresholds, theory_p)
+from lamcap.orchestrator.search import ThresholdLearner
+from lamcap.orchestrator.api import load_spec
+from lamcap.orchestrator.spec import Cell
+
+
+@dataclass(frozen=True)
+class FakeTiming:
+    kind: str
+    problem: str
+    mode: str
+    d: int
+    p: int
+    seconds: float
+
+
+# Synthetic timings that follow straight lines exactly: seconds = A + B work.
+LINES = {"step": (1e-3, 1e-9), "setup": (2e-3, 1e-8), "verify": (3e-3, 2e-8), "probe": (4e-3, 3e-8)}
+
+
+def line_model() -> cm.CostModel:
+    timings = []
+    for problem in ("op", "dp"):
+        for mode in (("materialize",) if problem == "op" else ("materialize", "regenerate")):
+            for d, p in ((8, 30), (16, 90), (32, 250)):
+                n = p * p * d
+                for kind, (a, b) in LINES.items():
+                    work = cm.step_work(problem, mode, p, d) if kind == "step" else n
+                    timings.append(FakeTiming(kind, problem, mode, d, p, a + b * work))
+    return cm.from_timings(timings, "cpu", "synthetic lines", cm.CPU_BUDGET_BYTES)
+
+
+# ---- curves ------------------------------------------------------------------------------------
+def test_curve_interpolates_between_points_and_extrapolates_the_last_slope():
+    curve = cm.Curve(((10.0, 1.0), (20.0, 3.0), (40.0, 5.0)))
+    assert curve(15.0) == pytest.approx(2.0) and curve(30.0) == pytest.approx(4.0)
+    assert curve(60.0) == pytest.approx(7.0)  # slope 0.1 of the last segment (average 0.125: inside [1/4, 2]x)
+    assert curve(5.0) == pytest.approx(0.5) and curve(0.0) == 0.0  # first segment's intercept clamped at 0
+
+
+def test_curve_is_made_non_decreasing_and_its_extrapolation_is_clamped():
+    noisy = cm.Curve(((1.0, 2.0), (2.0, 1.0), (4.0, 4.0)))  # a descheduled small run took longer
+    assert [t for _, t in noisy.points] == [2.0, 2.0, 4.0]
+    flat = cm.Curve(((10.0, 10.0), (20.0, 10.0)))
+    assert flat(40.0) == pytest.approx(10.0 + 20.0 * 0.5 / 4)  # a flat end still grows at 1/4 of the average rate
+    with pytest.raises(InvalidInput, match="cost curve"):
+        cm.Curve(((1.0, -1.0),))
+
+
+def test_a_model_fitted_to_straight_lines_reproduces_them():
+    model = line_model()
+    for problem, mode, p, d in (("op", "materialize", 120, 20), ("dp", "materialize", 200, 24), ("dp", "regenerate", 70, 12)):
+        n = p * p * d
+        a, b = LINES["step"]
+        assert model.step[(problem, mode)](cm.step_work(problem, mode, p, d)) == pytest.approx(a + b * cm.step_work(problem, mode, p, d))
+        assert model.probe[problem](n) == pytest.approx(LINES["probe"][0] + LINES["probe"][1] * n)
+
+
+def test_probe_seconds_add_up_as_documented():
+    spec = load_spec({"problems": ["dp"], "solvers": ["adam", "hebbian"], "rhos": [1.0], "ds": [16], "seeds": 1,
+                      "solver_settings": {"max_steps": 500}})
+    ctx = cm.ProbeContext.of(spec, line_model())
+    p, d, n = 90, 16, 90 * 90 * 16
+    line = lambda kind, w: LINES[kind][0] + LINES[kind][1] * w  # noqa: E731
+    step = line("step", cm.step_work("dp", "materialize", p, d))
+    assert ctx.seconds(Cell("dp", "hebbian", 1.0, d), p, True, 0) == pytest.approx(line("probe", n))
+    unsat = line("setup", n) + 500 * step + line("probe", n)
+    assert ctx.probe_seconds(Cell("dp", "adam", 1.0, d), p, p_true=80.0) == pytest.approx(unsat)
+    sat = line("setup", n) + 37 * step + line("probe", n) + line("verify", n) / 2
+    assert ctx.seconds(Cell("dp", "adam", 1.0, d), p, True, 37) == pytest.approx(sat)
+    assert ctx.steps(Cell("dp", "adam", 1.0, d), p, 80.0) == 500  # UNSAT runs max_steps
+    assert 0 < ctx.steps(Cell("dp", "adam", 1.0, d), p, 200.0) < ctx.steps(Cell("dp", "adam", 1.0, d), p, 95.0) < 500
+
+
+# ---- the mode `auto` picks -----------------------------------------------------------------------
+@pytest.mark.parametrize("problem, p, d, budget, dtype", [
+    ("dp", 100, 16, 1 << 30, "float32"), ("dp", 1700, 96, 1 << 30, "float32"), ("dp", 1600, 96, 1 << 30, "float32"),
+    ("dp", 2300, 96, 1 << 30, "bfloat16"), ("dp", 50, 8, 1000, "float32"), ("op", 5000, 64, 10, "float32")])
+def test_auto_mode_agrees_with_the_kernels(problem, p, d, budget, dtype):
+    import torch
+
+    from lamcap.kernels.competitors import resolve_mode
+    from lamcap.kernels.disorder import Instance, InstanceSpec
+
+    want = resolve_mode(Instance(InstanceSpec(problem, d, p, 0)), "auto", budget, getattr(torch, dtype))
+    assert cm.auto_mode(problem, p, d, "auto", cm.STORAGE_BYTES[dtype], budget) == want
+
+
+def test_budget_constants_agree_with_the_kernels():
+    from lamcap.kernels import competitors
+
+    assert cm.CPU_BUDGET_BYTES == competitors.DEFAULT_CPU_BUDGET_BYTES
+    assert cm.CUDA_BUDGET_FRACTION == competitors.CUDA_BUDGET_FRACTION
+
+
+# ---- the simulated searches ---------------------------------------------------------------------
+@pytest.mark.parametrize("resolution, width", [(0.0, 1), (0.0, 4), (0.05, 1), (0.02, 3)])
+def test_search_trace_is_the_learner_against_a_monotone_oracle(resolution, width):
+    spec = load_spec({"problems": ["op"], "solvers": ["adam"], "rhos": [1.0], "ds": [32], "seeds": 1,
+                      "search": {"resolution": resolution}})
+    cell = spec.cells()[0]
+    guess = theory_p(cell)
+    for p_true in simulated_thresholds(guess, 32, 0.06, n=9):
+        trace = search_trace(cell, spec, guess, p_true, width)
+        learner = ThresholdLearner(cell, 0, guess, None, resolution)
+        for p, sat in trace:
+            assert sat == (p <= p_true)
+            learner.tell(p, sat)
+        res = learner.result()
+        assert learner.done and res.p_lo <= p_true < res.p_hi and len(set(p for p, _ in trace)) == len(trace)
+
+
+def test_simulated_thresholds_are_spread_symmetrically_in_log():
+    truths = simulated_thresholds(100.0, 8, 0.1, n=101)
+    logs = [math.log(t / 100.0) for t in truths]
+    assert sum(logs) == pytest.approx(0.0, abs=1e-9) and truths == sorted(truths)
+    assert max(logs) == pytest.approx(-min(logs)) and 0.2 < max(logs) < 0.3  # about 2.6 sigma at the extremes
+
+
+def test_cell_cost_grows_with_d_and_shrinks_with_resolution():
+    model = line_model()
+    exact = load_spec({"problems": ["op"], "solvers": ["adam"], "rhos": [1.0], "ds": [16, 24, 32], "seeds": 2})
+    coarse = load_spec(exact, resolution=0.05)
+    costs = [cell_cost(c, exact, model) for c in exact.cells()]
+    assert costs == sorted(costs) and costs[0] > 0
+    for cell in exact.cells():
+        e, c = plan_cell(cell, exact, model), plan_cell(cell, coarse, model)
+        assert c.probes_per_threshold < e.probes_per_threshold and c.seconds_per_threshold < e.seconds_per_threshold
+
+
+def test_plan_totals_seeds_curves_and_wall_time():
+    model = line_model()
+    spec = load_spec({"problems": ["op", "dp"], "solvers": ["adam", "hebbian"], "rhos": [1.0], "ds": [8, 12],
+                      "seeds": 3, "search": {"curve_points": 2}})
+    plan = plan_spec(spec, model, workers=2)
+    assert plan.device_seconds == pytest.approx(sum(c.seeds * c.seconds_per_threshold + c.curve_seconds
+                                                    for c in plan.cells))
+    assert all(c.curve_probes == 2 * 3 for c in plan.cells if c.solver == "adam")
+    assert plan.wall_seconds == pytest.approx(max(plan.device_seconds / 2, max(c.seconds_per_threshold for c in plan.cells)))
+    assert plan_spec(spec, model).wall_seconds is None
+    doc = plan.to_dict()
+    assert doc["device_hours"] == pytest.approx(plan.device_seconds / 3600) and len(doc["cells"]) == len(spec.cells())
+    with pytest.raises(InvalidInput, match="workers=0"):
+        plan_spec(spec, model, workers=0)
+
+
+def test_searches_widen_only_when_actors_outnumber_them():
+    spec = load_spec({"problems": ["op"], "solvers": ["adam"], "rhos": [1.0], "ds": [8, 12], "seeds": 2})
+    assert search_width(spec, None) == 1 and search_width(spec, 4) == 1
+    assert search_width(spec, 8) == 2 and search_width(spec, 1000) == spec.search.max_parallel_per_learner
+
+
+# ---- the stated GPU model and the calibration sizes ----------------------------------------------
+def test_the_stated_gpu_model_plans_the_paper_preset():
+    spec = load_spec("paper", device="cuda")
+    model = cm.stated_gpu_model()
+    assert model.device == "cuda" and model.source.startswith("stated GPU model")
+    big = plan_cell(Cell("dp", "adam", 1.0, 256), spec, model)
+    assert big.mode == "regenerate" and big.competitor_bytes > model.budget_bytes  # 46 GB > half of 80 GB
+    small = plan_cell(Cell("op", "adam", 1.0, 64), spec, model)
+    assert small.mode == "materialize" and 0 < small.seconds_unsat_probe < big.seconds_unsat_probe
+
+
+def test_calibration_sizes_cover_each_problem_and_mode_within_the_time_caps():
+    spec = load_spec("paper")
+    sizes = calibration_sizes(spec, cm.CPU_BUDGET_BYTES)
+    groups = {(problem, mode) for problem, _, _, mode in sizes}
+    assert groups == {("op", "materialize"), ("dp", "materialize"), ("dp", "regenerate")}
+    for problem, d, p, mode in sizes:
+        assert p * p * d <= CAL_MAX_ELEMENTS["op" if problem == "op" else mode]
+        assert p > theory_p(Cell(problem, "adam", 1.0, d))  # above capacity: nothing converges while timed
+    assert sum(1 for s in sizes if s[0] == "op") <= 4
+
+
+def test_the_cpu_clock_fits_the_cpu_seconds_of_the_timings():
+    @dataclass(frozen=True)
+    class Clocked(FakeTiming):
+        cpu_seconds: float = 0.0
+
+    timings = [Clocked(kind, "op", "materialize", d, p, seconds=2.0 * d, cpu_seconds=float(d))
+               for kind in LINES for d, p in ((8, 30), (16, 90))]
+    wall = cm.from_timings(timings, "cpu", "t", cm.CPU_BUDGET_BYTES)
+    cpu = cm.from_timings(timings, "cpu", "t", cm.CPU_BUDGET_BYTES, clock="cpu")
+    n = 30 * 30 * 8
+    assert wall.probe["op"](n) == pytest.approx(16.0) and cpu.probe["op"](n) == pytest.approx(8.0)
+    with pytest.raises(InvalidInput, match="clock='gpu'"):
+        cm.from_timings(timings, "cpu", "t", cm.CPU_BUDGET_BYTES, clock="gpu")
+
+
+def test_a_cell_whose_competitors_cannot_fit_the_device_is_refused_in_one_line():
+    spec = load_spec({"problems": ["dp"], "solvers": ["adam"], "rhos": [1.0], "ds": [64, 384], "seeds": 1,
+                      "solver_settings": {"mode": "materialize"}})
+    with pytest.raises(InvalidInput) as info:
+        plan_spec(spec, cm.stated_gpu_model())
+    message = str(info.value)
+    assert message.startswith("cell dp adam rho=1 d=384: mode 'materialize' holds") and "\n" not in message
+    auto = load_spec(spec, mode="auto")
+    assert plan_spec(auto, cm.stated_gpu_model()).cells[-1].mode == "regenerate"
