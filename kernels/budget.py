@@ -13,6 +13,40 @@ from dataclasses import dataclass
 from lamcap.kernels.errors import InvalidInput
 
 FLOAT32, FLOAT64 = 4, 8
+
+# ---- the competitor plan's rules (lamcap.kernels.competitors.plan_source uses these) -----------------
+DEFAULT_CPU_BUDGET_BYTES = 1 << 30  # 1 GiB for materialised competitors on CPU
+# Of the GPU's total memory: the rest holds the chunk temporaries (GENERATION_OVERHEAD chunks while a
+# chunk is generated, 1/32 of the memory each), the CUDA context, inputs, verification blocks.
+CUDA_BUDGET_FRACTION = 0.6
+CUDA_CHUNK_DIVISOR = 32  # a CUDA chunk holds total_memory / 32 bytes of float32 competitors
+# Float32 bytes of competitors per chunk on a CPU. A materialised chunk must stay in the last-level
+# cache between the two passes over it (benchmarks/kernel.py: 8 MiB is best on a 16 MiB L3); a
+# regenerated one brings 4x its size in generation temporaries, which had best stay in L2
+# (benchmarks/generator.py: a 0.4 MiB chunk generates at 9 ns per sample, a 7.9 MiB one at 31).
+CPU_CHUNK_BYTES = {"materialize": 8 << 20, "regenerate": 1 << 20}
+GENERATION_OVERHEAD = 4  # temporaries of lamcap.kernels.gaussian, in units of the float32 block generated
+
+
+def chunk_bytes(device_type: str, total_memory: int | None, mode: str) -> int:
+    """Target float32 size of one competitor chunk: a cache's worth on a CPU, 1/32 of a GPU's memory."""
+    if device_type == "cuda":
+        if total_memory is None:
+            raise InvalidInput("a CUDA plan needs the device's total memory")
+        return max(1 << 20, total_memory // CUDA_CHUNK_DIVISOR)
+    return CPU_CHUNK_BYTES["regenerate" if mode == "regenerate" else "materialize"]
+
+
+def budget_bytes(device_type: str, total_memory: int | None) -> int:
+    """Memory allowed for materialised competitors when none is given: fixed per device, never free memory."""
+    if device_type == "cuda":
+        if total_memory is None:
+            raise InvalidInput("a CUDA plan needs the device's total memory")
+        return int(total_memory * CUDA_BUDGET_FRACTION)
+    return DEFAULT_CPU_BUDGET_BYTES
+
+
+# ---- one probe's memory ---------------------------------------------------------------------------
 STORAGE_BYTES = {"float32": 4, "bfloat16": 2}
 VERIFY_BLOCK_BYTES = 1 << 25  # kernels.verify.BLOCK_BYTES: float64 competitors per streamed block
 VERIFY_BLOCK_COPIES = 4  # the block, its scores, the mask and exp() alive together
@@ -68,8 +102,6 @@ def probe_memory(problem: str, d: int, p: int, rank: int, solver: str, *, mode: 
 
     total_memory: the GPU's total memory for device_type 'cuda' (its plan depends on it), else None.
     """
-    from lamcap.kernels.competitors import GENERATION_OVERHEAD, budget_bytes, chunk_bytes
-
     storage = STORAGE_BYTES.get(storage_dtype, FLOAT32)
     limit = memory_budget_bytes if memory_budget_bytes is not None else budget_bytes(device_type, total_memory)
     resolved = _resolved(problem, d, p, mode, storage, limit)

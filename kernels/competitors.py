@@ -38,18 +38,12 @@ from lamcap.kernels.errors import InvalidInput
 
 MODES = ("auto", "materialize", "regenerate")
 STORAGE_DTYPES = (torch.float32, torch.bfloat16)
-DEFAULT_CPU_BUDGET_BYTES = 1 << 30  # 1 GiB for materialised competitors on CPU
-# Of the GPU's total memory: the rest holds the chunk temporaries (GENERATION_OVERHEAD chunks while a
-# chunk is generated, 1/32 of the memory each), the CUDA context, inputs, verification blocks.
-CUDA_BUDGET_FRACTION = 0.6
-CUDA_CHUNK_DIVISOR = 32  # a CUDA chunk holds total_memory / 32 bytes of float32 competitors
+# The plan's pure rules (budgets, chunk sizes) live in the torch-free lamcap.kernels.budget, so that
+# the cost planner and the memory checks use the very same numbers.
+from lamcap.kernels.budget import (  # noqa: E402
+    CPU_CHUNK_BYTES, CUDA_BUDGET_FRACTION, CUDA_CHUNK_DIVISOR, DEFAULT_CPU_BUDGET_BYTES, GENERATION_OVERHEAD,
+    budget_bytes, chunk_bytes)
 
-# Float32 bytes of competitors per chunk on a CPU. A materialised chunk must stay in the last-level
-# cache between the two passes over it (benchmarks/kernel.py: 8 MiB is best on a 16 MiB L3); a
-# regenerated one brings 4x its size in generation temporaries, which had best stay in L2
-# (benchmarks/generator.py: a 0.4 MiB chunk generates at 9 ns per sample, a 7.9 MiB one at 31).
-CPU_CHUNK_BYTES = {"materialize": 8 << 20, "regenerate": 1 << 20}
-GENERATION_OVERHEAD = 4  # temporaries of lamcap.kernels.gaussian, in units of the float32 block generated
 FLOAT32_BYTES = 4
 
 
@@ -59,24 +53,6 @@ def device_memory_bytes(device: torch.device) -> int | None:
         return None
     index = device.index if device.index is not None else torch.cuda.current_device()
     return int(torch.cuda.get_device_properties(index).total_memory)
-
-
-def chunk_bytes(device_type: str, total_memory: int | None, mode: str) -> int:
-    """Target float32 size of one competitor chunk: a cache's worth on a CPU, 1/32 of a GPU's memory."""
-    if device_type == "cuda":
-        if total_memory is None:
-            raise InvalidInput("a CUDA plan needs the device's total memory")
-        return max(1 << 20, total_memory // CUDA_CHUNK_DIVISOR)
-    return CPU_CHUNK_BYTES["regenerate" if mode == "regenerate" else "materialize"]
-
-
-def budget_bytes(device_type: str, total_memory: int | None) -> int:
-    """Memory allowed for materialised competitors when none is given."""
-    if device_type == "cuda":
-        if total_memory is None:
-            raise InvalidInput("a CUDA plan needs the device's total memory")
-        return int(total_memory * CUDA_BUDGET_FRACTION)
-    return DEFAULT_CPU_BUDGET_BYTES
 
 
 def chunking_for(problem: str, d: int, p: int, mode: str, device_type: str,

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from lamcap.kernels.errors import InvalidInput
 from lamcap.orchestrator.spec import Cell, SweepSpec
 
-# Memory budget of `auto` for materialised DP competitors (= lamcap.kernels.competitors, a test checks):
-CPU_BUDGET_BYTES = 1 << 30
-CUDA_BUDGET_FRACTION = 0.5  # of the device's memory
+# Memory budget of `auto` for materialised DP competitors: the competitor plan's own rule (torch-free).
+from lamcap.kernels.budget import CUDA_BUDGET_FRACTION  # noqa: E402
+from lamcap.kernels.budget import DEFAULT_CPU_BUDGET_BYTES as CPU_BUDGET_BYTES  # noqa: E402
+
 STORAGE_BYTES = {"float32": 4, "bfloat16": 2}
 
 
@@ -269,13 +270,13 @@ def from_timings(timings: Iterable, device: str, source: str, budget_bytes: int,
 
 # A stated model of one data-centre GPU (H100 80 GB class), for planning where none can be timed.
 # Effective rates, not peaks: fp32 matrix products without tensor cores 25 Tflop/s (peak 67),
-# memory 2 TB/s (peak 3.35), counter-based Gaussian generation 1e11 samples/s, float64 4e12
+# memory 2 TB/s (peak 3.35), counter-based Gaussian generation ~1e10 samples/s, float64 4e12
 # flop/s in the verification's small batched products; per step 1 ms of launches, the loss's
 # host synchronisation and the Adam update. An estimate until lamcap has run on a GPU.
 GPU_MEMORY_BYTES = 80 * 10**9
 GPU_FP32_FLOPS = 25e12
 GPU_BANDWIDTH = 2e12
-GPU_SAMPLES = 1e11
+GPU_SAMPLES = GPU_BANDWIDTH / 204  # the counter-based generator moves ~204 bytes per sample (README "GPU")
 GPU_FP64_FLOPS = 4e12
 GPU_STEP_OVERHEAD_S = 1e-3
 GPU_PROBE_OVERHEAD_S = 0.05  # instance, verification passes' launches, the record
