@@ -4,7 +4,7 @@ Pure (no Ray, no torch, no files, no clocks). The pieces live in their own modul
   * adaptive_rules: `[adaptive.rho]` (RhoRule) and `[adaptive.d]` (DimensionRule) of a spec;
   * adaptive_rank: RankLearner, which rank fraction to run next at one (problem, solver, d);
   * adaptive_dimension: DimensionLearner, which d and how many seeds next at one (problem, solver, rho);
-  * adaptive_cost: proxy_cost, the stated stand-in for `lamcap plan`'s cost model;
+  * adaptive_cost: proxy_cost, a simple stated cost (benchmarks; sweeps use expansion.PlanCost);
   * adaptive_stats: the statistics both decide on.
 
 Both learners work in rounds that depend only on the set of results told before them, and record

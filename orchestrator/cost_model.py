@@ -304,3 +304,39 @@ def stated_gpu_model() -> CostModel:
         probe={"op": lin(2 * GPU_PROBE_OVERHEAD_S, GPU_FP64_FLOPS / 4),
                "dp": lin(2 * GPU_PROBE_OVERHEAD_S, 1 / dp_verify)},
     )
+
+
+# A stated model of one CPU core: linear fits to a calibration (`lamcap plan --clock cpu`: one thread's CPU
+# time) on this project's 2-core AMD EPYC build machine, 2026-11-23; regenerate from the generator's
+# measured 8.6 ns per sample in cache-sized chunks (benchmarks/generator.py) plus two reads. Used where a
+# cost must not depend on the machine or the moment (the adaptive dimension learner's decisions replay).
+CPU_OP_FLOPS = 1.6e10
+CPU_BANDWIDTH = 1.75e10
+CPU_SAMPLES = 1.0e8
+CPU_STEP_OVERHEAD_S = 1e-3
+CPU_PROBE_OVERHEAD_S = 2e-3
+
+
+def stated_cpu_model() -> CostModel:
+    """The stated CPU-core model above as a CostModel (device 'cpu')."""
+    lin = Curve.linear
+    return CostModel(
+        device="cpu",
+        source="stated CPU model (one core of the project's build machine, calibrated 2026-11-23)",
+        budget_bytes=CPU_BUDGET_BYTES,
+        step={("op", "materialize"): lin(CPU_STEP_OVERHEAD_S, CPU_OP_FLOPS),
+              ("dp", "materialize"): lin(CPU_STEP_OVERHEAD_S, CPU_BANDWIDTH),
+              ("dp", "regenerate"): lin(CPU_STEP_OVERHEAD_S, CPU_SAMPLES)},
+        setup={("op", "materialize"): lin(CPU_PROBE_OVERHEAD_S, 1e30),
+               ("dp", "materialize"): lin(CPU_PROBE_OVERHEAD_S, 6.3e7),
+               ("dp", "regenerate"): lin(CPU_PROBE_OVERHEAD_S, 1e30)},
+        verify={"op": lin(CPU_PROBE_OVERHEAD_S, 9.1e8), "dp": lin(CPU_PROBE_OVERHEAD_S, 2.66e7)},
+        probe={"op": lin(CPU_PROBE_OVERHEAD_S, 1.04e9), "dp": lin(CPU_PROBE_OVERHEAD_S, 2.53e7)},
+    )
+
+
+def stated_model(device: str) -> CostModel:
+    """The stated model of a device type: deterministic, the same on every machine."""
+    if device not in ("cpu", "cuda"):
+        raise InvalidInput(f"device={device!r}: a stated cost model exists for 'cpu' and 'cuda'")
+    return stated_gpu_model() if device == "cuda" else stated_cpu_model()

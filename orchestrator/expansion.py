@@ -14,12 +14,14 @@ against the stored decisions, refusing (InvalidInput, one line) on a mismatch ra
 """
 from __future__ import annotations
 
+import functools
+
 import math
 from collections.abc import Callable
 
 from lamcap.kernels.errors import InvalidInput
 from lamcap.orchestrator.adaptive import (DimensionLearner, RankLearner, ReplayMismatch, SeedBatch,
-                                          check_replayed, proxy_cost)
+                                          check_replayed)
 from lamcap.orchestrator.adaptive_dimension import CostFn
 from lamcap.orchestrator.spec import Cell, SweepSpec
 
@@ -27,16 +29,31 @@ Search = tuple[Cell, int]  # (cell, seed)
 Learner = RankLearner | DimensionLearner
 
 
-def cell_cost(problem: str, solver: str, rho: float, d: int, seeds: int) -> float:
-    """Device-seconds of `seeds` threshold searches of a cell: the one cost model the dimension learner uses.
-
-    Today the stated proxy (lamcap.orchestrator.adaptive_cost.proxy_cost); swap in `lamcap plan`'s per-cell
-    cost here. A store's decisions depend on it: a store written under another cost model refuses to resume.
+class PlanCost:
+    """Device-seconds of `seeds` threshold searches of a cell: `lamcap plan`'s per-cell cost
+    (lamcap.orchestrator.plan.cell_cost: the real learner against a simulated oracle, every probe priced)
+    under the STATED model of the sweep's device (lamcap.orchestrator.cost_model.stated_model), not a
+    calibration: the dimension learner's decisions must replay identically on any machine. A store's
+    decisions depend on it: a store written under another cost model refuses to resume.
     """
-    return proxy_cost(problem, solver, rho, d, seeds)
+
+    def __init__(self, spec: SweepSpec) -> None:
+        from lamcap.orchestrator.driver import local_device
+
+        self.spec = spec
+        self.device = spec.device if spec.device in ("cpu", "cuda") else local_device(spec)
+        self.name = f"lamcap.orchestrator.plan.cell_cost under the stated {self.device} model"
+
+    def __call__(self, problem: str, solver: str, rho: float, d: int, seeds: int) -> float:
+        return seeds * _per_threshold(Cell(problem, solver, rho, d), self.spec, self.device)
 
 
-COST_MODEL = "lamcap.orchestrator.adaptive_cost.proxy_cost"  # cell_cost's model, recorded in the store
+@functools.lru_cache(maxsize=4096)
+def _per_threshold(cell: Cell, spec: SweepSpec, device: str) -> float:
+    from lamcap.orchestrator.cost_model import stated_model
+    from lamcap.orchestrator.plan import cell_cost
+
+    return cell_cost(cell, spec, stated_model(device))
 
 
 def learner_key(decision_or_learner) -> tuple:
@@ -90,7 +107,7 @@ def first_round_problems(spec: SweepSpec, cost: CostFn | None = None) -> list[st
     """A dimension learner whose budget cannot pay for two rungs of its first round runs nothing: say so."""
     if spec.adaptive.d is None:
         return []
-    expansion = Expansion(spec, cost or cell_cost)
+    expansion = Expansion(spec, cost)
     expansion.start()
     return [f"adaptive.d.budget_device_hours={spec.adaptive.d.budget_device_hours!r}: {_describe(key)}"
             f" {lrn.decisions[0]['reason']}" for key, lrn in expansion.learners.items()
@@ -113,12 +130,14 @@ def max_searches(spec: SweepSpec) -> int:
 class Expansion:
     """The adaptive learners of one sweep, the searches they asked for, and their decisions not yet stored."""
 
-    def __init__(self, spec: SweepSpec, cost: CostFn = cell_cost) -> None:
+    def __init__(self, spec: SweepSpec, cost: CostFn | None = None) -> None:
         if not spec.adaptive:
             raise InvalidInput("Expansion needs a spec with [adaptive.rho] or [adaptive.d]")
         self.spec = spec
-        self.cost_model = "" if spec.adaptive.d is None else (
-            COST_MODEL if cost is cell_cost else f"{cost.__module__}.{cost.__qualname__}")
+        if cost is None and spec.adaptive.d is not None:
+            cost = PlanCost(spec)
+        self.cost_model = "" if spec.adaptive.d is None else getattr(
+            cost, "name", f"{cost.__module__}.{cost.__qualname__}")
         self.learners: dict[tuple, Learner] = {}
         for problem in spec.problems:
             for solver in spec.solvers:
