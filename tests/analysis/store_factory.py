@@ -104,10 +104,11 @@ def write_store(path, probes: list[dict], thresholds: list[dict], spec: dict | N
     ``drop`` names probe variables to leave out (a store written before they existed)."""
     path = str(path)
     with zarr.config.set({"array.write_empty_chunks": True}):  # as lamcap's writer: every chunk on disk
-        return _write_store(path, probes, thresholds, spec)
+        return _write_store(path, probes, thresholds, spec, drop)
 
 
-def _write_store(path: str, probes: list[dict], thresholds: list[dict], spec: dict | None) -> str:
+def _write_store(path: str, probes: list[dict], thresholds: list[dict], spec: dict | None,
+                 drop: tuple[str, ...]) -> str:
     root = zarr.open_group(path, mode="w", zarr_format=3)
     root.attrs.update({
         "lamcap_schema": 1, "spec": json.dumps(spec or {"preset": "synthetic"}),
