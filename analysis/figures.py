@@ -235,10 +235,11 @@ def loss_figure(curves: xr.Dataset) -> Figure:
                 ax.fill_between(sel.alpha_bin, np.maximum(mean - std, mean / 20), mean + std, color=colours[d],
                                 alpha=0.15, lw=0)
         ax.set(title=f"{PROBLEM_NAMES.get(problem, problem)}, ρ = {rho:g}", xlabel=ALPHA_LABEL,
-               ylabel="final cross-entropy loss (nats)", yscale="log")
-        ax.grid(alpha=0.3, which="both")
-        if ax.get_legend_handles_labels()[0]:
+               ylabel="final cross-entropy loss (nats)")
+        if ax.get_legend_handles_labels()[0]:  # a panel without trained probes stays linear (nothing to log)
+            ax.set_yscale("log")
             ax.legend(fontsize=7)
+        ax.grid(alpha=0.3, which="both")
     fig.suptitle("Training loss at the end of Adam vs load (line: mean over probes and seeds; band: ± 1 s.d.)")
     return fig
 
