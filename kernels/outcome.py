@@ -1,6 +1,7 @@
 """What one solved and verified instance reports: the probe record's kernel half."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 # The closed vocabulary of outcome statuses (the store keeps them as integer codes).
@@ -36,6 +37,9 @@ class Outcome:
     target_hist: list[int] = field(default_factory=list)  # counts on lamcap.kernels.verify.HIST_EDGES
     offtarget_hist: list[int] = field(default_factory=list)
     singular_values: list[float] = field(default_factory=list)  # of W, descending, length d
+    # lp only (NaN for other solvers): the optimal max-margin t* of lamcap.kernels.solvers.lp over sigma_off
+    # of the optimal W, i.e. in the units of min_margin; 0 when UNSAT (t* = 0: no W separates strictly)
+    lp_margin: float = math.nan
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

@@ -33,7 +33,7 @@ PROBE_FIELDS = {
     **CELL_FIELDS, "seed": "i8", "p": "i8", "alpha": "f8", "purpose": "i1", "attempt": "i8",
     "sat": "?", "status": "i1", "accuracy": "f8", "n_violations": "i8", "min_margin": "f8",
     "final_loss": "f8", "steps": "i8", "wall_seconds": "f8", "peak_bytes": "i8", "device": "i1",
-    "target_mean": "f8", "target_var": "f8", "offtarget_mean": "f8", "offtarget_var": "f8",
+    "target_mean": "f8", "target_var": "f8", "offtarget_mean": "f8", "offtarget_var": "f8", "lp_margin": "f8",
 }
 THRESHOLD_FIELDS = {
     **CELL_FIELDS, "seed": "i8", "p_star": "i8", "alpha_star": "f8", "p_lo": "i8", "p_hi": "i8",
@@ -65,6 +65,8 @@ DESCRIPTIONS = {
     "target_var": ("sigma_off^2", "variance of normalised target scores"),
     "offtarget_mean": ("sigma_off", "mean normalised competitor score"),
     "offtarget_var": ("sigma_off^2", "variance of normalised competitor scores"),
+    "lp_margin": ("sigma_off", "lp only (NaN otherwise): optimal margin t* of max t s.t. s[mu,mu] - s[mu,nu] >= t "
+                  "for all nu != mu, -1 <= W_ij <= 1, divided by sigma_off of that optimal W; 0 when UNSAT"),
     "target_hist": ("count", "normalised target scores per score bin"),
     "offtarget_hist": ("count", "normalised competitor scores per score bin"),
     "singular_values": ("1", "singular values of W, descending, NaN-padded to the sweep's largest d"),
