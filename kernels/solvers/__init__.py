@@ -6,7 +6,9 @@ from a solver's own count.
 """
 from __future__ import annotations
 
+import math
 import time
+from typing import NamedTuple
 
 import torch
 
@@ -46,25 +48,36 @@ def check_solvable(spec: InstanceSpec, solver: str, rank: int) -> None:
         check_lp_size(spec.d, spec.p)
 
 
-def _run_solver(
-    instance: Instance, solver: str, rank: int, settings: SolverSettings
-) -> tuple[torch.Tensor, int, str]:
-    """(W, steps, provisional status) from the named solver."""
+class SolverRun(NamedTuple):
+    """What a solver hands to verification: W, steps, a provisional status, and (lp) the raw optimal margin."""
+
+    w: torch.Tensor
+    steps: int
+    status: str
+    lp_margin: float = math.nan  # lp: t* with W in [-1, 1] (0 when UNSAT); NaN for the other solvers
+
+
+def _run_solver(instance: Instance, solver: str, rank: int, settings: SolverSettings) -> SolverRun:
     if solver == "hebbian":
         from lamcap.kernels.solvers.hebbian import solve_hebbian
 
-        return solve_hebbian(instance, rank), 0, "closed_form"
+        return SolverRun(solve_hebbian(instance, rank), 0, "closed_form")
     if solver == "lp":
         from lamcap.kernels.solvers.lp import solve_lp
 
-        result = solve_lp(instance)
-        if not result.feasible:  # no W exists; report the zero W, which stores nothing
-            return torch.zeros(instance.d, instance.d, dtype=torch.float64), result.rounds, "infeasible"
-        return result.w, result.rounds, "feasible"
+        result = solve_lp(instance)  # UNSAT: the zero W, which stores nothing
+        return SolverRun(result.w, result.rounds, "feasible" if result.sat else "infeasible", result.lower)
     from lamcap.kernels.solvers.adam import train_adam
 
     trained = train_adam(instance, rank, settings)
-    return trained.w, trained.steps, trained.status
+    return SolverRun(trained.w, trained.steps, trained.status)
+
+
+def _normalised_margin(run: SolverRun, check: Verification) -> float:
+    """lp_margin of the Outcome: t* / sigma_off of the optimal W; 0 when UNSAT; NaN for other solvers."""
+    if math.isnan(run.lp_margin) or run.lp_margin == 0.0:
+        return run.lp_margin
+    return run.lp_margin / check.sigma_off
 
 
 def _final_status(solver: str, status: str, check: Verification) -> str:
@@ -89,16 +102,17 @@ def solve_with_weights(
     memory.start()
     start = time.perf_counter()
     instance = Instance(spec, device)
-    w, steps, status = _run_solver(instance, solver, rank, settings)
+    run = _run_solver(instance, solver, rank, settings)
+    w = run.w
     check = verify(instance, w)
-    status = _final_status(solver, status, check)
+    status = _final_status(solver, run.status, check)
     outcome = Outcome(
         sat=check.sat,
         n_violations=check.n_violations,
         accuracy=check.accuracy,
         min_margin=check.min_margin,
         final_loss=check.loss,
-        steps=steps,
+        steps=run.steps,
         status=status,
         wall_seconds=time.perf_counter() - start,
         peak_bytes=memory.peak(),
@@ -110,6 +124,7 @@ def solve_with_weights(
         target_hist=[int(c) for c in check.target_hist],
         offtarget_hist=[int(c) for c in check.offtarget_hist],
         singular_values=[float(s) for s in check.singular_values],
+        lp_margin=_normalised_margin(run, check),
     )
     return outcome, w.detach().double().cpu()
 
