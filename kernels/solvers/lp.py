@@ -22,15 +22,19 @@ The verdict comes from two float64 bounds on t* of the FULL program, never from 
   * lower = the smallest margin of the returned W over all pairs (the scan; verification agrees);
   * upper = ||sum_k lam_k a_k||_1 / sum_k lam_k with lam >= 0 the row duals of the subset (weak
     duality: any such lam bounds the subset's, hence the full program's, optimum).
-SAT when lower > MARGIN_TOL; UNSAT when upper <= MARGIN_TOL (no W in the box has every margin
-above MARGIN_TOL). MARGIN_TOL = 1e-6 is ten times HiGHS's primal and dual feasibility tolerances
-(1e-7, absolute): below it a margin is indistinguishable from HiGHS's rounding. When neither bound
-clears it (t* within MARGIN_TOL of 0, or bounds HiGHS could not tighten), the probe raises
-LPUndecided, which the orchestrator records as an `error` whose message carries both bounds:
-never SAT, never silently UNSAT. A HiGHS status other than optimal raises the same way.
+Both tolerances are in units of d^2, the scale of a margin: |a_k . vec(W)| <= ||a_k||_1, about
+0.9 d^2 for W in the box. SAT when lower > MARGIN_TOL d^2 (1e-8 d^2): the returned W separates
+every pair, far above float64 rounding (about 1e-16 d^2), so verification agrees. UNSAT when
+upper <= ZERO_TOL d^2 (1e-9 d^2): no W in the box has every margin above that. At UNSAT probes
+the dual bound is HiGHS's rounding in the duals, measured at 1e-12 d^2 or less (benchmarks/lp.py
+prints it), so ZERO_TOL leaves a wide berth; near-threshold SAT probes have t* around 1e-4 d^2 and
+above. In between (or when HiGHS cannot tighten the bounds) the probe raises LPUndecided, which
+the orchestrator records as an `error` whose message carries both bounds: never SAT, never
+silently UNSAT. A HiGHS status other than optimal raises the same way.
 
-A SAT probe goes on generating constraints until lower >= upper (1 - GAP_REL): the recorded margin
-(`lower`, achieved by the returned W) is then the optimum to within GAP_REL.
+A SAT probe goes on generating constraints until no pair's margin is below t (1 - GAP_REL) - HIGHS_SLACK,
+t the subset's optimum: the recorded margin (`lower`, achieved by the returned W) is then the
+optimum of the full program to within that.
 """
 from __future__ import annotations
 
@@ -48,8 +52,10 @@ from lamcap.kernels.weights import hebbian
 LP_MAX_D = 40  # d^2 LP variables at most
 LP_MAX_P = 2000  # every round scans all p (p - 1) pairs
 MAX_ROUNDS = 200
-MARGIN_TOL = 1e-6  # raw margin (W in the box) below which t* is taken as 0; see the module docstring
+MARGIN_TOL = 1e-8  # SAT needs a W whose smallest margin exceeds MARGIN_TOL d^2; see the module docstring
+ZERO_TOL = 1e-9  # UNSAT needs the dual bound on t* at or below ZERO_TOL d^2
 GAP_REL = 1e-4  # relative gap at which the max-margin W is accepted as optimal
+HIGHS_SLACK = 1e-6  # 10x HiGHS's primal feasibility tolerance: a subset row may miss t by this much
 BLOCK_BYTES = 1 << 25  # float64 bytes of competitors per scanned block
 
 
@@ -148,7 +154,7 @@ class MarginProgram:
         import highspy  # not highspy.Highs(): its constructor prints a banner on the C stdout
 
         self._hs = highspy
-        self._h = highspy._Highs()
+        self._h = getattr(highspy, "_Highs", highspy.Highs)()
         for name, value in HIGHS_OPTIONS.items():
             self._h.setOptionValue(name, value)
         d = instance.d
@@ -215,6 +221,12 @@ def _unseen(pairs: Pairs, seen: np.ndarray, p: int) -> Pairs:
     return Pairs(pairs.mu[fresh], pairs.nu[fresh], pairs.diff[torch.from_numpy(fresh)])
 
 
+def _undecided(lower: float, upper: float, d: int) -> LPUndecided:
+    return LPUndecided(f"lp cannot decide: the optimal margin t* lies in [{lower:.3g}, {upper:.3g}], between "
+                       f"ZERO_TOL d^2 = {ZERO_TOL * d * d:.3g} (UNSAT) and MARGIN_TOL d^2 = "
+                       f"{MARGIN_TOL * d * d:.3g} (SAT)")
+
+
 def solve_lp(instance: Instance) -> LPResult:
     """Decide by constraint generation whether some full-rank W stores every association; see the module doc."""
     d, p = instance.d, instance.p
@@ -226,15 +238,16 @@ def solve_lp(instance: Instance) -> LPResult:
     program.add(_unseen(pairs, seen, p))
     for rounds in range(1, MAX_ROUNDS + 1):
         t, w, upper = program.solve()
-        if upper <= MARGIN_TOL:
+        if upper <= ZERO_TOL * d * d:
             return LPResult(False, torch.zeros(d, d, dtype=torch.float64), 0.0, upper, rounds, program.n_rows)
-        target = t * (1.0 - GAP_REL) - MARGIN_TOL  # HiGHS meets the subset's rows only to its tolerance
+        if t <= MARGIN_TOL * d * d:  # t* <= t: no SAT certificate can come, and the dual bound is not small enough
+            raise _undecided(0.0, upper, d)
+        target = t * (1.0 - GAP_REL) - HIGHS_SLACK  # HiGHS meets the subset's rows only to its tolerance
         pairs, lower, n_below = scan_pairs(instance, w, k, below=target)
         if n_below == 0:
-            if lower > MARGIN_TOL:
+            if lower > MARGIN_TOL * d * d:
                 return LPResult(True, w, lower, upper, rounds, program.n_rows)
-            raise LPUndecided(f"lp cannot decide: the optimal margin t* lies in [{lower:.3g}, {upper:.3g}], "
-                              f"within the tolerance {MARGIN_TOL:g} of 0")
+            raise _undecided(lower, upper, d)
         fresh = _unseen(pairs, seen, p)
         if len(fresh.mu) == 0:
             raise LPUndecided(f"lp cannot decide: {n_below} pairs below the margin {target:.3g} are constraints "
