@@ -13,8 +13,8 @@ observable at low load (t* ~ 3 at half the threshold load for d = 8). With that 
 t* is also the l1 distance from the origin to the convex hull of the constraint rows (LP duality),
 0 exactly when UNSAT.
 
-Constraint generation: start from the K smallest-margin pairs of each mu under the Hebbian W;
-solve; scan all p (p - 1) pairs of the solution in float64 (streaming); add the K smallest of
+Constraint generation: start from the K smallest-margin pairs of each mu under a warm-start W
+(lamcap.kernels.solvers.margins: Frank-Wolfe on the soft-min margin); solve; scan all p (p - 1) pairs of the solution in float64 (streaming); add the K smallest of
 every row whose margin is below the subset's optimum; re-solve. New rows go into the live HiGHS
 model, so dual simplex restarts from the previous optimal basis.
 
@@ -39,7 +39,6 @@ optimum of the full program to within that.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,7 +46,7 @@ import torch
 
 from lamcap.kernels.disorder import Instance
 from lamcap.kernels.errors import InvalidInput
-from lamcap.kernels.weights import hebbian
+from lamcap.kernels.solvers.margins import PairMargins, Pairs
 
 LP_MAX_D = 40  # d^2 LP variables at most
 LP_MAX_P = 2000  # every round scans all p (p - 1) pairs
@@ -56,7 +55,6 @@ MARGIN_TOL = 1e-8  # SAT needs a W whose smallest margin exceeds MARGIN_TOL d^2;
 ZERO_TOL = 1e-9  # UNSAT needs the dual bound on t* at or below ZERO_TOL d^2
 GAP_REL = 1e-4  # relative gap at which the max-margin W is accepted as optimal
 HIGHS_SLACK = 1e-6  # 10x HiGHS's primal feasibility tolerance: a subset row may miss t by this much
-BLOCK_BYTES = 1 << 25  # float64 bytes of competitors per scanned block
 
 
 class LPUndecided(RuntimeError):
@@ -81,61 +79,6 @@ def check_lp_size(d: int, p: int) -> None:
         raise InvalidInput(f"d={d} too large for the lp solver (limit d <= {LP_MAX_D})")
     if p > LP_MAX_P:
         raise InvalidInput(f"p={p} too large for the lp solver (limit p <= {LP_MAX_P})")
-
-
-@dataclass(frozen=True)
-class Pairs:
-    """Selected pairs: input mu, competitor nu, and the row's vector y_mu - y_nu (float64, CPU)."""
-
-    mu: np.ndarray
-    nu: np.ndarray
-    diff: torch.Tensor  # (n, d)
-
-
-def _row_blocks(instance: Instance) -> Iterator[tuple[int, torch.Tensor]]:
-    """(mu0, C): float64 competitors of inputs mu0.. as (m, p, d) for DP, the shared (p, d) outputs for OP."""
-    p, d = instance.p, instance.d
-    rows = max(1, BLOCK_BYTES // (8 * p * d))
-    if instance.problem == "op":
-        y = instance.shared_outputs.double()
-        for mu0 in range(0, p, rows):
-            yield mu0, y
-        return
-    for mu0 in range(0, p, rows):
-        yield mu0, instance.competitors(mu0, min(mu0 + rows, p)).double()
-
-
-def scan_pairs(instance: Instance, w: torch.Tensor, k: int, below: float) -> tuple[Pairs, float, int]:
-    """Stream every pair's margin s[mu,mu] - s[mu,nu] of W in float64.
-
-    Returns the k smallest-margin pairs of each row among those with margin < `below`, the smallest
-    margin of all, and how many pairs lie below `below`.
-    """
-    p, dev = instance.p, instance.device
-    rows = max(1, BLOCK_BYTES // (8 * p * instance.d))
-    z = instance.inputs.double() @ w.to(dev, torch.float64).T  # z_mu = W x_mu
-    targets = instance.targets.double()
-    target = (targets * z).sum(dim=1)
-    picked_mu, picked_nu, picked_diff = [], [], []
-    lowest, n_below = math.inf, 0
-    for mu0, c in _row_blocks(instance):
-        mu1 = min(mu0 + rows, p)
-        zb = z[mu0:mu1]
-        scores = zb @ c.T if c.dim() == 2 else torch.einsum("mnd,md->mn", c, zb)
-        margin = target[mu0:mu1, None] - scores
-        margin[torch.arange(mu1 - mu0, device=dev), torch.arange(mu0, mu1, device=dev)] = math.inf
-        lowest = min(lowest, float(margin.min()))
-        n_below += int((margin < below).sum())
-        vals, nu = margin.topk(min(k, p - 1), dim=1, largest=False)
-        keep = vals < below
-        mu = torch.arange(mu0, mu1, device=dev)[:, None].expand_as(nu)[keep]
-        nu = nu[keep]
-        y_nu = c[nu] if c.dim() == 2 else c[mu - mu0, nu]
-        picked_mu.append(mu.cpu())
-        picked_nu.append(nu.cpu())
-        picked_diff.append((targets[mu] - y_nu).cpu())
-    pairs = Pairs(torch.cat(picked_mu).numpy(), torch.cat(picked_nu).numpy(), torch.cat(picked_diff))
-    return pairs, lowest, n_below
 
 
 # Every solve: one thread (actors run one each), no console output, no presolve (nothing to remove in
@@ -232,9 +175,9 @@ def solve_lp(instance: Instance) -> LPResult:
     d, p = instance.d, instance.p
     check_lp_size(d, p)
     k = pairs_per_row(d, p)
-    program = MarginProgram(instance)
+    program, margins = MarginProgram(instance), PairMargins(instance)
     seen = np.zeros(p * p, dtype=bool)
-    pairs, _, _ = scan_pairs(instance, hebbian(instance).double(), k, below=math.inf)
+    pairs, _, _ = margins.scan(margins.warm_start(instance), k, below=math.inf)
     program.add(_unseen(pairs, seen, p))
     for rounds in range(1, MAX_ROUNDS + 1):
         t, w, upper = program.solve()
@@ -243,7 +186,7 @@ def solve_lp(instance: Instance) -> LPResult:
         if t <= MARGIN_TOL * d * d:  # t* <= t: no SAT certificate can come, and the dual bound is not small enough
             raise _undecided(0.0, upper, d)
         target = t * (1.0 - GAP_REL) - HIGHS_SLACK  # HiGHS meets the subset's rows only to its tolerance
-        pairs, lower, n_below = scan_pairs(instance, w, k, below=target)
+        pairs, lower, n_below = margins.scan(w, k, below=target)
         if n_below == 0:
             if lower > MARGIN_TOL * d * d:
                 return LPResult(True, w, lower, upper, rounds, program.n_rows)
