@@ -16,9 +16,10 @@ PRESETS: dict[str, dict] = {
     # too close to the 10 minutes `make demo` may take on a fresh machine, install included).
     "demo": {
         "problems": ["op", "dp"],
-        "solvers": ["adam", "hebbian"],
-        "rhos": [1.0, 0.5],
+        "solvers": ["adam", "hebbian", "lp"],
+        "rhos": [1.0, 0.5],  # lp runs at rho = 1 only
         "ds": [8, 12, 16, 24],
+        "d_max": {"lp": 16},  # the exact oracle's probes near threshold: ~1 s at d = 16, ~20 s at d = 24
         "seeds": 3,
         "device": "auto",
         "solver_settings": {},

@@ -4,14 +4,15 @@ A sweep TOML file holds the same keys as `SweepSpec.to_dict()` (see examples/swe
 
     preset = "demo"                 # optional: start from a preset, the keys below override it
     problems = ["op", "dp"]         # 'op' (shared outputs) and/or 'dp' (private competitors)
-    solvers = ["adam", "hebbian"]   # 'adam', 'hebbian', 'lp' (lp: full rank only, rhos = [1.0])
+    solvers = ["adam", "hebbian"]   # 'adam', 'hebbian', 'lp' (lp: full rank: its cells exist at rho = 1 only)
     rhos = [1.0, 0.5]               # rank fractions in (0, 1]; rank r = max(1, round(rho d))
     ds = [8, 12, 16]                # dimensions, each >= 2
     seeds = 3                       # disorder seeds 0 .. seeds-1 per cell
     device = "auto"                 # 'cpu', 'cuda' or 'auto' (the driver decides and records)
 
-    [d_max]                         # optional per-problem cap on ds: here dp runs d <= 12 only
+    [d_max]                         # optional cap on ds per problem or per solver: dp and lp run d <= 12 only
     dp = 12
+    lp = 12
 
     [solver_settings]               # lamcap.kernels.solvers.settings.SolverSettings (every key optional)
     lr = 1.0
@@ -149,8 +150,9 @@ def _default_solver_settings() -> SolverSettings:
 class SweepSpec:
     """A whole sweep: every (problem, solver, rho, d) cell times `seeds` seeds.
 
-    `d_max` caps the dimensions per problem ({"dp": 256}: dp cells only for d <= 256); it is
-    stored as a sorted tuple of (problem, d) pairs so that the spec stays hashable.
+    `d_max` caps the dimensions per problem or per solver ({"dp": 256}: dp cells only for d <= 256;
+    {"lp": 16}: lp cells only for d <= 16); it is stored as a sorted tuple of (name, d) pairs so
+    that the spec stays hashable. `lp` cells exist only at rho = 1 (the exact oracle is full rank).
     """
 
     problems: tuple[str, ...]
@@ -173,10 +175,10 @@ class SweepSpec:
         object.__setattr__(self, "d_max", _d_max_pairs(self.d_max))
         validate(self)
 
-    def ds_for(self, problem: str) -> tuple[int, ...]:
-        """The dimensions swept for one problem (ds cut at its d_max), ascending."""
-        cap = dict(self.d_max).get(problem)
-        return tuple(sorted(d for d in self.ds if cap is None or d <= cap))
+    def ds_for(self, problem: str, solver: str | None = None) -> tuple[int, ...]:
+        """The dimensions swept for one problem (and solver): ds cut at their d_max, ascending."""
+        caps = [cap for name, cap in self.d_max if name in (problem, solver)]
+        return tuple(sorted(d for d in self.ds if all(d <= cap for cap in caps)))
 
     @property
     def max_d(self) -> int:
@@ -184,13 +186,14 @@ class SweepSpec:
         return max(cell.d for cell in self.cells())
 
     def cells(self) -> list[Cell]:
-        """Every (problem, solver, rho, d) cell, sorted."""
+        """Every (problem, solver, rho, d) cell, sorted; lp only at rho = 1."""
         return sorted(
             Cell(problem, solver, rho, d)
             for problem in self.problems
             for solver in self.solvers
             for rho in self.rhos
-            for d in self.ds_for(problem)
+            if solver != "lp" or rho == 1
+            for d in self.ds_for(problem, solver)
         )
 
     def to_dict(self) -> dict:
@@ -258,28 +261,34 @@ def _list_problems(name: str, value: Any, ok, what: str) -> list[str]:
 
 def _d_max_problems(d_max: Any, ds: Any) -> list[str]:
     if not isinstance(d_max, tuple):
-        return [f"d_max={d_max!r} must be a table of problem = largest d"]
+        return [f"d_max={d_max!r} must be a table of problem or solver = largest d"]
     out = []
     all_ds = [d for d in ds if _is_int(d)] if isinstance(ds, (list, tuple)) else []
-    for problem, cap in d_max:
-        if problem not in PROBLEMS:
-            out.append(f"d_max: unknown problem {problem!r}; expected one of {PROBLEMS}")
+    for name, cap in d_max:
+        if name not in PROBLEMS + SOLVERS:
+            out.append(f"d_max: unknown problem or solver {name!r}; expected one of {PROBLEMS + SOLVERS}")
         elif not _is_int(cap) or cap < 2:
-            out.append(f"d_max.{problem}={cap!r} must be an integer >= 2")
+            out.append(f"d_max.{name}={cap!r} must be an integer >= 2")
         elif all_ds and not any(d <= cap for d in all_ds):
-            out.append(f"d_max.{problem}={cap} leaves problem {problem!r} no d (ds = {all_ds})")
+            out.append(f"d_max.{name}={cap} leaves {name!r} no d (ds = {all_ds})")
     return out
 
 
-def _lp_problems(solvers: Any, rhos: Any, ds: Any) -> list[str]:
+def _lp_problems(solvers: Any, rhos: Any, ds: Any, d_max: Any) -> list[str]:
+    """lp needs rho = 1 among the rhos (its only cells) and every d it runs within LP_MAX_D."""
     if not isinstance(solvers, (list, tuple)) or "lp" not in solvers:
         return []
-    out = [f"rho={r!r} with solver 'lp': lp handles full rank only; sweep lp in its own spec with rhos = [1.0]"
-           for r in (rhos if isinstance(rhos, (list, tuple)) else ()) if _is_real(r) and r != 1]
+    out = []
+    real = [r for r in rhos if _is_real(r)] if isinstance(rhos, (list, tuple)) else []
+    if real and 1 not in real:
+        out.append(f"solver 'lp' needs rho = 1 among the rhos (lp is full rank: its cells exist at rho = 1 "
+                   f"only), got rhos = {real}")
     from lamcap.kernels.solvers.lp import LP_MAX_D
 
-    out += [f"d={d} with solver 'lp': lp handles d <= {LP_MAX_D} only"
-            for d in (ds if isinstance(ds, (list, tuple)) else ()) if _is_int(d) and d > LP_MAX_D]
+    cap = dict(d_max).get("lp") if isinstance(d_max, tuple) else None
+    out += [f"d={d} with solver 'lp': lp handles d <= {LP_MAX_D} only (cap it with d_max.lp = {LP_MAX_D})"
+            for d in (ds if isinstance(ds, (list, tuple)) else ())
+            if _is_int(d) and d > LP_MAX_D and (not _is_int(cap) or d <= cap)]
     return out
 
 
@@ -294,7 +303,7 @@ def _field_problems(problems: Any, solvers: Any, rhos: Any, ds: Any, seeds: Any,
         out.append(f"seeds={seeds!r} must be an integer >= 1")
     if device not in DEVICES:
         out.append(f"device={device!r} is not one of {DEVICES}")
-    return out + _d_max_problems(d_max, ds) + _lp_problems(solvers, rhos, ds)
+    return out + _d_max_problems(d_max, ds) + _lp_problems(solvers, rhos, ds, d_max)
 
 
 def spec_problems(spec: SweepSpec) -> list[str]:
