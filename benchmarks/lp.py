@@ -10,9 +10,10 @@ hardest, one side SAT and the other UNSAT for most seeds.
 * after: lamcap.kernels.solvers.lp.solve_lp (max-margin form in a live highspy model).
 
 Every probe runs in its own process, one thread (torch and HiGHS), limited to --cpu-limit CPU
-seconds (default 900: "> 900 (stopped)" in the table); CPU seconds (time.process_time of that
-process) are what the table reports, because the build machine is shared. Results are appended to a JSON-lines file (--out), one
-line per probe, and a rerun skips probes already there: the large d run in the background with
+seconds (default 900: "> 900 (stopped)" in the table). The table reports CPU seconds
+(time.process_time of that process), because the build machine is shared. Results are appended
+to a JSON-lines file (--out), one line per probe, and a rerun skips probes already there: the
+large d run in the background with
 
     nohup .venv/bin/python benchmarks/lp.py --d 8 16 24 32 48 64 > out/lp-bench.log 2>&1 &
 
@@ -135,13 +136,13 @@ def run_probe(impl: str, problem: str, d: int, p: int, seed: int, cpu_limit: flo
     return {"verdict": "timeout", "cpu_s": cpu_limit, "wall_s": time.perf_counter() - start, "exitcode": child.exitcode}
 
 
-def probes(ds, problems) -> list[tuple[str, int, int]]:
+def probes(ds, problems, loads=LOADS) -> list[tuple[str, int, int]]:
     from lamcap.analysis.theory import finite_size_prediction
 
     out = []
     for d in ds:
         p_star = finite_size_prediction(d)[0]
-        ps = sorted({math.floor(LOADS[0] * p_star), math.ceil(LOADS[1] * p_star)})
+        ps = sorted({math.floor(f * p_star) if f < 1 else math.ceil(f * p_star) for f in loads})
         out += [(problem, d, p) for problem in problems for p in ps]
     return out
 
@@ -182,6 +183,7 @@ def main() -> None:
     parser.add_argument("--d", type=int, nargs="+", default=list(DS))
     parser.add_argument("--problems", nargs="+", default=["op", "dp"])
     parser.add_argument("--impl", nargs="+", default=["after", "before"], choices=["before", "after"])
+    parser.add_argument("--loads", type=float, nargs="+", default=list(LOADS), help="p / p* (default 0.97 1.03)")
     parser.add_argument("--cpu-limit", type=float, default=900.0, help="CPU seconds per probe (default 900)")
     parser.add_argument("--out", type=Path, default=OUT, help=f"JSON lines, appended (default {OUT})")
     parser.add_argument("--table", action="store_true", help="only print the table of what --out holds")
@@ -190,7 +192,7 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         done = {(r["impl"], r["problem"], r["d"], r["p"]) for r in load(args.out)}
         for impl in args.impl:
-            for problem, d, p in probes(args.d, args.problems):
+            for problem, d, p in probes(args.d, args.problems, args.loads):
                 if (impl, problem, d, p) in done:
                     continue
                 result = {"impl": impl, "problem": problem, "d": d, "p": p, "seed": 0,

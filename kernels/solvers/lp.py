@@ -14,8 +14,9 @@ t* is also the l1 distance from the origin to the convex hull of the constraint 
 0 exactly when UNSAT.
 
 Constraint generation: start from the K smallest-margin pairs of each mu under a warm-start W
-(lamcap.kernels.solvers.margins: Frank-Wolfe on the soft-min margin); solve; scan all p (p - 1) pairs of the solution in float64 (streaming); add the K smallest of
-every row whose margin is below the subset's optimum; re-solve. New rows go into the live HiGHS
+(lamcap.kernels.solvers.margins: Frank-Wolfe on the soft-min margin); solve; scan all p (p - 1)
+pairs of the solution in float64 (streaming); add the K smallest of every row whose margin is
+below the subset's optimum; re-solve. New rows go into the live HiGHS
 model, so dual simplex restarts from the previous optimal basis.
 
 The verdict comes from two float64 bounds on t* of the FULL program, never from HiGHS's status alone:

@@ -94,7 +94,8 @@ class PairMargins:
         for step in range(steps):
             z = x @ w.T
             target = (targets * z).sum(dim=1)
-            blocks = [(mu0, mu1, c, self._margins(z, target, mu0, mu1, c)) for mu0, mu1, c in self.blocks(torch.float32)]
+            blocks = [(mu0, mu1, c, self._margins(z, target, mu0, mu1, c))
+                      for mu0, mu1, c in self.blocks(torch.float32)]
             finite = torch.cat([m[torch.isfinite(m)] for *_, m in blocks])
             sharpness, ref = beta / max(float(finite.std()), 1e-30), float(finite.min())
             g = torch.zeros_like(targets)  # G_mu = sum_nu pi (y_mu - y_nu): the soft-min's gradient is G^T X

@@ -11,6 +11,7 @@ from lamcap.kernels.disorder import Instance, InstanceSpec
 from lamcap.kernels.errors import InvalidInput
 from lamcap.kernels.solvers import solve, solve_with_weights
 from lamcap.kernels.solvers.adam import learning_rate
+from lamcap.kernels.solvers.lp import LP_MAX_D, LP_MAX_P
 from lamcap.kernels.solvers.settings import SolverSettings
 
 
@@ -90,7 +91,9 @@ def test_learning_rate_warms_up_linearly_then_decays_as_a_cosine():
 
 
 @pytest.mark.parametrize("solver,rank,p,d,match", [
-    ("lp", 4, 10, 8, "full rank"), ("lp", 48, 10, 48, "d=48"), ("lp", 8, 5000, 8, "p=5000"),
+    ("lp", 4, 10, 8, "full rank"),
+    ("lp", LP_MAX_D + 8, 10, LP_MAX_D + 8, rf"d={LP_MAX_D + 8} .*limit d <= {LP_MAX_D}"),
+    ("lp", 8, LP_MAX_P + 1, 8, rf"p={LP_MAX_P + 1} .*limit p <= {LP_MAX_P}"),
     ("newton", 4, 10, 4, "newton"), ("adam", 0, 10, 4, "rank=0"), ("adam", 5, 10, 4, "rank=5"),
 ])
 def test_solvers_refuse_what_they_cannot_take(solver, rank, p, d, match):
