@@ -113,6 +113,9 @@ def _child(impl: str, problem: str, d: int, p: int, seed: int, cpu_limit: float,
     from lamcap.kernels.disorder import Instance, InstanceSpec
     from lamcap.kernels.solvers import lp as lp_module
 
+    import highspy  # noqa: F401 - imports are not part of a probe's time
+    import scipy.optimize  # noqa: F401
+
     lp_module.check_lp_size = lambda d, p: None  # measure beyond the current limits
     instance = Instance(InstanceSpec(problem, d, p, seed))
     cpu, wall = time.process_time(), time.perf_counter()
