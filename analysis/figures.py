@@ -223,21 +223,23 @@ def loss_figure(curves: xr.Dataset) -> Figure:
     colours = _colours(curves.d.values.tolist())
     fig, axes = _grid(len(rhos), len(problems))
     for (i, rho), (j, problem) in ((r, c) for r in enumerate(rhos) for c in enumerate(problems)):
-        ax = axes[i, j]
+        ax, positive = axes[i, j], False
         for solver in ordered(curves.solver.values, ("adam",)):
             for d in sorted(curves.d.values.tolist()):
                 sel = curves.sel(problem=problem, solver=solver, rho=rho, d=d).dropna("alpha_bin", subset=["loss_mean"])
                 if not sel.sizes["alpha_bin"]:
                     continue
                 mean, std = sel.loss_mean.values, np.nan_to_num(sel.loss_std.values)
+                positive |= bool((mean > 0).any())
                 ax.plot(sel.alpha_bin, mean, SOLVER_STYLE.get(solver, "-."), marker="o", ms=3, color=colours[d],
                         label=f"{solver}, d = {d}")
                 ax.fill_between(sel.alpha_bin, np.maximum(mean - std, mean / 20), mean + std, color=colours[d],
                                 alpha=0.15, lw=0)
         ax.set(title=f"{PROBLEM_NAMES.get(problem, problem)}, ρ = {rho:g}", xlabel=ALPHA_LABEL,
                ylabel="final cross-entropy loss (nats)")
-        if ax.get_legend_handles_labels()[0]:  # a panel without trained probes stays linear (nothing to log)
+        if positive:  # a panel without a positive loss stays linear (nothing to log)
             ax.set_yscale("log")
+        if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
         ax.grid(alpha=0.3, which="both")
     fig.suptitle("Training loss at the end of Adam vs load (line: mean over probes and seeds; band: ± 1 s.d.)")
@@ -426,6 +428,64 @@ def adaptive_dimension_figure(decisions: xr.Dataset, thresholds: xr.Dataset) -> 
              title="Fit of α*(d) = α_∞ + a / ln d, decision by decision")
     right.set(xlabel="dimension d (ladder rungs run)", ylabel="seeds run", title="Seeds the learner chose per d")
     for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return fig
+
+
+def margin_figure(curves: xr.Dataset) -> Figure:
+    """The exact LP's optimal normalised margin per seed vs load (top) and vs alpha / alpha* (bottom); per problem."""
+    problems = ordered(curves.problem.values)
+    colours = _colours(sorted(set(curves.d.values.tolist())))
+    fig, axes = _grid(2, len(problems), width=5.2)
+    for j, problem in enumerate(problems):
+        labelled: set[int] = set()
+        at = curves.isel(probe=np.flatnonzero((curves.problem == problem).values))
+        for d in sorted(set(at.d.values.tolist())):
+            for seed in sorted(set(at.seed.values[at.d.values == d].tolist())):
+                one = at.isel(probe=np.flatnonzero(((at.d == d) & (at.seed == seed)).values))
+                label = None if d in labelled else f"d = {d}"
+                labelled.add(d)
+                for ax, x in ((axes[0, j], one.alpha.values), (axes[1, j], one.relative_load.values)):
+                    ax.plot(x, one.lp_margin.values, "-", marker="o", ms=2.5, lw=0.8, alpha=0.8,
+                            color=colours[d], label=label)
+        axes[0, j].set(title=f"{PROBLEM_NAMES.get(problem, problem)}: exact max-margin W", xlabel=ALPHA_LABEL)
+        axes[1, j].set(xlabel="relative load α / α* (α* of the seed's exact threshold)")
+        axes[1, j].axvline(1.0, color="k", lw=0.8)
+        for ax in axes[:, j]:
+            ax.set(ylabel="optimal margin t* / σ_off")
+            ax.axhline(0.0, color="grey", lw=0.6)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.suptitle("Margin of the optimal memory vs load, one line per seed: it reaches 0 at each seed's threshold")
+    return fig
+
+
+def gap_figure(gap: xr.Dataset) -> Figure:
+    """Per-seed p*(gradient solver) / p*(lp) vs d at rho = 1 with the median and range; one panel per solver."""
+    solvers = ordered(gap.solver.values, ("adam",))
+    fig, axes = _grid(1, len(solvers), width=5.6, height=4.2)
+    offsets = {"op": -0.04, "dp": 0.04}  # in log2 d: side by side, not on top of each other
+    for ax, solver in zip(axes[0], solvers):
+        for k, problem in enumerate(ordered(gap.problem.values)):
+            cell = gap.sel(problem=problem, solver=solver)
+            ds = [d for d in cell.d.values.tolist() if int(cell.n_seeds.sel(d=d)) > 0]
+            if not ds:
+                continue
+            x = np.log2(np.asarray(ds, dtype=float)) + offsets.get(problem, 0.0)
+            seeds = cell.seed_ratio.sel(d=ds).transpose("d", "seed").values
+            for xi, row in zip(x, seeds):
+                row = row[~np.isnan(row)]
+                ax.plot(np.full(row.size, xi), row, ".", color=f"C{k}", alpha=0.35, ms=5)
+            med = cell.ratio_median.sel(d=ds).values
+            err = np.vstack([med - cell.ratio_min.sel(d=ds).values, cell.ratio_max.sel(d=ds).values - med])
+            ax.errorbar(x, med, yerr=err, fmt="o-", capsize=3, color=f"C{k}",
+                        label=f"{problem}: median, range over seeds")
+        ax.axhline(1.0, color="k", lw=0.8, label="equal to the exact p*")
+        all_d = sorted(int(d) for d in gap.d.values)
+        ax.set_xticks(np.log2(all_d), [str(d) for d in all_d])
+        ax.set(title=f"Optimizer gap of {solver} at ρ = 1", xlabel="dimension d (log scale)",
+               ylabel=f"per-seed p*({solver}) / p*(exact LP)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     return fig

@@ -12,12 +12,12 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from lamcap.analysis import figures, mechanism, observables, scaling, thresholds
+from lamcap.analysis import figures, mechanism, observables, oracle, scaling, thresholds
 from lamcap.analysis.load import CELL, Store, open_store
 from lamcap.kernels.errors import InvalidInput
 
 FIGURES = ("accuracy", "scaling", "spectra", "scores", "steps", "loss", "input_scores", "hebbian_scores",
-           "adaptive_rank", "adaptive_d")
+           "adaptive_rank", "adaptive_d", "margin", "gap")
 
 
 @dataclass
@@ -32,6 +32,8 @@ class Analysis:
     spectra: xr.Dataset | None = None
     distances: xr.Dataset | None = None
     steps: xr.Dataset | None = None
+    margins: xr.Dataset | None = None  # lp probes: optimal margin vs load (lamcap.analysis.oracle)
+    gap: xr.Dataset | None = None  # per-seed p*(gradient solver) / p*(lp) at rho = 1
     notes: list[str] = field(default_factory=list)
     excluded: str = ""  # how many thresholds are incomplete (and so left out of everything), and why
 
@@ -59,6 +61,8 @@ def analyze(store: Store, level: float = 0.95, n_boot: int = 400, seed: int = 0)
     if result.spectra is not None:
         result.distances = _attempt(notes, "spectral distances", mechanism.spectrum_distances, result.spectra)
     result.steps = _attempt(notes, "steps to solution", mechanism.steps_to_solution, probes, th)
+    result.margins = _attempt(notes, "LP margin curves", oracle.margin_curves, probes, th)
+    result.gap = _attempt(notes, "optimizer gap", oracle.optimizer_gap, th)
     return result
 
 
@@ -179,6 +183,7 @@ def write_fits_json(result: Analysis, path: str) -> str:
         "op_minus_dp": _records(result.op_dp),
         "score_ratios": _records(result.ratios),
         "spectral_distances": _records(result.distances),
+        "optimizer_gap": oracle.gap_records(result.gap) if result.gap is not None else [],
         "notes": result.notes,
     }
     with open(path, "w") as fh:
@@ -209,6 +214,8 @@ def make_figures(result: Analysis) -> dict[str, Figure]:
         "hebbian_scores": lambda: figures.hebbian_scores_figure(observables.hebbian_per_problem(probes)),
         "adaptive_rank": lambda: adaptive_rank(result.store),
         "adaptive_d": lambda: adaptive_dimension(result.store),
+        "margin": lambda: figures.margin_figure(result.margins) if result.margins is not None else None,
+        "gap": lambda: figures.gap_figure(result.gap) if result.gap is not None else None,
     }
     for name in FIGURES:
         fig = _attempt(notes, f"figure {name}", builders[name])
@@ -278,6 +285,9 @@ def report_text(result: Analysis, rows: list[dict], level: float) -> str:
     if result.store.decision_log:
         sections += ["Adaptive axis: each learner's decisions (the store's `decisions` group)",
                      format_decisions_table(result.store.decision_log)]
+    if result.gap is not None:
+        sections += ["Optimizer gap at rho = 1: per-seed p*(solver) / p*(exact lp), same disorder (median, range, "
+                     "share of seeds equal)", oracle.format_gap_table(oracle.gap_records(result.gap))]
     return "\n\n".join(sections)
 
 

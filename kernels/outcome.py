@@ -1,6 +1,7 @@
 """What one solved and verified instance reports: the probe record's kernel half."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 # The closed vocabulary of outcome statuses (the store keeps them as integer codes).
@@ -52,6 +53,9 @@ class Outcome:
     # CPU time of the solving process over the solve: on a CPU device what a free core takes, where
     # wall_seconds also counts the time other processes held it (on CUDA: the host's share only)
     cpu_seconds: float = float("nan")
+    # lp only (NaN for other solvers): the optimal max-margin t* of lamcap.kernels.solvers.lp over sigma_off
+    # of the optimal W, i.e. in the units of min_margin; 0 when UNSAT (t* = 0: no W separates strictly)
+    lp_margin: float = math.nan
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

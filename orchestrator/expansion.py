@@ -92,7 +92,8 @@ def possible_cells(spec: SweepSpec) -> list[Cell]:
                     lo, hi = rule_rho.rank_range(d)
                     out.update(Cell(problem, solver, r / d, d) for r in range(lo, hi + 1))
                 else:
-                    out.update(Cell(problem, solver, rho, d) for rho in spec.rhos)
+                    out.update(Cell(problem, solver, rho, d) for rho in spec.rhos_for(solver)
+                               if d in spec.ds_for(problem, solver, rho))
     return sorted(out)
 
 
@@ -145,9 +146,9 @@ class Expansion:
                     for d in spec.ds_for(problem):
                         self._add(RankLearner(spec.adaptive.rho, d, {"problem": problem, "solver": solver}))
                 else:
-                    for rho in spec.rhos:
+                    for rho in spec.rhos_for(solver):
                         self._add(DimensionLearner(spec.adaptive.d, cost, problem, solver, rho, spec.seeds,
-                                                   ladder=spec.ds_for(problem)))
+                                                   ladder=spec.ds_for(problem, solver, rho)))
         self.searches: set[Search] = set()  # every (cell, seed) asked for so far
         self._rows: dict[Cell, dict[int, float]] = {}  # rank axis: alpha* per seed of cells not yet told whole
         self._handed = {key: 0 for key in self.learners}  # decisions already handed out (stored or taken)

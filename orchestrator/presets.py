@@ -17,9 +17,10 @@ PRESETS: dict[str, dict] = {
     # too close to the 10 minutes `make demo` may take on a fresh machine, install included).
     "demo": {
         "problems": ["op", "dp"],
-        "solvers": ["adam", "hebbian"],
-        "rhos": [1.0, 0.5],
+        "solvers": ["adam", "hebbian", "lp"],
+        "rhos": [1.0, 0.5],  # lp runs at rho = 1 only
         "ds": [8, 12, 16, 24],
+        "d_max": {"lp": 16},  # the exact oracle's probes near threshold: ~1 s at d = 16, ~20 s at d = 24
         "seeds": 3,
         "device": "auto",
         "solver_settings": {},
@@ -29,14 +30,15 @@ PRESETS: dict[str, dict] = {
     # d = 128 and DP to d = 96 at full rank, both to d = 64 at rho = 0.5, Adam and Hebbian, 4 seeds.
     # The resolution is chosen with `lamcap plan --preset scale --workers 2` so that the run takes
     # about 90 minutes on 2 cores (README: the plan). No curve probes: the search probes already
-    # span the loads the figures need, and a curve probe at d = 128 costs minutes. lp joins once it
-    # may share a spec with rho = 0.5 cells (issue 8): solvers += "lp", d_max "lp" = its largest d.
+    # span the loads the figures need, and a curve probe at d = 128 costs minutes. The exact oracle
+    # (lp, rho = 1) runs to d = 24, where a probe near threshold takes ~20 CPU seconds (~3 minutes at
+    # d = 32: benchmarks/lp.py), so that the optimizer gap is measured on the same disorder.
     "scale": {
         "problems": ["op", "dp"],
-        "solvers": ["adam", "hebbian"],
+        "solvers": ["adam", "hebbian", "lp"],
         "rhos": [1.0, 0.5],
         "ds": [8, 12, 16, 24, 32, 48, 64, 96, 128],
-        "d_max": {"dp": 96, "rho=0.5": 64},
+        "d_max": {"dp": 96, "rho=0.5": 64, "lp": 24},
         "seeds": 4,
         "device": "cpu",
         "solver_settings": {},

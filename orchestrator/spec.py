@@ -4,14 +4,15 @@ A sweep TOML file holds the same keys as `SweepSpec.to_dict()` (see examples/swe
 
     preset = "demo"                 # optional: start from a preset, the keys below override it
     problems = ["op", "dp"]         # 'op' (shared outputs) and/or 'dp' (private competitors)
-    solvers = ["adam", "hebbian"]   # 'adam', 'hebbian', 'lp' (lp: full rank only, rhos = [1.0])
+    solvers = ["adam", "hebbian"]   # 'adam', 'hebbian', 'lp' (lp: full rank: its cells exist at rho = 1 only)
     rhos = [1.0, 0.5]               # rank fractions in (0, 1]; rank r = max(1, round(rho d))
     ds = [8, 12, 16]                # dimensions, each >= 2
     seeds = 3                       # disorder seeds 0 .. seeds-1 per cell
     device = "auto"                 # 'cpu', 'cuda' or 'auto' (the driver decides and records)
 
     [d_max]                         # optional caps on ds (lamcap.orchestrator.d_caps): a key names a
-    dp = 12                         # problem, a solver or "rho=R"; here dp runs d <= 12 only
+    dp = 12                         # problem, a solver or "rho=R"; here dp and lp run d <= 12 only
+    lp = 12
 
     [solver_settings]               # lamcap.kernels.solvers.settings.SolverSettings (every key optional)
     lr = 1.0
@@ -160,9 +161,10 @@ class SweepSpec:
     """A whole sweep: every (problem, solver, rho, d) cell times `seeds` seeds.
 
     `d_max` caps the dimensions of the cells whose problem, solver or rank fraction a key names
-    ({"dp": 256, "rho=0.5": 64}: dp cells only for d <= 256, rho = 0.5 cells for d <= 64;
-    lamcap.orchestrator.d_caps); it is stored as a sorted tuple of (key, d) pairs so that the
-    spec stays hashable.
+    ({"dp": 256, "rho=0.5": 64, "lp": 16}: dp cells only for d <= 256, rho = 0.5 cells for d <= 64,
+    lp cells for d <= 16; lamcap.orchestrator.d_caps); it is stored as a sorted tuple of (key, d)
+    pairs so that the spec stays hashable. `lp` cells exist only at rho = 1 (the exact oracle is full
+    rank).
     """
 
     problems: tuple[str, ...]
@@ -202,7 +204,8 @@ class SweepSpec:
         return max(max(self.ds_for(problem)) for problem in self.problems)
 
     def cells(self) -> list[Cell]:
-        """Every (problem, solver, rho, d) cell, sorted; with an adaptive axis, only its first round's."""
+        """Every (problem, solver, rho, d) cell, sorted; lp only at rho = 1; with an adaptive axis, only its
+        first round's."""
         return sorted(cell for problem in self.problems for solver in self.solvers
                       for cell in self._first_cells(problem, solver))
 
@@ -212,10 +215,14 @@ class SweepSpec:
             return [Cell(problem, solver, rho, d) for d in self.ds_for(problem, solver)
                     for rho in rule_rho.initial_rhos(d) if d in self.ds_for(problem, solver, rho)]
         out = []
-        for rho in self.rhos:
+        for rho in self.rhos_for(solver):
             ds = self.ds_for(problem, solver, rho)
             out += [Cell(problem, solver, rho, d) for d in (ds[:rule_d.n_start] if rule_d else ds)]
         return out
+
+    def rhos_for(self, solver: str) -> tuple[float, ...]:
+        """The rank fractions a solver runs at: all of rhos, or 1 alone for the full-rank lp."""
+        return tuple(r for r in self.rhos if solver != "lp" or r == 1)
 
     def to_dict(self) -> dict:
         """JSON- and TOML-able (absent optional values are left out); from_dict inverts it exactly."""
@@ -287,17 +294,26 @@ def _list_problems(name: str, value: Any, ok, what: str) -> list[str]:
     return out
 
 
-def _lp_problems(solvers: Any, rhos: Any, ds: Any, d_max: Any = (), problems: Any = PROBLEMS) -> list[str]:
+def _lp_problems(solvers: Any, rhos: Any, ds: Any, d_max: Any = (), problems: Any = PROBLEMS,
+                 adaptive_rho: bool = False) -> list[str]:
+    """lp needs rho = 1 among the rhos (its only cells), no adaptive rank axis, and every d it runs within
+    LP_MAX_D."""
     if not isinstance(solvers, (list, tuple)) or "lp" not in solvers:
         return []
-    out = [f"rho={r!r} with solver 'lp': lp handles full rank only; sweep lp in its own spec with rhos = [1.0]"
-           for r in (rhos if isinstance(rhos, (list, tuple)) else ()) if _is_real(r) and r != 1]
+    out = []
+    real = [r for r in rhos if _is_real(r)] if isinstance(rhos, (list, tuple)) else []
+    if adaptive_rho:
+        out.append("solver 'lp' with [adaptive.rho]: lp is full rank, a rank axis does not apply; "
+                   "sweep lp in its own spec with rhos = [1.0]")
+    elif real and 1 not in real:
+        out.append(f"solver 'lp' needs rho = 1 among the rhos (lp is full rank: its cells exist at rho = 1 "
+                   f"only), got rhos = {real}")
     from lamcap.kernels.solvers.lp import LP_MAX_D
 
     caps = [cap_for(d_max, p, "lp", 1.0) if isinstance(d_max, tuple) else None
             for p in (problems if isinstance(problems, (list, tuple)) else PROBLEMS)]
     largest = None if None in caps else max(caps, default=None)  # the largest d an lp cell may have
-    out += [f"d={d} with solver 'lp': lp handles d <= {LP_MAX_D} only (cap lp cells with d_max.lp)"
+    out += [f"d={d} with solver 'lp': lp handles d <= {LP_MAX_D} only (cap it with d_max.lp = {LP_MAX_D})"
             for d in (ds if isinstance(ds, (list, tuple)) else ())
             if _is_int(d) and d > LP_MAX_D and (largest is None or d <= largest)]
     return out
@@ -326,7 +342,8 @@ def _field_problems(problems: Any, solvers: Any, rhos: Any, ds: Any, seeds: Any,
     rhos = [adaptive.rho.min, adaptive.rho.max] if adaptive.rho else rhos
     ds = list(adaptive.d.ladder) if adaptive.d else ds
     out += adaptive_rules.ladder_problems(adaptive, d_max)
-    return out + cap_problems(d_max, PROBLEMS, SOLVERS, rhos, ds) + _lp_problems(solvers, rhos, ds, d_max, problems)
+    return out + cap_problems(d_max, PROBLEMS, SOLVERS, rhos, ds) + _lp_problems(
+        solvers, rhos, ds, d_max, problems, adaptive.rho is not None)
 
 
 def spec_problems(spec: SweepSpec) -> list[str]:

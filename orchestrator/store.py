@@ -52,10 +52,11 @@ PROBE_FIELDS = {
     "final_loss": "f8", "steps": "i8", "wall_seconds": "f8", "peak_bytes": "i8", "device": "i1",
     "target_mean": "f8", "target_var": "f8", "offtarget_mean": "f8", "offtarget_var": "f8",
     "generator": "i1", "mode": "i1", "chunk_rows": "i8", "chunk_cols": "i8",
-    "input_target_score": "f8", "cpu_seconds": "f8",
+    "input_target_score": "f8", "cpu_seconds": "f8", "lp_margin": "f8",
 }
 # Probe fields a record may lack (records of failed probes, fake runners): stored as this value.
-OPTIONAL_PROBE_FIELDS = {"input_target_score": float("nan"), "cpu_seconds": float("nan")}
+OPTIONAL_PROBE_FIELDS = {"input_target_score": float("nan"), "cpu_seconds": float("nan"),
+                         "lp_margin": float("nan")}
 HIST_FIELDS = ("target_hist", "offtarget_hist", "input_competitor_hist")
 THRESHOLD_FIELDS = {
     **CELL_FIELDS, "seed": "i8", "p_star": "i8", "alpha_star": "f8", "p_lo": "i8", "p_hi": "i8",
@@ -102,6 +103,8 @@ DESCRIPTIONS = {
     "mode": ("1", "competitor mode of the fused loss (materialize or regenerate); none: hebbian, lp, error"),
     "chunk_rows": ("1", "inputs per chunk of the fused loss; 0: no fused loss"),
     "chunk_cols": ("1", "competitors per chunk of the fused loss; 0: no fused loss"),
+    "lp_margin": ("sigma_off", "lp only (NaN otherwise): optimal margin t* of max t s.t. s[mu,mu] - s[mu,nu] >= t "
+                  "for all nu != mu, -1 <= W_ij <= 1, divided by sigma_off of that optimal W; 0 when UNSAT"),
     "target_hist": ("count", "normalised target scores per score bin"),
     "offtarget_hist": ("count", "normalised competitor scores per score bin"),
     "singular_values": ("1", "singular values of W, descending, NaN-padded to the sweep's largest d"),

@@ -6,7 +6,9 @@ from a solver's own count.
 """
 from __future__ import annotations
 
+import math
 import time
+from typing import NamedTuple
 
 import torch
 
@@ -51,25 +53,37 @@ def check_solvable(spec: InstanceSpec, solver: str, rank: int) -> None:
 NO_PLAN = SourcePlan("none", 0, 0)  # solvers without the fused loss
 
 
-def _run_solver(
-    instance: Instance, solver: str, rank: int, settings: SolverSettings
-) -> tuple[torch.Tensor, int, str, SourcePlan]:
-    """(W, steps, provisional status, fused-loss plan) from the named solver."""
+class SolverRun(NamedTuple):
+    """What a solver hands to verification: W, steps, a provisional status, its fused-loss plan, and (lp) t*."""
+
+    w: torch.Tensor
+    steps: int
+    status: str
+    plan: SourcePlan = NO_PLAN
+    lp_margin: float = math.nan  # lp: t* with W in [-1, 1] (0 when UNSAT); NaN for the other solvers
+
+
+def _run_solver(instance: Instance, solver: str, rank: int, settings: SolverSettings) -> SolverRun:
     if solver == "hebbian":
         from lamcap.kernels.solvers.hebbian import solve_hebbian
 
-        return solve_hebbian(instance, rank), 0, "closed_form", NO_PLAN
+        return SolverRun(solve_hebbian(instance, rank), 0, "closed_form")
     if solver == "lp":
         from lamcap.kernels.solvers.lp import solve_lp
 
-        result = solve_lp(instance)
-        if not result.feasible:  # no W exists; report the zero W, which stores nothing
-            return torch.zeros(instance.d, instance.d, dtype=torch.float64), result.rounds, "infeasible", NO_PLAN
-        return result.w, result.rounds, "feasible", NO_PLAN
+        result = solve_lp(instance)  # UNSAT: the zero W, which stores nothing
+        return SolverRun(result.w, result.rounds, "feasible" if result.sat else "infeasible", NO_PLAN, result.lower)
     from lamcap.kernels.solvers.adam import train_adam
 
     trained = train_adam(instance, rank, settings)
-    return trained.w, trained.steps, trained.status, trained.plan
+    return SolverRun(trained.w, trained.steps, trained.status, trained.plan)
+
+
+def _normalised_margin(run: SolverRun, check: Verification) -> float:
+    """lp_margin of the Outcome: t* / sigma_off of the optimal W; 0 when UNSAT; NaN for other solvers."""
+    if math.isnan(run.lp_margin) or run.lp_margin == 0.0:
+        return run.lp_margin
+    return run.lp_margin / check.sigma_off
 
 
 def _final_status(solver: str, status: str, check: Verification) -> str:
@@ -94,9 +108,10 @@ def solve_with_weights(
     memory.start()
     start, cpu_start = time.perf_counter(), time.process_time()
     instance = Instance(spec, device)
-    w, steps, status, plan = _run_solver(instance, solver, rank, settings)
+    run = _run_solver(instance, solver, rank, settings)
+    w, plan = run.w, run.plan
     check = verify(instance, w)
-    status = _final_status(solver, status, check)
+    status = _final_status(solver, run.status, check)
     own = input_scores(instance, w, check.mean_off, check.sigma_off)
     outcome = Outcome(
         sat=check.sat,
@@ -104,7 +119,7 @@ def solve_with_weights(
         accuracy=check.accuracy,
         min_margin=check.min_margin,
         final_loss=check.loss,
-        steps=steps,
+        steps=run.steps,
         status=status,
         wall_seconds=time.perf_counter() - start,
         peak_bytes=memory.peak(),
@@ -123,6 +138,7 @@ def solve_with_weights(
         input_target_score=own.target,
         input_competitor_hist=[int(c) for c in own.competitor_hist],
         cpu_seconds=time.process_time() - cpu_start,
+        lp_margin=_normalised_margin(run, check),
     )
     return outcome, w.detach().double().cpu()
 

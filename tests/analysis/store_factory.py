@@ -28,14 +28,14 @@ CATEGORIES = {
 RECORD_DEFAULTS = {"generator": "none", "mode": "none", "chunk_rows": 0, "chunk_cols": 0}
 HIST_EDGES = np.linspace(-10.0, 20.0, 121)
 UNITS = {"alpha": "p ln p / d^2", "alpha_star": "p ln p / d^2", "wall_seconds": "s", "cpu_seconds": "s",
-         "peak_bytes": "bytes"}
+         "peak_bytes": "bytes", "lp_margin": "sigma_off"}
 PROBE_SCALARS = {
     "problem": "i1", "solver": "i1", "rho": "f8", "rho_eff": "f8", "rank": "i8", "d": "i8", "seed": "i8",
     "p": "i8", "alpha": "f8", "purpose": "i1", "attempt": "i8", "sat": "?", "status": "i1", "accuracy": "f8",
     "n_violations": "i8", "min_margin": "f8", "final_loss": "f8", "steps": "i8", "wall_seconds": "f8",
     "peak_bytes": "i8", "device": "i1", "target_mean": "f8", "target_var": "f8", "offtarget_mean": "f8",
     "offtarget_var": "f8", "generator": "i1", "mode": "i1", "chunk_rows": "i8", "chunk_cols": "i8",
-    "input_target_score": "f8", "cpu_seconds": "f8",
+    "input_target_score": "f8", "cpu_seconds": "f8", "lp_margin": "f8",
 }
 HISTS = ("target_hist", "offtarget_hist", "input_competitor_hist")
 THRESHOLD_SCALARS = {
@@ -148,7 +148,7 @@ def probe_record(cell: dict, seed: int, p: int, p_star: int, purpose: str, rng: 
     rank = max(1, round(rho * d))
     sat = p <= p_star
     load = p / p_star
-    adam = solver == "adam"
+    adam, lp = solver == "adam", solver == "lp"
     n_viol = 0 if sat else max(1, round((load - 1) * p * 0.3))
     t_var = (0.1 + max(0.0, load - 1.0)) if adam else 1.0
     t_mean = math.sqrt(2 * math.log(p)) + (0.5 if adam else 2.0)
@@ -158,7 +158,8 @@ def probe_record(cell: dict, seed: int, p: int, p_star: int, purpose: str, rng: 
     return {
         "problem": problem, "solver": solver, "rho": rho, "rho_eff": rank / d, "rank": rank, "d": d, "seed": seed,
         "p": p, "alpha": alpha_of(p, d), "purpose": purpose, "attempt": 1, "sat": sat,
-        "status": ("converged" if sat else "max_steps") if adam else "closed_form",
+        "status": ("converged" if sat else "max_steps") if adam else
+                  ("feasible" if sat else "infeasible") if lp else "closed_form",
         "accuracy": 1.0 - n_viol / p, "n_violations": n_viol, "min_margin": 0.2 if sat else -0.3,
         "final_loss": 0.1 * load, "steps": int(200 / max(abs(1 - load), 0.05)) if adam else 0,
         "wall_seconds": 0.01, "cpu_seconds": 0.009, "peak_bytes": 1000, "device": "cpu", "target_mean": t_mean,
@@ -167,6 +168,7 @@ def probe_record(cell: dict, seed: int, p: int, p_star: int, purpose: str, rng: 
         "singular_values": sv, "generator": "splitmix64-erfcinv-v1", "mode": "materialize" if adam else "none",
         "chunk_rows": p if adam else 0, "chunk_cols": p if adam else 0,
         "input_target_score": own_target, "input_competitor_hist": own_hist,
+        "lp_margin": (0.5 * (1 - p / (p_star + 1)) if sat else 0.0) if lp else math.nan,
     }
 
 

@@ -86,6 +86,16 @@ def test_an_lp_cap_lets_lp_share_a_spec_with_larger_dimensions():
         SweepSpec.from_dict(small(solvers=["adam", "lp"], rhos=[1.0], ds=[8, big]))
     spec = SweepSpec.from_dict(small(solvers=["adam", "lp"], rhos=[1.0], ds=[8, big], d_max={"lp": LP_MAX_D}))
     assert {(c.solver, c.d) for c in spec.cells() if c.problem == "op"} == {("adam", 8), ("adam", big), ("lp", 8)}
+def test_lp_cells_exist_only_at_rho_one_and_under_their_d_max():
+    spec = SweepSpec.from_dict(small(solvers=["adam", "lp"], rhos=[1.0, 0.5], ds=[8, 12, 16], d_max={"lp": 12}))
+    lp_cells = {(c.problem, c.rho, c.d) for c in spec.cells() if c.solver == "lp"}
+    assert lp_cells == {(pr, 1.0, d) for pr in ("op", "dp") for d in (8, 12)}
+    assert {(c.rho, c.d) for c in spec.cells() if c.solver == "adam"} == {(r, d) for r in (1.0, 0.5) for d in (8, 12, 16)}
+    assert SweepSpec.from_dict(spec.to_dict()) == spec
+    from lamcap.kernels.solvers.lp import LP_MAX_D
+
+    capped = small(solvers=["adam", "lp"], ds=[8, LP_MAX_D + 8], d_max={"lp": LP_MAX_D})
+    assert max(c.d for c in SweepSpec.from_dict(capped).cells() if c.solver == "lp") == 8
 
 
 def test_to_dict_round_trips_exactly_through_json():
@@ -119,8 +129,10 @@ def test_presets_are_valid_and_round_trip(name):
 
 def test_presets_match_the_issues():
     demo, paper = preset_spec("demo"), preset_spec("paper")
+    assert set(demo.solvers) == {"adam", "hebbian", "lp"} and set(paper.solvers) == {"adam", "hebbian"}
+    assert {c.rho for c in demo.cells() if c.solver == "lp"} == {1.0}
     for spec in (demo, paper):
-        assert set(spec.problems) == {"op", "dp"} and set(spec.solvers) == {"adam", "hebbian"}
+        assert set(spec.problems) == {"op", "dp"}
     assert set(demo.rhos) == {1.0, 0.5} and min(demo.ds) == 8 and demo.seeds == 3
     assert set(paper.rhos) == {1.0, 0.75, 0.5, 0.25} and paper.seeds == 8
     assert min(paper.ds_for("dp")) == 16 and max(paper.ds_for("dp")) == 256
@@ -151,9 +163,10 @@ BAD_VALUES = [
     ({"ds": [8, 8]}, "appears twice"),
     ({"ds": 8}, "ds=8"),
     ({"device": "tpu"}, "'tpu'"),
-    ({"solvers": ["lp"], "rhos": [1.0, 0.5]}, "rho=0.5 with solver 'lp'"),
-    ({"solvers": ["lp"], "rhos": [1.0], "ds": [8, 64]}, "d=64 with solver 'lp'"),
+    ({"solvers": ["lp"], "rhos": [0.5, 0.25]}, "solver 'lp' needs rho = 1"),
+    ({"solvers": ["lp"], "rhos": [1.0], "ds": [8, 1000]}, "d=1000 with solver 'lp'"),
     ({"d_max": {"xp": 8}}, "'xp'"),
+    ({"d_max": {"lp": 4}}, "d_max.lp=4 leaves"),
     ({"d_max": {"dp": 1}}, "d_max.dp=1"),
     ({"d_max": {"dp": 4}}, "d_max.dp=4 leaves"),
     ({"d_max": {"rho=0.3": 8}}, "'rho=0.3' names no rank fraction"),
