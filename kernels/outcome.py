@@ -32,7 +32,7 @@ class Outcome:
     steps: int  # optimiser steps (adam), constraint-generation rounds (lp), 0 (hebbian)
     status: str  # one of STATUSES
     wall_seconds: float
-    peak_bytes: int  # peak memory of the solve (CUDA: allocator peak; CPU: resident high-water mark over its start, reset per probe)
+    peak_bytes: int  # peak memory of the solve (CUDA: allocator peak; CPU: resident high-water mark over its start, reset per probe); sharded: the largest shard's
     device: str  # device type the instance was generated and solved on: 'cpu' or 'cuda'
     target_mean: float  # normalised target scores: (s - mean_off) / sigma_off
     target_var: float
@@ -45,6 +45,7 @@ class Outcome:
     target_hist: list[int] = field(default_factory=list)  # counts on lamcap.kernels.verify.HIST_EDGES
     offtarget_hist: list[int] = field(default_factory=list)
     singular_values: list[float] = field(default_factory=list)  # of W, descending, length d
+    shards: int = 1  # processes (devices) the probe's rows were split over (lamcap.kernels.sharding)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

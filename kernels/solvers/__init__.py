@@ -3,6 +3,10 @@
 `solve(spec, solver, rank, settings, device) -> Outcome` is the one entry the
 orchestrator calls. SAT always comes from lamcap.kernels.verify on the returned W, never
 from a solver's own count.
+
+Sharded (`collective` of lamcap.kernels.sharding, one process per shard), every shard runs this
+same function on its rows; each returns the same Outcome (its `shards` field says how many ran
+it; `peak_bytes` and `wall_seconds` are the largest shard's). The lp solver runs on one device only.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from lamcap.kernels.disorder import Instance, InstanceSpec
 from lamcap.kernels.errors import InvalidInput
 from lamcap.kernels.memory import PeakMemory
 from lamcap.kernels.outcome import Outcome
+from lamcap.kernels.sharding import SOLO, Collective, check_shards
 from lamcap.kernels.solvers.settings import SolverSettings
 from lamcap.kernels.verify import Verification, verify
 
@@ -33,12 +38,15 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def check_solvable(spec: InstanceSpec, solver: str, rank: int) -> None:
-    """Raise InvalidInput, before any work, if this solver cannot take this probe."""
+def check_solvable(spec: InstanceSpec, solver: str, rank: int, shards: int = 1) -> None:
+    """Raise InvalidInput, before any work, if this solver cannot take this probe (on `shards` shards)."""
     if solver not in SOLVERS:
         raise InvalidInput(f"unknown solver {solver!r}; expected one of {SOLVERS}")
     if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= spec.d:
         raise InvalidInput(f"rank={rank!r} must be an integer in 1..d={spec.d}")
+    check_shards(shards, spec.p)
+    if solver == "lp" and shards > 1:
+        raise InvalidInput(f"shards={shards}: the lp solver runs on one device only (give shards=1)")
     if solver == "lp":
         if rank < spec.d:
             raise InvalidInput(f"the lp solver handles full rank only; got rank={rank} < d={spec.d}")
@@ -51,7 +59,7 @@ NO_PLAN = SourcePlan("none", 0, 0)  # solvers without the fused loss
 
 
 def _run_solver(
-    instance: Instance, solver: str, rank: int, settings: SolverSettings
+    instance: Instance, solver: str, rank: int, settings: SolverSettings, collective: Collective
 ) -> tuple[torch.Tensor, int, str, SourcePlan]:
     """(W, steps, provisional status, fused-loss plan) from the named solver."""
     if solver == "hebbian":
@@ -67,7 +75,7 @@ def _run_solver(
         return result.w, result.rounds, "feasible", NO_PLAN
     from lamcap.kernels.solvers.adam import train_adam
 
-    trained = train_adam(instance, rank, settings)
+    trained = train_adam(instance, rank, settings, collective)
     return trained.w, trained.steps, trained.status, trained.plan
 
 
@@ -85,17 +93,21 @@ def solve_with_weights(
     rank: int,
     settings: SolverSettings = SolverSettings(),
     device: str = "cpu",
+    collective: Collective = SOLO,
 ) -> tuple[Outcome, torch.Tensor]:
     """`solve`, also returning the verified W (float64, on the CPU)."""
-    check_solvable(spec, solver, rank)
+    check_solvable(spec, solver, rank, collective.size)
     device = resolve_device(device)
     memory = PeakMemory(device)
     memory.start()
     start = time.perf_counter()
     instance = Instance(spec, device)
-    w, steps, status, plan = _run_solver(instance, solver, rank, settings)
-    check = verify(instance, w)
+    w, steps, status, plan = _run_solver(instance, solver, rank, settings, collective)
+    if collective.size > 1:  # a guard: the replicated W is the same on every shard; verify rank 0's everywhere
+        w = collective.broadcast_(w.contiguous())
+    check = verify(instance, w, collective)
     status = _final_status(solver, status, check)
+    wall, peak = _largest(collective, time.perf_counter() - start, memory.peak(), device)
     outcome = Outcome(
         sat=check.sat,
         n_violations=check.n_violations,
@@ -104,8 +116,8 @@ def solve_with_weights(
         final_loss=check.loss,
         steps=steps,
         status=status,
-        wall_seconds=time.perf_counter() - start,
-        peak_bytes=memory.peak(),
+        wall_seconds=wall,
+        peak_bytes=peak,
         device=device,
         target_mean=check.target_mean,
         target_var=check.target_var,
@@ -118,8 +130,17 @@ def solve_with_weights(
         target_hist=[int(c) for c in check.target_hist],
         offtarget_hist=[int(c) for c in check.offtarget_hist],
         singular_values=[float(s) for s in check.singular_values],
+        shards=collective.size,
     )
     return outcome, w.detach().double().cpu()
+
+
+def _largest(collective: Collective, wall: float, peak: int, device: str) -> tuple[float, int]:
+    """(wall seconds, peak bytes) of the slowest and the largest shard (unsharded: this process's)."""
+    if collective.size == 1:
+        return wall, peak
+    both = collective.max_(torch.tensor([wall, float(peak)], dtype=torch.float64, device=device)).tolist()
+    return both[0], int(both[1])
 
 
 def warm_up(device: str = "cpu") -> None:
@@ -133,6 +154,8 @@ def solve(
     rank: int,
     settings: SolverSettings = SolverSettings(),
     device: str = "cpu",
+    collective: Collective = SOLO,
 ) -> Outcome:
-    """Build the instance on `device`, run `solver` at `rank`, verify in float64, report."""
-    return solve_with_weights(spec, solver, rank, settings, device)[0]
+    """Build the instance on `device`, run `solver` at `rank`, verify in float64, report (sharded: this
+    process's shard of the rows, with the gang's `collective`)."""
+    return solve_with_weights(spec, solver, rank, settings, device, collective)[0]

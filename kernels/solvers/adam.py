@@ -16,6 +16,13 @@ instances, d = 8 and 12, OP and DP): lr 0.01 -> 0.83, 0.05 -> 0.92, 0.2 -> 0.96,
 converged probes 396 at lr 0.05, 111 at lr 1.0. At rho = 0.5 the lr barely matters
 (p*(1.0) / p*(0.05) = 1.00); at OP d = 32 and 64 lr 1.0 gave alpha* 0.946 and 0.899
 against 0.919 and 0.883 at lr 0.05 (finite-size theory 0.930, 0.877).
+
+Sharded (lamcap.kernels.sharding), each shard walks its rows' competitors; one all-reduce per step
+sums the parameter gradients (float64, so that the order of the shards' float32 partial sums
+matters less; for A and B separately: dL/dA and dL/dB are linear in dL/dW), the loss and the fp32
+count. Every shard then takes the same Adam step from the same sums, so W and the optimiser state
+stay replicated, and every stopping decision is taken on reduced values by every shard alike.
+The gradient is computed before the stopping checks, so that one collective per step carries all three.
 """
 from __future__ import annotations
 
@@ -27,6 +34,7 @@ import torch
 from lamcap.kernels.competitors import SourcePlan, make_source
 from lamcap.kernels.disorder import Instance
 from lamcap.kernels.fused_loss import fused_loss
+from lamcap.kernels.sharding import SOLO, Collective
 from lamcap.kernels.solvers.settings import SolverSettings
 from lamcap.kernels.verify import count_stored
 from lamcap.kernels.weights import init_full, init_two_layer, weight_generator
@@ -51,8 +59,24 @@ def learning_rate(step: int, settings: SolverSettings) -> float:
     return settings.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def train_adam(instance: Instance, rank: int, settings: SolverSettings) -> Trained:
-    """Train W (rank == d) or A, B (rank < d) on the instance with the paper's protocol."""
+def _reduce_step(params: list[torch.Tensor], loss: torch.Tensor, n_stored: torch.Tensor,
+                 collective: Collective) -> tuple[float, int]:
+    """Sum the shards' gradients (in place), losses and fp32 counts in one collective: (loss, n_stored)."""
+    if collective.size == 1:
+        return float(loss.detach()), int(n_stored)
+    parts = [q.grad.reshape(-1).double() for q in params]
+    buffer = collective.sum_(torch.cat([*parts, loss.detach().double().reshape(1), n_stored.double().reshape(1)]))
+    offset = 0
+    for q in params:
+        q.grad.copy_(buffer[offset:offset + q.numel()].view_as(q))
+        offset += q.numel()
+    total_loss, total_stored = buffer[-2:].tolist()
+    return total_loss, round(total_stored)
+
+
+def train_adam(instance: Instance, rank: int, settings: SolverSettings, collective: Collective = SOLO) -> Trained:
+    """Train W (rank == d) or A, B (rank < d) on the instance with the paper's protocol (sharded: on the
+    collective's shard of the rows; every shard returns the same W)."""
     d, p, device = instance.d, instance.p, instance.device
     gen = weight_generator(instance.spec.seed, rank, d)
     if rank == d:
@@ -66,20 +90,23 @@ def train_adam(instance: Instance, rank: int, settings: SolverSettings) -> Train
         settings.mode,
         memory_budget_bytes=settings.memory_budget_bytes,
         storage_dtype=getattr(torch, settings.storage_dtype),
+        shard=collective.shard,
     )
-    x = instance.inputs
+    row0, row1 = collective.shard.rows(p)
+    x = instance.inputs[row0:row1]
     optimizer = torch.optim.Adam(params, lr=settings.lr)
     for step in range(settings.max_steps):
         w = weight()
         loss, n_stored = fused_loss(x @ w.T, source)
-        if not torch.isfinite(loss):  # a diverged run stores nothing: its W is NaN, verification says UNSAT
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        total_loss, total_stored = _reduce_step(params, loss, n_stored, collective)
+        if not math.isfinite(total_loss):  # a diverged run stores nothing: its W is NaN, verification says UNSAT
             return Trained(torch.full_like(w.detach(), float("nan")), step, "diverged", source.plan)
-        if int(n_stored) == p and count_stored(instance, w) == p:
+        if total_stored == p and count_stored(instance, w, collective) == p:
             return Trained(w.detach(), step, "converged", source.plan)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, settings)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
         optimizer.step()
     w = weight().detach()
     if not torch.isfinite(w).all():
