@@ -165,10 +165,10 @@ class TorchCollective(Collective):
         return t
 
     def gather(self, t: torch.Tensor) -> torch.Tensor:
-        out = t.new_empty((self.size, *t.shape))
+        out = [t.new_empty(t.shape) for _ in range(self.size)]
         with self._timed():
-            self._dist.all_gather_into_tensor(out, t.contiguous())
-        return out
+            self._dist.all_gather(out, t.contiguous())
+        return torch.stack(out)
 
     def broadcast_(self, t: torch.Tensor, src: int = 0) -> torch.Tensor:
         with self._timed():
