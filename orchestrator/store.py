@@ -39,14 +39,14 @@ CATEGORIES = {
     "mode": ("none", "materialize", "regenerate"),  # lamcap.kernels.outcome.PLAN_MODES
 }
 # Provenance fields a record may lack when no instance stands behind it (a probe that raised, a test runner).
-RECORD_DEFAULTS = {"generator": "none", "mode": "none", "chunk_rows": 0, "chunk_cols": 0}
+RECORD_DEFAULTS = {"generator": "none", "mode": "none", "chunk_rows": 0, "chunk_cols": 0, "shards": 1}
 CELL_FIELDS = {"problem": "i1", "solver": "i1", "rho": "f8", "rho_eff": "f8", "rank": "i8", "d": "i8"}
 PROBE_FIELDS = {
     **CELL_FIELDS, "seed": "i8", "p": "i8", "alpha": "f8", "purpose": "i1", "attempt": "i8",
     "sat": "?", "status": "i1", "accuracy": "f8", "n_violations": "i8", "min_margin": "f8",
     "final_loss": "f8", "steps": "i8", "wall_seconds": "f8", "peak_bytes": "i8", "device": "i1",
     "target_mean": "f8", "target_var": "f8", "offtarget_mean": "f8", "offtarget_var": "f8",
-    "generator": "i1", "mode": "i1", "chunk_rows": "i8", "chunk_cols": "i8",
+    "generator": "i1", "mode": "i1", "chunk_rows": "i8", "chunk_cols": "i8", "shards": "i8",
 }
 THRESHOLD_FIELDS = {
     **CELL_FIELDS, "seed": "i8", "p_star": "i8", "alpha_star": "f8", "p_lo": "i8", "p_hi": "i8",
@@ -82,6 +82,7 @@ DESCRIPTIONS = {
     "mode": ("1", "competitor mode of the fused loss (materialize or regenerate); none: hebbian, lp, error"),
     "chunk_rows": ("1", "inputs per chunk of the fused loss; 0: no fused loss"),
     "chunk_cols": ("1", "competitors per chunk of the fused loss; 0: no fused loss"),
+    "shards": ("1", "devices the probe's inputs were split over (a gang of actors); 1: one device"),
     "target_hist": ("count", "normalised target scores per score bin"),
     "offtarget_hist": ("count", "normalised competitor scores per score bin"),
     "singular_values": ("1", "singular values of W, descending, NaN-padded to the sweep's largest d"),
@@ -271,6 +272,7 @@ class Store:
                 root = _open_existing(path, spec)
             else:
                 root = _create(path, spec)
+            _add_missing_columns(root["probes"])
             store = cls(path, root, int(spec.max_d))
             store._probes.truncate()
             store._thresholds.truncate()
@@ -403,7 +405,11 @@ def read_rows(group: Any, fields: dict[str, str], n: int) -> list[dict]:
     if n == 0:
         return []
     columns = {}
+    present = set(group.array_keys())
     for name in fields:
+        if name not in present:  # a store written before this variable existed: its default
+            columns[name] = [RECORD_DEFAULTS[name]] * n
+            continue
         values = group[name][:n]
         if name in CATEGORIES:
             columns[name] = [CATEGORIES[name][int(c)] for c in values]
@@ -422,6 +428,24 @@ def _create_table(root: Any, name: str, dim: str, fields: dict[str, str], wide: 
                            fill_value=_fill(dtype), dimension_names=(dim, dim2),
                            attributes={**_attrs(field), **extra})
     group.attrs.update({"n_committed": 0, "errors": "{}"} if dim == "probe" else {"n_committed": 0, "reasons": "{}"})
+
+
+def _add_missing_columns(group: Any) -> None:
+    """Give a store written before a defaulted variable existed (e.g. `shards`) that variable, filled with its
+    default for the committed rows, so that appends find every array (the schema is unchanged)."""
+    import zarr
+
+    n = int(group.attrs.get("n_committed", 0))
+    present = set(group.array_keys())
+    for name in RECORD_DEFAULTS:
+        if name in present:
+            continue
+        dtype = PROBE_FIELDS[name]
+        with zarr.config.set({"array.write_empty_chunks": True}):
+            arr = group.create_array(name, shape=(n,), chunks=(CHUNK_ROWS,), dtype=dtype, fill_value=_fill(dtype),
+                                     dimension_names=("probe",), attributes=_attrs(name))
+            if n:
+                arr[:] = _column([{name: RECORD_DEFAULTS[name]}] * n, name, dtype)
 
 
 def _create(path: str, spec: Any) -> Any:
