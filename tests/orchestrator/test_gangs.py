@@ -229,3 +229,22 @@ def test_a_sweep_mixing_gang_and_single_probes_finds_every_threshold(embedded_ra
     assert scheduler.gangs.launched and all(slots == [0, 1] for slots in scheduler.gangs.launched)
     assert len(scheduler.gangs.launched) == sum(r["shards"] == 2 for r in probes)
     assert report.retries == 0 and set(report.per_actor) == {0, 1, 2}  # singles ran on the gang's actors too
+
+
+@pytest.mark.slow
+def test_the_sweep_driver_runs_a_shards_table_on_an_embedded_ray(tmp_path):
+    """execute() as `lamcap sweep` runs it: the [shards] table gives a pool in groups and gang probes.
+    Last in this module: the driver starts and stops its own Ray."""
+    from lamcap.orchestrator.driver import execute
+    from lamcap.orchestrator.spec import SweepSpec
+    from lamcap.orchestrator.store import read_tables
+    from lamcap.orchestrator.workers import stop_ray
+    from tests.orchestrator.test_scheduler import expected, stored_thresholds
+
+    stop_ray()  # the module's Ray, if its tests ran: the driver starts an embedded Ray of its own
+    spec = SweepSpec(problems=("dp",), solvers=("hebbian",), rhos=(1.0,), ds=(8, 12), seeds=2, device="cpu",
+                     shards={"dp": {"d_min": 12, "k": 2}})
+    report = execute(spec, str(tmp_path / "d.zarr"), workers=2, progress=False, runner=gang_fake_runner)
+    assert not ray.is_initialized() and report.retries == 0
+    assert stored_thresholds(tmp_path / "d.zarr") == expected(spec)
+    assert {(r["d"], r["shards"]) for r in read_tables(tmp_path / "d.zarr")[0]} == {(8, 1), (12, 2)}
