@@ -18,7 +18,7 @@ from lamcap.kernels.errors import InvalidInput
 
 FLOAT32, FLOAT64 = 4, 8
 STORAGE_BYTES = {"float32": 4, "bfloat16": 2}
-VERIFY_BLOCK_BYTES = 1 << 25  # kernels.verify.BLOCK_BYTES: float64 competitors per streamed block
+VERIFY_BLOCK_BYTES = 1 << 25  # kernels.verify.BLOCK_BYTES: float64 competitors per streamed block on a CPU
 VERIFY_BLOCK_COPIES = 4  # the block, its scores, the mask and exp() alive together
 CHUNK_COPIES = 3  # a fused-loss chunk, its upcast and its scores/probabilities
 OVERHEAD_BYTES = 64 << 20  # interpreter, torch and allocator slack per probe
@@ -79,7 +79,7 @@ def probe_memory(problem: str, d: int, p: int, rank: int, solver: str, *, mode: 
 
     total_memory: the GPU's total memory for device_type 'cuda' (its plan depends on it), else None.
     """
-    from lamcap.kernels.competitors import GENERATION_OVERHEAD, chunk_bytes
+    from lamcap.kernels.competitors import CUDA_CHUNK_DIVISOR, GENERATION_OVERHEAD, chunk_bytes
     from lamcap.kernels.sharding import largest_shard
 
     storage = STORAGE_BYTES.get(storage_dtype, FLOAT32)
@@ -99,7 +99,9 @@ def probe_memory(problem: str, d: int, p: int, rank: int, solver: str, *, mode: 
         copies = GENERATION_OVERHEAD + 1 if resolved == "regenerate" else CHUNK_COPIES
         chunks = copies * chunk_bytes(device_type, total_memory, "regenerate" if resolved == "regenerate" else
                                       "materialize")
-    verification = VERIFY_BLOCK_COPIES * VERIFY_BLOCK_BYTES + rows * FLOAT64 + p * FLOAT64 * 8
+    # a CUDA block holds 1/CUDA_CHUNK_DIVISOR of the GPU's memory in float64 (kernels.verify.block_elements)
+    block = VERIFY_BLOCK_BYTES if device_type != "cuda" else (total_memory or 0) // CUDA_CHUNK_DIVISOR
+    verification = VERIFY_BLOCK_COPIES * block + mine * d * FLOAT64 + p * FLOAT64 * 8
     return MemoryEstimate(inputs, competitors, weights, chunks, verification, resolved)
 
 

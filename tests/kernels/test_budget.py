@@ -82,3 +82,13 @@ def test_auto_shards_is_the_smallest_count_whose_shard_can_be_materialized():
         chosen = auto_shards("dp", d, p, 8, memory_budget_bytes=budget)
         assert probe_memory("dp", d, p, d, "adam", memory_budget_bytes=budget, shards=chosen).mode == "materialize"
         assert probe_memory("dp", d, p, d, "adam", memory_budget_bytes=budget, shards=chosen - 1).mode == "regenerate"
+
+
+def test_a_cuda_estimate_counts_the_verification_blocks_of_its_gpu():
+    from lamcap.kernels import verify
+    from lamcap.kernels.budget import VERIFY_BLOCK_COPIES
+
+    total = 32 << 30
+    estimate = probe_memory("dp", 64, 1000, 64, "hebbian", device_type="cuda", total_memory=total)
+    block_bytes = (total // (verify.CUDA_CHUNK_DIVISOR * verify.FLOAT64_BYTES)) * verify.FLOAT64_BYTES
+    assert estimate.verification >= VERIFY_BLOCK_COPIES * block_bytes
