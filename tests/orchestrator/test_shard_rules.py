@@ -67,3 +67,16 @@ def test_a_plan_gives_each_probe_its_count_capped_at_p_and_auto_by_memory():
     assert auto.shards("dp", 16, "adam", 90) == 3  # ceil(90 / 3) = 30 rows fit
     assert auto.shards("dp", 16, "adam", 20) == 1  # a small probe fits one device
     assert auto.most("dp", 16, "adam") == 8
+
+
+def test_the_example_file_documents_the_shards_table():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "examples" / "sweep.toml").read_text()
+    block = re.search(r"^# \[shards\].*?(?=^\s*$)", text, re.S | re.M).group(0)
+    table = tomllib.loads("\n".join(line[2:].split("  #")[0] for line in block.splitlines()
+                                    if re.match(r"# (\[shards\]|\w+ = )", line)))  # its lines, uncommented
+    raw = tomllib.loads(text)
+    raw["shards"] = table["shards"]
+    assert SweepSpec.from_dict(raw).shards.rules == (ShardRule("dp", 8, 128), ShardRule("op", "auto", 256, 4))
