@@ -55,6 +55,10 @@ CUDA_CHUNK_DIVISOR = 32  # a CUDA chunk holds total_memory / 32 bytes of float32
 # (benchmarks/generator.py: a 0.4 MiB chunk generates at 9 ns per sample, a 7.9 MiB one at 31).
 CPU_CHUNK_BYTES = {"materialize": 8 << 20, "regenerate": 1 << 20}
 GENERATION_OVERHEAD = 4  # temporaries of lamcap.kernels.gaussian, in units of the float32 block generated
+# Competitors generated at a time while a CPU fills a materialised tensor: 512 KiB of float32, whose
+# temporaries stay in L2 and leave the allocator's heap small (with 2 MiB pieces the heap kept ~14 MiB
+# after the fill; benchmarks/shard.py measures peak memory per shard, where that mattered).
+CPU_FILL_ELEMENTS = 1 << 17
 FLOAT32_BYTES = 4
 
 
@@ -174,12 +178,12 @@ class MaterializedSource(CompetitorSource):
         # The source is the instance rounded to the storage dtype, targets included (self-consistent scores).
         self.targets = instance.targets.to(storage_dtype).float()
         p, d, row0 = self.p, self.d, self.row0
-        # Filled block by block: the peak is the tensor plus one block's generation (a quarter of a
-        # default chunk, so its temporaries take one chunk), never twice the tensor.
+        # Filled block by block: the peak is the tensor plus one block's generation (on a GPU a quarter of a
+        # default chunk, so its temporaries take one chunk; on a CPU CPU_FILL_ELEMENTS), never twice the tensor.
         self._y = torch.empty((self.row1 - row0, d, p), dtype=storage_dtype, device=self.device)
         chunk = chunk_bytes(self.device.type, device_memory_bytes(self.device), "materialize")
-        for mu0, mu1, nu0, nu1 in row_pieces(row0, self.row1, p, d,
-                                             max(1, chunk // (FLOAT32_BYTES * GENERATION_OVERHEAD))):
+        piece = chunk // (FLOAT32_BYTES * GENERATION_OVERHEAD) if self.device.type == "cuda" else CPU_FILL_ELEMENTS
+        for mu0, mu1, nu0, nu1 in row_pieces(row0, self.row1, p, d, max(1, piece)):
             self._y[mu0 - row0:mu1 - row0, :, nu0:nu1] = instance.competitor_block(mu0, mu1, nu0, nu1)
         self.nbytes = self._y.numel() * self._y.element_size()
 
