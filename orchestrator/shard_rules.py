@@ -3,7 +3,7 @@
     [shards]
     dp = { d_min = 128, k = 8 }            # dp cells with d >= 128: every probe on a gang of 8 devices
     op = { d_min = 64, k = "auto" }        # the smallest k whose shard's competitors fit the device's budget
-    # dp = { k = "auto", k_max = 4 }       # auto never asks for more than k_max (default: the pool's size)
+    # dp = { k = "auto", k_max = 4 }       # auto never asks for more than k_max (default: 8, at most the pool)
 
 One rule per problem. Cells below d_min, and every lp cell (lp runs on one device), run unsharded;
 a probe never has more shards than inputs (k is capped at p). `auto` picks, per probe, the smallest
@@ -23,6 +23,9 @@ from typing import Any
 from lamcap.kernels.errors import InvalidInput
 
 AUTO = "auto"
+# auto's default k_max: one node of 8 GPUs. A placement group is placed all at once, so a gang as wide as a
+# whole autoscaling cluster would wait for every node before its first probe.
+AUTO_K_MAX = 8
 PROBLEMS = ("op", "dp")  # lamcap.orchestrator.spec.PROBLEMS
 RULE_KEYS = ("k", "d_min", "k_max")
 UNSHARDED_SOLVERS = ("lp",)
@@ -39,7 +42,7 @@ class ShardRule:
     problem: str
     k: int | str
     d_min: int = 2
-    k_max: int | None = None  # auto only: the largest gang it may ask for (None: every actor of the pool)
+    k_max: int | None = None  # auto only: the largest gang it may ask for (None: AUTO_K_MAX, at most the pool)
 
     def problems(self) -> list[str]:
         """Every bad value, each message naming it."""
@@ -89,8 +92,8 @@ class ShardRules:
 
     def gang_width(self, pool_size: int) -> int:
         """The most devices any probe may ask for: the largest fixed k and every auto rule's k_max (default
-        pool_size); 1 without rules."""
-        widths = [r.k if r.k != AUTO else (r.k_max or pool_size) for r in self.rules]
+        AUTO_K_MAX, at most pool_size); 1 without rules."""
+        widths = [r.k if r.k != AUTO else (r.k_max or min(AUTO_K_MAX, pool_size)) for r in self.rules]
         return max([1, *widths])
 
     def to_dict(self) -> dict:
@@ -163,7 +166,7 @@ class ShardPlan:
             return max(1, min(rule.k, p, self.width))
         from lamcap.kernels.budget import auto_shards
 
-        return auto_shards(problem, d, p, min(rule.k_max or self.width, self.width), storage_dtype=self.storage_dtype,
+        return auto_shards(problem, d, p, self.most(problem, d, solver), storage_dtype=self.storage_dtype,
                            device_type=self.device_type, total_memory=self.total_memory,
                            memory_budget_bytes=self.memory_budget_bytes)
 
@@ -172,7 +175,7 @@ class ShardPlan:
         rule = self.rules.rule_for(problem, d, solver)
         if rule is None:
             return 1
-        return min(rule.k if rule.k != AUTO else (rule.k_max or self.width), self.width)
+        return min(rule.k if rule.k != AUTO else (rule.k_max or AUTO_K_MAX), self.width)
 
 
 UNSHARDED = ShardPlan(ShardRules(), 1)

@@ -53,7 +53,8 @@ def test_rules_cover_their_problem_from_d_min_and_never_lp():
     assert rules.rule_for("dp", 8, "adam") is None and rules.rule_for("op", 32, "adam") is None
     assert rules.rule_for("dp", 32, "lp") is None  # lp runs on one device
     assert rules.gang_width(10) == 4 and ShardRules().gang_width(10) == 1
-    assert ShardRules((ShardRule("op", "auto"),)).gang_width(6) == 6  # auto's k_max defaults to the pool
+    assert ShardRules((ShardRule("op", "auto"),)).gang_width(6) == 6  # auto's k_max: 8, at most the pool
+    assert ShardRules((ShardRule("op", "auto"),)).gang_width(64) == 8
     assert ShardRules((ShardRule("op", "auto", 2, 3), ShardRule("dp", 2))).gang_width(6) == 3
 
 
