@@ -33,6 +33,10 @@ from lamcap.orchestrator.shard_rules import UNSHARDED, ShardPlan
 ADDRESS_TIMEOUT_S = 60.0  # rank 0's actor must name its address within this long
 
 
+class GangFailed(RuntimeError):
+    """A gang trial's member died or raised (one line: which member, and why)."""
+
+
 def assign(widths: Sequence[int], idle: Iterable[int], groups: Sequence[Sequence[int]]) -> list[tuple[int, list[int]]]:
     """(index into widths, slots) for the probes that start now; widths in priority order (see the module
     docstring for the rule). Pure: no Ray."""
@@ -216,7 +220,7 @@ def _check_memory(plan: Any, shards: int, infos: list[dict]) -> None:
 
 
 def _gang_results(refs: list[Any]) -> tuple[dict, Any]:
-    """Rank 0's (record, W) once every member finished; the first failure as one RuntimeError line otherwise."""
+    """Rank 0's (record, W) once every member finished; the first failure as one GangFailed line otherwise."""
     pending = list(refs)
     results: dict[Any, Any] = {}
     while pending:
@@ -225,7 +229,7 @@ def _gang_results(refs: list[Any]) -> tuple[dict, Any]:
             results[done[0]] = ray.get(done[0])
         except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
             rank = refs.index(done[0])
-            raise RuntimeError(f"gang member {rank} of {len(refs)} failed: "
+            raise GangFailed(f"gang member {rank} of {len(refs)} failed: "
                                f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}") \
                 from None
     return results[refs[0]]

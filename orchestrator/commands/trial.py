@@ -141,10 +141,21 @@ def summary(record: dict, alpha_asked: float | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from lamcap.orchestrator.api import run_trial
 
     plan = prepare(args)
-    record, w = run_trial(plan)
+    gang_failed: tuple = ()  # Ray is imported for gang trials only
+    if plan.shards > 1 or plan.address is not None:
+        from lamcap.orchestrator.gangs import GangFailed
+
+        gang_failed = (GangFailed,)
+    try:
+        record, w = run_trial(plan)
+    except gang_failed as exc:
+        print(f"lamcap trial: error: {exc}", file=sys.stderr)
+        return 1
     if args.save is not None:
         save_npz(args.save, plan.spec, w, plan.device if plan.device != "auto" else "cpu")
     if args.json:
