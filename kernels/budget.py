@@ -5,6 +5,10 @@ competitors in the mode `auto` resolves to, the weights with Adam's state, the s
 streamed chunk, and the float64 verification pass. It is an upper estimate (every part counted
 as if alive at once), used to refuse a probe that cannot fit before any work: `trial` and `sweep`
 call `check_fits` with the device's memory, and a sweep caps each search's p at `largest_p`.
+
+A sharded probe (lamcap.kernels.sharding) is estimated per shard, for its largest shard: the
+competitors and the per-row tensors of ceil(p / k) rows, the inputs and weights replicated.
+`auto_shards` picks the smallest shard count whose shard's competitors can be held in memory.
 """
 from __future__ import annotations
 
@@ -48,7 +52,7 @@ def budget_bytes(device_type: str, total_memory: int | None) -> int:
 
 # ---- one probe's memory ---------------------------------------------------------------------------
 STORAGE_BYTES = {"float32": 4, "bfloat16": 2}
-VERIFY_BLOCK_BYTES = 1 << 25  # kernels.verify.BLOCK_BYTES: float64 competitors per streamed block
+VERIFY_BLOCK_BYTES = 1 << 25  # kernels.verify.BLOCK_BYTES: float64 competitors per streamed block on a CPU
 VERIFY_BLOCK_COPIES = 4  # the block, its scores, the mask and exp() alive together
 CHUNK_COPIES = 3  # a fused-loss chunk, its upcast and its scores/probabilities
 OVERHEAD_BYTES = 64 << 20  # interpreter, torch and allocator slack per probe
@@ -76,6 +80,11 @@ class MemoryEstimate:
         return f"{human(self.total)} ({', '.join(f'{k} {human(v)}' for k, v in top)})"
 
 
+def largest_shard(p: int, count: int) -> int:
+    """Rows of the largest of `count` shards of p rows (lamcap.kernels.sharding.shard_rows): ceil(p / count)."""
+    return -(-p // count)
+
+
 def human(n: float) -> str:
     """Bytes as a short human string (KiB, MiB, GiB, TiB, PiB)."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
@@ -85,41 +94,66 @@ def human(n: float) -> str:
     return f"{n:.1f} PiB"
 
 
-def _resolved(problem: str, d: int, p: int, mode: str, storage: int, materialize_limit: int) -> str:
+def _resolved(problem: str, d: int, p: int, mode: str, storage: int, materialize_limit: int, shard_rows: int) -> str:
     """The mode lamcap.kernels.competitors.resolve_mode picks, from sizes alone."""
     if problem == "op":
         return "shared"
     if mode != "auto":
         return mode
-    return "materialize" if p * p * d * storage <= materialize_limit else "regenerate"
+    return "materialize" if shard_rows * p * d * storage <= materialize_limit else "regenerate"
+
+
+def _materialize_limit(device_type: str, total_memory: int | None, memory_budget_bytes: int | None) -> int:
+    return memory_budget_bytes if memory_budget_bytes is not None else budget_bytes(device_type, total_memory)
 
 
 def probe_memory(problem: str, d: int, p: int, rank: int, solver: str, *, mode: str = "auto",
                  storage_dtype: str = "float32", device_type: str = "cpu", total_memory: int | None = None,
-                 memory_budget_bytes: int | None = None) -> MemoryEstimate:
-    """Peak bytes of one probe (see the module docstring); integer arithmetic on the competitor plan's
-    rules (lamcap.kernels.competitors: the same budget, mode and chunk size a solve would use).
+                 memory_budget_bytes: int | None = None, shards: int = 1) -> MemoryEstimate:
+    """Peak bytes of one probe (of its largest shard when it runs on `shards` devices; see the module
+    docstring); integer arithmetic on the competitor plan's rules (lamcap.kernels.competitors: the same
+    budget, mode and chunk size a solve would use).
 
     total_memory: the GPU's total memory for device_type 'cuda' (its plan depends on it), else None.
     """
     storage = STORAGE_BYTES.get(storage_dtype, FLOAT32)
-    limit = memory_budget_bytes if memory_budget_bytes is not None else budget_bytes(device_type, total_memory)
-    resolved = _resolved(problem, d, p, mode, storage, limit)
+    mine = largest_shard(p, max(1, min(shards, p)))  # the rows of the largest shard
+    limit = _materialize_limit(device_type, total_memory, memory_budget_bytes)
+    resolved = _resolved(problem, d, p, mode, storage, limit, mine)
     rows = p * d
-    inputs = rows * (FLOAT32 * 2 + FLOAT64)  # X, targets (float32) and X in float64 for verification
+    inputs = rows * FLOAT32 * 2 + mine * d * FLOAT64  # X, targets (float32) and the shard's X in float64
     if problem == "op":
         inputs += rows * FLOAT32  # the shared outputs
-    competitors = p * p * d * storage if resolved == "materialize" else 0
+    competitors = mine * p * d * storage if resolved == "materialize" else 0
     params = d * d if rank >= d else 2 * d * rank
     weights = params * FLOAT32 * 4 + d * d * FLOAT64 * 3  # W (or A, B) with grad and Adam moments; SVD
     chunks = 0
     if solver == "adam":
-        weights += rows * FLOAT32 * 3  # Z, dL/dZ and the softmax-weighted sums
+        weights += mine * d * FLOAT32 * 3  # Z, dL/dZ and the softmax-weighted sums of the shard's rows
         copies = GENERATION_OVERHEAD + 1 if resolved == "regenerate" else CHUNK_COPIES
         chunks = copies * chunk_bytes(device_type, total_memory, "regenerate" if resolved == "regenerate" else
                                       "materialize")
-    verification = VERIFY_BLOCK_COPIES * VERIFY_BLOCK_BYTES + rows * FLOAT64 + p * FLOAT64 * 8
+    # a CUDA block holds 1/CUDA_CHUNK_DIVISOR of the GPU's memory in float64 (kernels.verify.block_elements)
+    block = VERIFY_BLOCK_BYTES if device_type != "cuda" else (total_memory or 0) // CUDA_CHUNK_DIVISOR
+    verification = VERIFY_BLOCK_COPIES * block + mine * d * FLOAT64 + p * FLOAT64 * 8
     return MemoryEstimate(inputs, competitors, weights, chunks, verification, resolved)
+
+
+def auto_shards(problem: str, d: int, p: int, k_max: int, *, storage_dtype: str = "float32",
+                device_type: str = "cpu", total_memory: int | None = None,
+                memory_budget_bytes: int | None = None) -> int:
+    """The smallest shard count in 1..min(k_max, p) whose largest shard's competitors fit the materialize
+    budget (the device's, as lamcap.kernels.competitors.budget_bytes, or memory_budget_bytes); OP: 1 (its
+    outputs are shared, never split); k_max (capped at p) when no count fits: then every shard regenerates."""
+    top = max(1, min(k_max, p))
+    if problem == "op":
+        return 1
+    limit = _materialize_limit(device_type, total_memory, memory_budget_bytes)
+    row_bytes = p * d * STORAGE_BYTES.get(storage_dtype, FLOAT32)
+    for k in range(1, top + 1):
+        if largest_shard(p, k) * row_bytes <= limit:
+            return k
+    return top
 
 
 def check_fits(estimate: MemoryEstimate, limit_bytes: int, what: str, device: str) -> None:

@@ -15,6 +15,10 @@ reserved), and the probe records it. ``auto`` materializes when the p*p*d tensor
 dtype fits the budget: 1 GiB on a CPU, CUDA_BUDGET_FRACTION of a GPU's total memory.
 Chunk sizes only change the order of float32 operations, never the instance.
 
+A sharded probe (lamcap.kernels.sharding) gives each source a row range [mu0, mu1): it holds or
+regenerates only those rows' competitors, and walks only them. The mode is decided for the gang's
+largest shard, so every shard of a probe resolves the same mode.
+
 DP chunks are d-major, (rows, d, cols): on the CPU both passes of the fused loss
 (scores z^T Y, then the softmax-weighted sum) are then batched GEMVs that stream
 at memory speed, where the (rows, cols, d) order made the second one 5x slower.
@@ -33,8 +37,9 @@ from dataclasses import dataclass
 
 import torch
 
-from lamcap.kernels.disorder import Instance, pieces
+from lamcap.kernels.disorder import Instance
 from lamcap.kernels.errors import InvalidInput
+from lamcap.kernels.sharding import WHOLE, Shard, largest_shard, row_pieces
 
 MODES = ("auto", "materialize", "regenerate")
 STORAGE_DTYPES = (torch.float32, torch.bfloat16)
@@ -44,6 +49,10 @@ from lamcap.kernels.budget import (  # noqa: E402
     CPU_CHUNK_BYTES, CUDA_BUDGET_FRACTION, CUDA_CHUNK_DIVISOR, DEFAULT_CPU_BUDGET_BYTES, GENERATION_OVERHEAD,
     budget_bytes, chunk_bytes)
 
+# Competitors generated at a time while a CPU fills a materialised tensor: 512 KiB of float32, whose
+# temporaries stay in L2 and leave the allocator's heap small (with 2 MiB pieces the heap kept ~14 MiB
+# after the fill; benchmarks/shard.py measures peak memory per shard, where that mattered).
+CPU_FILL_ELEMENTS = 1 << 17
 FLOAT32_BYTES = 4
 
 
@@ -80,11 +89,14 @@ class SourcePlan:
 
 
 class CompetitorSource(ABC):
-    """Walks the competitors of one instance in float32 chunks: ``tiles(mu0, mu1)`` per row chunk."""
+    """Walks the competitors of its rows [row0, row1) of one instance in float32 chunks:
+    ``tiles(mu0, mu1)`` per row chunk."""
 
     problem: str
-    p: int
+    p: int  # the instance's p: every row competes against p candidates
     d: int
+    row0: int  # the rows this source walks (a shard's; [0, p) unsharded)
+    row1: int
     device: torch.device
     nbytes: int  # memory held by this source between passes
     chunk_rows: int
@@ -93,17 +105,23 @@ class CompetitorSource(ABC):
     targets: torch.Tensor  # (p, d) float32: each input's own target output y_mu (OP) or y^mu_mu (DP)
 
     def row_chunks(self) -> Iterator[tuple[int, int]]:
-        """(mu0, mu1) chunks of inputs covering [0, p)."""
-        for mu0 in range(0, self.p, self.chunk_rows):
-            yield mu0, min(mu0 + self.chunk_rows, self.p)
+        """(mu0, mu1) chunks of inputs covering [row0, row1)."""
+        for mu0 in range(self.row0, self.row1, self.chunk_rows):
+            yield mu0, min(mu0 + self.chunk_rows, self.row1)
+
+    def _set_rows(self, instance: Instance, rows: tuple[int, int]) -> None:
+        self.problem, self.p, self.d, self.device = instance.problem, instance.p, instance.d, instance.device
+        self.row0, self.row1 = rows
+        if not 0 <= self.row0 < self.row1 <= self.p:
+            raise InvalidInput(f"row range [{self.row0}, {self.row1}) outside p={self.p}")
 
     @abstractmethod
     def tiles(self, mu0: int, mu1: int) -> Iterator[tuple[int, int, torch.Tensor]]:
         """(nu0, nu1, T) covering nu in [0, p): DP T is (mu1-mu0, d, nu1-nu0); OP T is (nu1-nu0, d)."""
 
     def _check_rows(self, mu0: int, mu1: int) -> None:
-        if not 0 <= mu0 < mu1 <= self.p:
-            raise IndexError(f"row range [{mu0}, {mu1}) outside p={self.p}")
+        if not self.row0 <= mu0 < mu1 <= self.row1:
+            raise IndexError(f"row range [{mu0}, {mu1}) outside this source's rows [{self.row0}, {self.row1})")
 
     def _column_ranges(self, start: int, end: int) -> Iterator[tuple[int, int]]:
         for nu0 in range(start, end, self.chunk_cols):
@@ -113,8 +131,8 @@ class CompetitorSource(ABC):
 class SharedSource(CompetitorSource):
     """OP: the shared outputs Y, held once; every row chunk sees the same tiles."""
 
-    def __init__(self, instance: Instance, chunk_rows: int, chunk_cols: int) -> None:
-        self.problem, self.p, self.d, self.device = "op", instance.p, instance.d, instance.device
+    def __init__(self, instance: Instance, chunk_rows: int, chunk_cols: int, rows: tuple[int, int]) -> None:
+        self._set_rows(instance, rows)
         self.chunk_rows, self.chunk_cols = chunk_rows, chunk_cols
         self.targets = instance.targets
         self._y = instance.shared_outputs
@@ -127,25 +145,27 @@ class SharedSource(CompetitorSource):
 
 
 class MaterializedSource(CompetitorSource):
-    """DP: all competitors in memory as one d-major (p, d, p) tensor in the storage dtype."""
+    """DP: the competitors of its rows in memory as one d-major (rows, d, p) tensor in the storage dtype."""
 
-    def __init__(self, instance: Instance, chunk_rows: int, chunk_cols: int, storage_dtype: torch.dtype) -> None:
-        self.problem, self.p, self.d, self.device = "dp", instance.p, instance.d, instance.device
+    def __init__(self, instance: Instance, chunk_rows: int, chunk_cols: int, storage_dtype: torch.dtype,
+                 rows: tuple[int, int]) -> None:
+        self._set_rows(instance, rows)
         self.chunk_rows, self.chunk_cols = chunk_rows, chunk_cols
         # The source is the instance rounded to the storage dtype, targets included (self-consistent scores).
         self.targets = instance.targets.to(storage_dtype).float()
-        p, d = self.p, self.d
-        # Filled block by block: the peak is the tensor plus one block's generation (a quarter of a
-        # default chunk, so its temporaries take one chunk), never twice the tensor.
-        self._y = torch.empty((p, d, p), dtype=storage_dtype, device=self.device)
+        p, d, row0 = self.p, self.d, self.row0
+        # Filled block by block: the peak is the tensor plus one block's generation (on a GPU a quarter of a
+        # default chunk, so its temporaries take one chunk; on a CPU CPU_FILL_ELEMENTS), never twice the tensor.
+        self._y = torch.empty((self.row1 - row0, d, p), dtype=storage_dtype, device=self.device)
         chunk = chunk_bytes(self.device.type, device_memory_bytes(self.device), "materialize")
-        for mu0, mu1, nu0, nu1 in pieces(p, d, max(1, chunk // (FLOAT32_BYTES * GENERATION_OVERHEAD))):
-            self._y[mu0:mu1, :, nu0:nu1] = instance.competitor_block(mu0, mu1, nu0, nu1)
+        piece = chunk // (FLOAT32_BYTES * GENERATION_OVERHEAD) if self.device.type == "cuda" else CPU_FILL_ELEMENTS
+        for mu0, mu1, nu0, nu1 in row_pieces(row0, self.row1, p, d, max(1, piece)):
+            self._y[mu0 - row0:mu1 - row0, :, nu0:nu1] = instance.competitor_block(mu0, mu1, nu0, nu1)
         self.nbytes = self._y.numel() * self._y.element_size()
 
     def tiles(self, mu0: int, mu1: int) -> Iterator[tuple[int, int, torch.Tensor]]:
         self._check_rows(mu0, mu1)
-        rows = self._y[mu0:mu1]
+        rows = self._y[mu0 - self.row0:mu1 - self.row0]
         for nu0, nu1 in self._column_ranges(0, self.p):
             yield nu0, nu1, rows[:, :, nu0:nu1].float()
 
@@ -153,8 +173,8 @@ class MaterializedSource(CompetitorSource):
 class RegeneratedSource(CompetitorSource):
     """DP: each chunk regenerated from the seed, in one buffer, whenever it is walked."""
 
-    def __init__(self, instance: Instance, chunk_rows: int, chunk_cols: int) -> None:
-        self.problem, self.p, self.d, self.device = "dp", instance.p, instance.d, instance.device
+    def __init__(self, instance: Instance, chunk_rows: int, chunk_cols: int, rows: tuple[int, int]) -> None:
+        self._set_rows(instance, rows)
         self.chunk_rows, self.chunk_cols = chunk_rows, chunk_cols
         self.targets = instance.targets
         self._instance = instance
@@ -178,11 +198,11 @@ def default_budget_bytes(device: torch.device) -> int:
 
 
 def resolve_mode(
-    instance: Instance, mode: str, memory_budget_bytes: int | None, storage_dtype: torch.dtype = torch.float32
+    instance: Instance, mode: str, memory_budget_bytes: int | None, storage_dtype: torch.dtype = torch.float32,
+    shards: int = 1,
 ) -> str:
-    """'auto' -> 'materialize' if the p*p*d tensor (storage dtype) fits the budget, else 'regenerate'.
-
-    OP always materializes its (p, d) Y, whatever the mode asked.
+    """'auto' -> 'materialize' if the largest shard's (rows, d, p) tensor (storage dtype) fits the budget,
+    else 'regenerate' (unsharded: the p*p*d tensor). OP always materializes its (p, d) Y, whatever the mode asked.
     """
     if mode not in MODES:
         raise InvalidInput(f"unknown competitor mode {mode!r}; expected one of {MODES}")
@@ -193,7 +213,8 @@ def resolve_mode(
     if mode != "auto":
         return mode
     budget = default_budget_bytes(instance.device) if memory_budget_bytes is None else memory_budget_bytes
-    needed = instance.p * instance.p * instance.d * torch.tensor([], dtype=storage_dtype).element_size()
+    rows = largest_shard(instance.p, shards)
+    needed = rows * instance.p * instance.d * torch.tensor([], dtype=storage_dtype).element_size()
     return "materialize" if needed <= budget else "regenerate"
 
 
@@ -213,11 +234,13 @@ def plan_source(
     storage_dtype: torch.dtype = torch.float32,
     chunk_rows: int | None = None,
     chunk_cols: int | None = None,
+    shards: int = 1,
 ) -> SourcePlan:
-    """The resolved mode and chunk shape: a pure function of the instance, its device and the settings."""
+    """The resolved mode and chunk shape: a pure function of the instance, its device, the settings and the
+    number of shards (the same on every shard of a probe)."""
     if storage_dtype not in STORAGE_DTYPES:
         raise InvalidInput(f"storage_dtype={storage_dtype!r}; expected one of {STORAGE_DTYPES}")
-    resolved = resolve_mode(instance, mode, memory_budget_bytes, storage_dtype)
+    resolved = resolve_mode(instance, mode, memory_budget_bytes, storage_dtype, shards)
     default_rows, default_cols = default_chunks(instance, resolved)
     return SourcePlan(resolved, _chunk(chunk_rows, default_rows, "chunk_rows"),
                       _chunk(chunk_cols, default_cols, "chunk_cols"))
@@ -231,16 +254,17 @@ def make_source(
     storage_dtype: torch.dtype = torch.float32,
     chunk_rows: int | None = None,
     chunk_cols: int | None = None,
+    shard: Shard = WHOLE,
 ) -> CompetitorSource:
-    """The competitor source for an instance: mode 'auto', 'materialize' or 'regenerate'."""
+    """The competitor source for an instance (its `shard`'s rows): mode 'auto', 'materialize' or 'regenerate'."""
     plan = plan_source(instance, mode, memory_budget_bytes=memory_budget_bytes, storage_dtype=storage_dtype,
-                       chunk_rows=chunk_rows, chunk_cols=chunk_cols)
-    rows, cols = plan.chunk_rows, plan.chunk_cols
+                       chunk_rows=chunk_rows, chunk_cols=chunk_cols, shards=shard.count)
+    rows, cols, span = plan.chunk_rows, plan.chunk_cols, shard.rows(instance.p)
     if instance.problem == "op":
-        source: CompetitorSource = SharedSource(instance, rows, cols)
+        source: CompetitorSource = SharedSource(instance, rows, cols, span)
     elif plan.mode == "materialize":
-        source = MaterializedSource(instance, rows, cols, storage_dtype)
+        source = MaterializedSource(instance, rows, cols, storage_dtype, span)
     else:
-        source = RegeneratedSource(instance, rows, cols)
+        source = RegeneratedSource(instance, rows, cols, span)
     source.plan = plan
     return source

@@ -10,6 +10,10 @@ as in flash attention, gives the loss
 its gradient dL/dz_mu = (1/p) (sum_nu softmax(s[mu])_nu y^mu_nu - y^mu_mu), and the
 number of stored associations (s[mu, mu] > max_{nu != mu} s[mu, nu], strict).
 The gradient is saved by the forward pass; backward only scales it.
+
+A source may own only some rows (a shard of a probe, lamcap.kernels.sharding): Z then holds those
+rows, and the loss and count are that shard's part of the sums, still divided by the instance's p,
+so that summing the shards' losses, counts and gradients gives the unsharded ones.
 Arithmetic is float32 for float32 Z and float64 for float64 Z (tiles are upcast).
 """
 from __future__ import annotations
@@ -64,20 +68,20 @@ def _walk_row_chunk(z: torch.Tensor, tiles, mu0: int, out_max: torch.Tensor, out
 
 
 def _single_pass(z_all: torch.Tensor, source: CompetitorSource) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(loss, dL/dZ, n_stored) from one walk over the source."""
-    p = z_all.shape[0]
-    y_target = source.targets.to(z_all.dtype)
+    """(loss, dL/dZ, n_stored) of the source's rows from one walk over them; z_all holds those rows."""
+    p, row0 = source.p, source.row0
+    y_target = source.targets[row0:source.row1].to(z_all.dtype)
     target = (z_all * y_target).sum(dim=1)  # s[mu, mu]
     off_max, off_sum, off_acc = torch.empty_like(target), torch.empty_like(target), torch.empty_like(z_all)
     for mu0, mu1 in source.row_chunks():
-        _walk_row_chunk(z_all[mu0:mu1], source.tiles(mu0, mu1), mu0, off_max[mu0:mu1], off_sum[mu0:mu1],
-                        off_acc[mu0:mu1])
+        a, b = mu0 - row0, mu1 - row0
+        _walk_row_chunk(z_all[a:b], source.tiles(mu0, mu1), mu0, off_max[a:b], off_sum[a:b], off_acc[a:b])
     # Fold the target term back in, vectorised over all rows, around the true row max.
     m = torch.maximum(off_max, target)
     rescale, own = torch.exp(off_max - m), torch.exp(target - m)
     total = off_sum * rescale + own
     weighted = off_acc * rescale[:, None] + own[:, None] * y_target
-    loss = (m + torch.log(total) - target).mean()
+    loss = (m + torch.log(total) - target).sum() / p
     grad = (weighted / total[:, None] - y_target) / p
     return loss, grad, (target > off_max).sum()
 
@@ -99,11 +103,14 @@ class FusedLoss(torch.autograd.Function):
 
 
 def fused_loss(Z: torch.Tensor, source: CompetitorSource) -> tuple[torch.Tensor, torch.Tensor]:
-    """Z = X W^T, shape (p, d). Returns (loss, n_stored):
-    loss = (1/p) sum_mu [logsumexp_nu s[mu,nu] - s[mu,mu]] (0-dim, differentiable w.r.t. Z);
-    n_stored = int64 0-dim tensor, number of mu with s[mu,mu] > max_{nu != mu} s[mu,nu] (strict), not differentiable."""
-    if Z.dim() != 2 or tuple(Z.shape) != (source.p, source.d):
-        raise InvalidInput(f"Z has shape {tuple(Z.shape)}; expected (p, d) = ({source.p}, {source.d})")
+    """Z = X W^T for the source's rows mu in [row0, row1) (all p unsharded), shape (rows, d). Returns (loss, n_stored):
+    loss = (1/p) sum_mu [logsumexp_nu s[mu,nu] - s[mu,mu]] over those rows (0-dim, differentiable w.r.t. Z);
+    n_stored = int64 0-dim tensor, number of those mu with s[mu,mu] > max_{nu != mu} s[mu,nu] (strict), not
+    differentiable."""
+    rows = source.row1 - source.row0
+    if Z.dim() != 2 or tuple(Z.shape) != (rows, source.d):
+        raise InvalidInput(f"Z has shape {tuple(Z.shape)}; expected (rows, d) = ({rows}, {source.d}) for the "
+                           f"source's rows [{source.row0}, {source.row1}) of p={source.p}")
     if Z.dtype not in (torch.float32, torch.float64):
         raise InvalidInput(f"Z has dtype {Z.dtype}; expected float32 or float64")
     if Z.device.type != source.device.type:

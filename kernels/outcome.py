@@ -33,7 +33,7 @@ class Outcome:
     steps: int  # optimiser steps (adam), constraint-generation rounds (lp), 0 (hebbian)
     status: str  # one of STATUSES
     wall_seconds: float
-    peak_bytes: int  # peak memory of the solve (CUDA: allocator peak; CPU: resident high-water mark over its start, reset per probe)
+    peak_bytes: int  # peak memory of the solve (CUDA: allocator peak; CPU: resident high-water mark over its start, reset per probe); sharded: the largest shard's
     device: str  # device type the instance was generated and solved on: 'cpu' or 'cuda'
     target_mean: float  # normalised target scores: (s - mean_off) / sigma_off
     target_var: float
@@ -56,6 +56,7 @@ class Outcome:
     # lp only (NaN for other solvers): the optimal max-margin t* of lamcap.kernels.solvers.lp over sigma_off
     # of the optimal W, i.e. in the units of min_margin; 0 when UNSAT (t* = 0: no W separates strictly)
     lp_margin: float = math.nan
+    shards: int = 1  # processes (devices) the probe's rows were split over (lamcap.kernels.sharding)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

@@ -16,6 +16,11 @@ host synchronisation; the host reads the device a fixed number of times per veri
 (about ten: after the first pass, for the target statistics, after the second pass).
 Blocks are whole rows of competitors: BLOCK_BYTES of float64 on a CPU, 1/32 of a GPU's total
 memory (lamcap.kernels.competitors.CUDA_CHUNK_DIVISOR) on a GPU.
+
+Sharded (lamcap.kernels.sharding), each shard walks only its rows; the per-row results (target,
+best competitor, log-sum-exp parts: O(p) numbers) are gathered to every shard, the off-target
+(n, mean, M2) merged in rank order with Chan's formula, and the second pass's histograms and sums
+added up. Every shard then computes the same Verification from the same vectors as the unsharded pass.
 """
 from __future__ import annotations
 
@@ -27,7 +32,8 @@ import numpy as np
 import torch
 
 from lamcap.kernels.competitors import CUDA_CHUNK_DIVISOR, device_memory_bytes
-from lamcap.kernels.disorder import Instance, pieces
+from lamcap.kernels.disorder import Instance
+from lamcap.kernels.sharding import SOLO, Collective, row_pieces, shard_rows
 
 HIST_EDGES = np.linspace(-10.0, 20.0, 121)  # normalised-score bins; outside values go to the end bins
 BLOCK_BYTES = 1 << 25  # float64 bytes of competitors per streamed block on a CPU (32 MiB)
@@ -62,19 +68,20 @@ def block_elements(device: torch.device) -> int:
     return max(1, total // (CUDA_CHUNK_DIVISOR * FLOAT64_BYTES))
 
 
-def _blocks(instance: Instance, w: torch.Tensor) -> Iterator[tuple[int, int, torch.Tensor]]:
-    """Yield (mu0, nu0, S) float64 score blocks that tile the whole p x p score matrix."""
+def _blocks(instance: Instance, w: torch.Tensor, rows: tuple[int, int]) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """Yield (mu0, nu0, S) float64 score blocks that tile rows [row0, row1) of the p x p score matrix."""
     p, d = instance.p, instance.d
-    z = instance.inputs.double() @ w.T  # z_mu = W x_mu
+    row0, row1 = rows
+    z = instance.inputs[row0:row1].double() @ w.T  # z_mu = W x_mu
     if instance.problem == "op":
         y = instance.shared_outputs.double()
-        rows = max(1, block_elements(instance.device) // (p * d))
-        for mu0 in range(0, p, rows):
-            yield mu0, 0, z[mu0 : mu0 + rows] @ y.T
+        step = max(1, block_elements(instance.device) // (p * d))
+        for mu0 in range(row0, row1, step):
+            yield mu0, 0, z[mu0 - row0 : min(mu0 + step, row1) - row0] @ y.T
         return
-    for mu0, mu1, nu0, nu1 in pieces(p, d, block_elements(instance.device)):
+    for mu0, mu1, nu0, nu1 in row_pieces(row0, row1, p, d, block_elements(instance.device)):
         block = instance.competitor_block(mu0, mu1, nu0, nu1).double()  # (rows, d, cols)
-        yield mu0, nu0, torch.bmm(z[mu0:mu1, None, :], block)[:, 0]
+        yield mu0, nu0, torch.bmm(z[mu0 - row0 : mu1 - row0, None, :], block)[:, 0]
 
 
 def _target_slots(mu0: int, nu0: int, shape: torch.Size) -> tuple[int, int, int]:
@@ -86,25 +93,29 @@ def _target_slots(mu0: int, nu0: int, shape: torch.Size) -> tuple[int, int, int]
 
 
 class _Accumulator:
-    """Running float64 statistics of the first pass, all on the device (Chan's parallel mean/M2 for off-targets)."""
+    """Running float64 statistics of the first pass over rows [row0, row1), all on the device (Chan's
+    parallel mean/M2 for off-targets)."""
 
-    def __init__(self, p: int, device: torch.device, full: bool = True) -> None:
+    def __init__(self, rows: tuple[int, int], device: torch.device, full: bool = True) -> None:
         kw = dict(dtype=torch.float64, device=device)
         self.full = full
-        self.target = torch.full((p,), float("nan"), **kw)
-        self.max_off = torch.full((p,), -math.inf, **kw)
-        self.row_max = torch.full((p,), -math.inf, **kw)  # running max of all scores of a row
-        self.row_sum = torch.zeros(p, **kw)  # sum exp(s - row_max)
+        self.row0 = rows[0]
+        n_rows = rows[1] - rows[0]
+        self.target = torch.full((n_rows,), float("nan"), **kw)
+        self.max_off = torch.full((n_rows,), -math.inf, **kw)
+        self.row_max = torch.full((n_rows,), -math.inf, **kw)  # running max of all scores of a row
+        self.row_sum = torch.zeros(n_rows, **kw)  # sum exp(s - row_max)
         self.n = 0  # off-target scores so far (exact, on the host)
         self.mean = torch.zeros((), **kw)
         self.m2 = torch.zeros((), **kw)
 
     def add(self, mu0: int, nu0: int, s: torch.Tensor) -> None:
-        rows = slice(mu0, mu0 + s.shape[0])
+        a = mu0 - self.row0  # local row of mu0
+        rows = slice(a, a + s.shape[0])
         offset, first, count = _target_slots(mu0, nu0, s.shape)
         diag = s.diagonal(offset)
         if count:
-            self.target[mu0 + first : mu0 + first + count] = diag
+            self.target[a + first : a + first + count] = diag
         if self.full:
             self._add_row_sums(rows, s)
             self._add_moments(s, diag, s.numel() - count)
@@ -139,13 +150,13 @@ def _histogram(values: torch.Tensor) -> torch.Tensor:
     return counts.index_add_(0, idx, torch.ones_like(idx))
 
 
-def _offtarget_pass(instance: Instance, w: torch.Tensor, mean: float, sigma: float) -> tuple[np.ndarray, float, float]:
+def _offtarget_pass(instance: Instance, w: torch.Tensor, mean: float, sigma: float,
+                    collective: Collective) -> tuple[np.ndarray, float, float]:
     """Second pass: histogram, mean and variance of the normalised off-target scores (one sync, at the end)."""
     counts = torch.zeros(len(HIST_EDGES) - 1, dtype=torch.int64, device=instance.device)
     total = torch.zeros((), dtype=torch.float64, device=instance.device)
     total_sq = torch.zeros((), dtype=torch.float64, device=instance.device)
-    n = 0
-    for mu0, nu0, s in _blocks(instance, w):
+    for mu0, nu0, s in _blocks(instance, w, collective.shard.rows(instance.p)):
         offset, _, count = _target_slots(mu0, nu0, s.shape)
         u = s.sub_(mean).div_(sigma)
         diag = u.diagonal(offset)
@@ -156,7 +167,10 @@ def _offtarget_pass(instance: Instance, w: torch.Tensor, mean: float, sigma: flo
             counts -= _histogram(diag)
             total -= diag.sum()
             total_sq -= diag.square().sum()
-        n += u.numel() - count
+    if collective.size > 1:  # one sum: float64 holds the counts exactly (up to 2^53)
+        summed = collective.sum_(torch.cat([counts.double(), torch.stack([total, total_sq])]))
+        counts, total, total_sq = summed[:-2].round().long(), summed[-2], summed[-1]
+    n = instance.p * (instance.p - 1)  # every off-target score
     total_host, total_sq_host = torch.stack([total, total_sq]).tolist()
     u_mean = total_host / n
     return counts.cpu().numpy(), u_mean, total_sq_host / n - u_mean * u_mean
@@ -172,17 +186,47 @@ def _undefined(instance: Instance, w: torch.Tensor) -> Verification:
     )
 
 
-def verify(instance: Instance, w: torch.Tensor) -> Verification:
-    """Decide SAT for W (d x d) on the instance exactly, in float64, with score statistics."""
+def _merged_moments(acc: _Accumulator, p: int, collective: Collective) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, M2) of every off-target score: the shards' (n, mean, M2) merged in rank order (Chan)."""
+    if collective.size == 1:
+        return acc.mean, acc.m2
+    parts = collective.gather(torch.stack([acc.mean, acc.m2]))
+    n, mean, m2 = 0, torch.zeros_like(acc.mean), torch.zeros_like(acc.m2)
+    for rank in range(collective.size):
+        row0, row1 = shard_rows(p, rank, collective.size)
+        n_b = (row1 - row0) * (p - 1)  # a shard's off-target scores
+        delta = parts[rank, 0] - mean
+        m2 = m2 + parts[rank, 1] + delta * delta * (n * n_b / (n + n_b))
+        mean = mean + delta * (n_b / (n + n_b))
+        n += n_b
+    return mean, m2
+
+
+def _gathered_rows(acc: _Accumulator, p: int, collective: Collective) -> tuple[torch.Tensor, ...]:
+    """(target, max_off, row_max, row_sum) of all p rows from every shard's rows."""
+    if collective.size == 1:
+        return acc.target, acc.max_off, acc.row_max, acc.row_sum
+    local = torch.stack([acc.target, acc.max_off, acc.row_max, acc.row_sum], dim=1)
+    return tuple(collective.gather_rows(local, p).unbind(1))
+
+
+def verify(instance: Instance, w: torch.Tensor, collective: Collective = SOLO) -> Verification:
+    """Decide SAT for W (d x d) on the instance exactly, in float64, with score statistics.
+
+    Sharded, each shard walks its rows; every shard returns the same Verification (W must be the same on all).
+    """
     w = w.detach().to(device=instance.device, dtype=torch.float64)
     if not torch.isfinite(w).all():
         return _undefined(instance, w)
-    acc = _first_pass(instance, w, full=True)
-    stored = acc.target > acc.max_off
-    loss = (acc.row_max + torch.log(acc.row_sum) - acc.target).mean()
-    first = torch.stack([(~stored).sum().double(), loss, acc.mean, acc.m2]).tolist()  # the first pass's one sync
+    p = instance.p
+    acc = _first_pass(instance, w, True, collective.shard.rows(p))
+    target, max_off, row_max, row_sum = _gathered_rows(acc, p, collective)
+    mean, m2 = _merged_moments(acc, p, collective)
+    stored = target > max_off
+    loss = (row_max + torch.log(row_sum) - target).mean()
+    first = torch.stack([(~stored).sum().double(), loss, mean, m2]).tolist()  # the first pass's one sync
     n_violations, loss_value, mean_off = int(first[0]), first[1], first[2]
-    sigma_off = math.sqrt(first[3] / acc.n)
+    sigma_off = math.sqrt(first[3] / (p * (p - 1)))
     svals = torch.linalg.svdvals(w).cpu().numpy()
     if sigma_off == 0.0:
         zeros = np.zeros(len(HIST_EDGES) - 1, dtype=np.int64)
@@ -191,11 +235,11 @@ def verify(instance: Instance, w: torch.Tensor) -> Verification:
             n_violations == 0, n_violations, 1 - n_violations / instance.p, nan, loss_value,
             nan, nan, nan, nan, zeros, zeros.copy(), svals, mean_off, sigma_off,
         )
-    t = (acc.target - mean_off) / sigma_off
+    t = (target - mean_off) / sigma_off
     min_margin, target_mean, target_var = torch.stack(
-        [((acc.target - acc.max_off) / sigma_off).min(), t.mean(), t.var(unbiased=False)]).tolist()
+        [((target - max_off) / sigma_off).min(), t.mean(), t.var(unbiased=False)]).tolist()
     target_hist = _histogram(t).cpu().numpy()
-    off_hist, off_mean, off_var = _offtarget_pass(instance, w, mean_off, sigma_off)
+    off_hist, off_mean, off_var = _offtarget_pass(instance, w, mean_off, sigma_off, collective)
     return Verification(
         sat=n_violations == 0,
         n_violations=n_violations,
@@ -214,17 +258,18 @@ def verify(instance: Instance, w: torch.Tensor) -> Verification:
     )
 
 
-def _first_pass(instance: Instance, w: torch.Tensor, full: bool) -> _Accumulator:
-    acc = _Accumulator(instance.p, instance.device, full)
-    for mu0, nu0, s in _blocks(instance, w):
+def _first_pass(instance: Instance, w: torch.Tensor, full: bool, rows: tuple[int, int]) -> _Accumulator:
+    acc = _Accumulator(rows, instance.device, full)
+    for mu0, nu0, s in _blocks(instance, w, rows):
         acc.add(mu0, nu0, s)
     return acc
 
 
-def count_stored(instance: Instance, w: torch.Tensor) -> int:
-    """Number of strictly stored associations of W, float64, one streaming pass (targets and maxima only)."""
+def count_stored(instance: Instance, w: torch.Tensor, collective: Collective = SOLO) -> int:
+    """Number of strictly stored associations of W, float64, one streaming pass (targets and maxima only);
+    sharded, each shard counts its rows and the counts are summed."""
     w = w.detach().to(device=instance.device, dtype=torch.float64)
     if not torch.isfinite(w).all():
         return 0
-    acc = _first_pass(instance, w, full=False)
-    return int((acc.target > acc.max_off).sum().item())
+    acc = _first_pass(instance, w, False, collective.shard.rows(instance.p))
+    return int(collective.sum_((acc.target > acc.max_off).sum()).item())

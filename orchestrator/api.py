@@ -50,6 +50,8 @@ class TrialPlan:
     device: str
     alpha_asked: float | None = None
     threads: int | None = None  # CPU threads asked for (None: lamcap.kernels.threads chooses)
+    shards: int = 1  # devices (Ray actors of one placement group) the probe's inputs are split over
+    address: str | None = None  # the Ray cluster a gang trial joins (None: an embedded Ray)
 
 
 def _p_from(d: int, p: int | None, alpha: float | None) -> int:
@@ -82,10 +84,12 @@ def _rank_from(d: int, rank: int | None, rho: float | None) -> int:
 def plan_trial(problem: str, d: int, p: int | None = None, *, alpha: float | None = None,
                rank: int | None = None, rho: float | None = None, seed: int = 0, solver: str = "adam",
                steps: int | None = None, lr: float | None = None, device: str = "auto",
-               mode: str = "auto", threads: int | None = None) -> TrialPlan:
-    """Every check of a trial, before any work: values, the solver's limits, the device, the memory."""
+               mode: str = "auto", threads: int | None = None, shards: int = 1,
+               address: str | None = None) -> TrialPlan:
+    """Every check of a trial, before any work: values, the solver's limits, the device, the memory (of one
+    shard), and for a gang (shards > 1 or an address) that the Ray cluster can ever place it."""
     from lamcap.kernels.disorder import InstanceSpec
-    from lamcap.kernels.solvers import check_solvable, resolve_device
+    from lamcap.kernels.solvers import DEVICES, check_solvable, resolve_device
     from lamcap.kernels.solvers.settings import SolverSettings
     from lamcap.kernels.threads import choose_threads
 
@@ -97,24 +101,46 @@ def plan_trial(problem: str, d: int, p: int | None = None, *, alpha: float | Non
     r = _rank_from(d, rank, rho)
     changes = {k: v for k, v in (("max_steps", steps), ("lr", lr)) if v is not None}
     settings = dataclasses.replace(SolverSettings(mode=mode), **changes)
-    check_solvable(spec, solver, r)
+    check_solvable(spec, solver, r, shards)
     choose_threads(0.0, threads)  # checks a requested count
-    resolved = resolve_device(device)
-    check_memory(spec, r, solver, settings, resolved)
-    return TrialPlan(spec, r, solver, settings, resolved, alpha, threads)
+    gang = shards > 1 or address is not None
+    if gang and threads is not None:
+        raise InvalidInput("--threads applies to a trial in this process; the actors of a gang run one thread each")
+    if device not in DEVICES:
+        raise InvalidInput(f"unknown device {device!r}; expected one of {DEVICES}")
+    resolved = resolve_device(device) if address is None else device  # a cluster's 'auto': decided once joined
+    if gang:
+        _check_gang_size(shards, resolved, address)
+    if address is None:  # this machine is the device; a cluster's memory is checked once its actors say theirs
+        check_memory(spec, r, solver, settings, resolved, shards=shards)
+    return TrialPlan(spec, r, solver, settings, resolved, alpha, threads, shards, address)
 
 
-def check_memory(spec: Any, rank: int, solver: str, settings: Any, device: str) -> None:
-    """InvalidInput with the estimate and the limit when one probe cannot fit the device's memory."""
+def _check_gang_size(shards: int, device: str, address: str | None) -> None:
+    """More shards than an embedded Ray could ever place are refused before Ray starts (a joined cluster is
+    asked once joined: lamcap.orchestrator.gangs.run_gang_trial)."""
+    if address is None:
+        from lamcap.orchestrator.gangs import check_placeable, local_devices
+
+        check_placeable(shards, device, local_devices(device))
+
+
+def check_memory(spec: Any, rank: int, solver: str, settings: Any, device: str, *, shards: int = 1,
+                 memory_bytes: int | None = None, gpu_memory: int | None = None) -> None:
+    """InvalidInput with the estimate and the limit when one probe (one shard of it) cannot fit the device's
+    memory (memory_bytes; default this process's device)."""
     from lamcap.kernels.budget import check_fits, gpu_total_memory, memory_limit_bytes, probe_memory
 
-    memory = memory_limit_bytes(device)
+    memory = memory_limit_bytes(device) if memory_bytes is None else memory_bytes
+    if device == "cuda" and gpu_memory is None:
+        gpu_memory = gpu_total_memory()
     estimate = probe_memory(spec.problem, spec.d, spec.p, rank, solver, mode=settings.mode,
                             storage_dtype=settings.storage_dtype, device_type=device,
-                            total_memory=gpu_total_memory() if device == "cuda" else None,
-                            memory_budget_bytes=settings.memory_budget_bytes)
-    check_fits(estimate, memory, f"a {spec.problem} probe with d={spec.d}, p={spec.p} ({solver}, mode "
-                                 f"{estimate.mode})", device)
+                            total_memory=gpu_memory if device == "cuda" else None,
+                            memory_budget_bytes=settings.memory_budget_bytes, shards=shards)
+    what = f"a {spec.problem} probe with d={spec.d}, p={spec.p} ({solver}, mode {estimate.mode}" + \
+        (f", one of {shards} shards)" if shards > 1 else ")")
+    check_fits(estimate, memory, what, device)
 
 
 def trial_record(plan: TrialPlan, outcome: Any) -> dict:
@@ -125,21 +151,29 @@ def trial_record(plan: TrialPlan, outcome: Any) -> dict:
             "settings": dataclasses.asdict(plan.settings), **outcome.as_record()}
 
 
-def run_trial(plan: TrialPlan) -> tuple[dict, Any]:
-    """(record, verified W as a float64 CPU tensor) of a planned trial."""
+def run_trial(plan: TrialPlan, collective: Any = None) -> tuple[dict, Any]:
+    """(record, verified W as a float64 CPU tensor) of a planned trial: here, or with a collective as one shard
+    of a gang (inside a gang's actor), or for a plan with shards > 1 or an address on a gang of Ray actors."""
+    from lamcap.kernels.sharding import SOLO
     from lamcap.kernels.solvers import solve_with_weights
     from lamcap.kernels.threads import step_work, use_threads
 
+    if collective is None and (plan.shards > 1 or plan.address is not None):
+        from lamcap.orchestrator.gangs import run_gang_trial
+
+        return run_gang_trial(plan, plan.shards, plan.address)
     if plan.device == "cpu":
         use_threads(step_work(plan.spec.problem, plan.spec.d, plan.spec.p), plan.threads)
 
-    outcome, w = solve_with_weights(plan.spec, plan.solver, plan.rank, plan.settings, plan.device)
+    outcome, w = solve_with_weights(plan.spec, plan.solver, plan.rank, plan.settings, plan.device,
+                                    collective or SOLO)
     return trial_record(plan, outcome), w
 
 
 def trial(problem: str, d: int, p: int | None = None, *, alpha: float | None = None, rank: int | None = None,
           rho: float | None = None, seed: int = 0, solver: str = "adam", steps: int | None = None,
-          lr: float | None = None, device: str = "auto", mode: str = "auto", threads: int | None = None) -> dict:
+          lr: float | None = None, device: str = "auto", mode: str = "auto", threads: int | None = None,
+          shards: int = 1, address: str | None = None) -> dict:
     """Build one instance, solve it with `solver`, verify it in float64; return its record.
 
     `p` or `alpha` (the integer p nearest to p ln p = alpha d^2); `rank` or `rho` (default full
@@ -147,9 +181,12 @@ def trial(problem: str, d: int, p: int | None = None, *, alpha: float | None = N
     (`sat`, `status`, `accuracy`, `min_margin`, score statistics, `singular_values`, ...).
     A probe that cannot fit the device's memory is refused before anything is allocated. On the
     CPU, `threads` (default: lamcap.kernels.threads.choose_threads) sets torch's thread count.
+    `shards` > 1 splits the inputs over a gang of that many Ray actors (one device each) on an embedded
+    Ray, or on the cluster at `address`; the record's `shards` says how many ran it.
     """
     return run_trial(plan_trial(problem, d, p, alpha=alpha, rank=rank, rho=rho, seed=seed, solver=solver,
-                                steps=steps, lr=lr, device=device, mode=mode, threads=threads))[0]
+                                steps=steps, lr=lr, device=device, mode=mode, threads=threads, shards=shards,
+                                address=address))[0]
 
 
 # ---- sweeps --------------------------------------------------------------------------------------

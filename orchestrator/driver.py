@@ -1,8 +1,9 @@
 """The sweep driver: every check before work, then Ray, the worker pool, the store and the scheduler.
 
 `lamcap sweep` and `lamcap.sweep` both end here. Order matters: the store's lock, the spec against
-the store, the store's integrity and writability, the device and every cell's memory are checked
-before Ray starts or the store is written. No math: the kernels run inside the actors.
+the store, the store's integrity and writability, the device, the gangs the [shards] table asks for
+and every cell's memory (per shard) are checked before Ray starts or the store is written. No math:
+the kernels run inside the actors.
 """
 from __future__ import annotations
 
@@ -55,10 +56,28 @@ def check_searches_fit(spec) -> None:
                            f"{human(limit)}: at most {limit // SEARCH_BYTES // max(1, len(spec.cells()))} seeds")
 
 
-def memory_caps(spec, device: str, memory_bytes: int, gpu_memory: int | None = None) -> dict:
-    """Per cell (every cell an adaptive axis may choose too), the largest p whose probe fits `memory_bytes`;
-    InvalidInput naming a cell whose first probes cannot fit (the estimate and the limit in the message).
-    gpu_memory: the GPU's total memory, which sets a CUDA probe's competitor plan."""
+def shard_plan(spec, pool_size: int, device: str, gpu_memory: int | None = None):
+    """The spec's [shards] rules for a pool of `pool_size` actors; InvalidInput when a rule asks for a gang
+    larger than the pool can ever form."""
+    from lamcap.orchestrator.shard_rules import AUTO, ShardPlan
+
+    for rule in spec.shards.rules:
+        wanted = rule.k if rule.k != AUTO else rule.k_max
+        if wanted is not None and wanted > pool_size:
+            kind = "GPU" if device == "cuda" else "CPU"
+            key = "k" if rule.k != AUTO else "k_max"
+            raise InvalidInput(f"shards.{rule.problem}.{key}={wanted}: a gang needs {wanted} actors ({kind}s) at "
+                               f"once; this sweep has {pool_size} (more --workers, or a smaller {key})")
+    settings = spec.solver_settings
+    return ShardPlan(spec.shards, spec.shards.gang_width(pool_size), device,
+                     gpu_memory if device == "cuda" else None, settings.memory_budget_bytes, settings.storage_dtype)
+
+
+def memory_caps(spec, device: str, memory_bytes: int, gpu_memory: int | None = None, shards=None) -> dict:
+    """Per cell (every cell an adaptive axis may choose too), the largest p whose probe (its largest shard, on
+    the most shards `shards` (a ShardPlan) allows the cell) fits `memory_bytes`; InvalidInput naming a cell
+    whose first probes cannot fit (the estimate and the limit in the message). gpu_memory: the GPU's total
+    memory, which sets a CUDA probe's competitor plan."""
     from lamcap.kernels.budget import check_fits, largest_p, probe_memory
     from lamcap.orchestrator.expansion import cells_to_check, possible_cells
     from lamcap.orchestrator.scheduler import theory_guess
@@ -68,13 +87,29 @@ def memory_caps(spec, device: str, memory_bytes: int, gpu_memory: int | None = N
     kwargs = {"mode": settings.mode, "storage_dtype": settings.storage_dtype, "device_type": device,
               "total_memory": gpu_memory if device == "cuda" else None,
               "memory_budget_bytes": settings.memory_budget_bytes}
+    def most(cell) -> int:
+        return 1 if shards is None else shards.most(cell.problem, cell.d, cell.solver)
+
     for cell in cells_to_check(spec):
+        k = most(cell)
         _, b = initial_bracket(theory_guess(cell), spec.search.p_max)
-        estimate = probe_memory(cell.problem, cell.d, b, cell.rank, cell.solver, **kwargs)
+        estimate = probe_memory(cell.problem, cell.d, b, cell.rank, cell.solver, **kwargs, shards=k)
+        on = f", one of {k} shards" if k > 1 else ""
         check_fits(estimate, memory_bytes, f"cell {cell.problem} {cell.solver} rho={cell.rho:g} d={cell.d} "
-                                           f"(its first probes reach p={b})", device)
-    return {cell: largest_p(cell.problem, cell.d, cell.rank, cell.solver, memory_bytes, **kwargs)
+                                           f"(its first probes reach p={b}{on})", device)
+    return {cell: largest_p(cell.problem, cell.d, cell.rank, cell.solver, memory_bytes, **kwargs, shards=most(cell))
             for cell in possible_cells(spec)}
+
+
+def local_pool_size(spec, workers: int | None) -> int:
+    """Actors an embedded Ray's sweep will have (lamcap.orchestrator.workers.plan_workers on this machine)."""
+    from lamcap.kernels.solvers import resolve_device
+
+    if resolve_device(spec.device) == "cuda":
+        import torch
+
+        return min(torch.cuda.device_count(), workers or torch.cuda.device_count())
+    return workers or os.cpu_count() or 1
 
 
 def check_writable(path: str) -> None:
@@ -157,7 +192,9 @@ def execute(spec, store_path: str, address: str | None = None, workers: int | No
             memory = memory_limit_bytes(device)
             if device == "cpu":  # CPU actors share the host: each gets its share of the memory
                 memory //= max(1, workers or os.cpu_count() or 1)
-            caps = memory_caps(spec, device, memory, gpu_total_memory() if device == "cuda" else None)
+            gpu_memory = gpu_total_memory() if device == "cuda" else None
+            caps = memory_caps(spec, device, memory, gpu_memory,
+                               shard_plan(spec, local_pool_size(spec, workers), device, gpu_memory))
         return _run(spec, store_path, address, workers, progress, runner, flush_seconds, caps, lock)
     finally:
         lock.release()
@@ -175,20 +212,24 @@ def _run(spec, store_path, address, workers, progress, runner, flush_seconds, ca
         elastic = address is not None  # a joined cluster may autoscale: start with the actors placed
         plan = plan_workers(workers, spec.device, elastic=elastic)
         spec = dataclasses.replace(spec, device=plan.device)
+        shards = shard_plan(spec, plan.count, plan.device)  # refuses a gang the pool cannot form
         store = Store.open_or_create(store_path, spec)
-        pool = WorkerPool(plan, runner)
+        pool = WorkerPool(plan, runner, group_width=shards.width)
         if elastic:
             print(f"lamcap sweep: asking for {plan.count} actors ({plan.device}); starting with those placed",
                   file=sys.stderr)
         infos = pool.wait_ready(timeout=PLACEMENT_TIMEOUT_S[elastic], minimum=1 if elastic else None)
+        if runner is None and plan.device == "cuda":  # auto shard counts follow the GPUs' total memory
+            gpu_memory = min(int(info["memory_bytes"]) for info in infos)
+            shards = shard_plan(spec, plan.count, plan.device, gpu_memory)
         if caps is None and runner is None:  # the actors know their device's memory: the smallest decides
             smallest = min(infos, key=actor_memory)
             caps = memory_caps(spec, plan.device, actor_memory(smallest),
-                               smallest["memory_bytes"] if plan.device == "cuda" else None)
+                               smallest["memory_bytes"] if plan.device == "cuda" else None, shards)
         settings = SchedulerSettings(progress=progress)
         if flush_seconds is not None:
             settings = dataclasses.replace(settings, flush_seconds=flush_seconds)
-        scheduler = Scheduler(spec, store, pool, settings, p_caps=caps)
+        scheduler = Scheduler(spec, store, pool, settings, p_caps=caps, shards=shards)
         scheduler.actor_infos.extend(infos)
         return scheduler.run(heartbeat=lock.refresh)
     finally:

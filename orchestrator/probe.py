@@ -25,18 +25,21 @@ def error_record(probe: Probe, device: str, message: str, attempt: int = 1) -> d
         "peak_bytes": 0, "device": device, "target_mean": nan, "target_var": nan,
         "offtarget_mean": nan, "offtarget_var": nan, "generator": "none", "mode": "none", "chunk_rows": 0,
         "chunk_cols": 0, "target_hist": [], "offtarget_hist": [], "singular_values": [], "lp_margin": nan,
+        "shards": 1,
         "error": message,
     }
 
 
-def run_probe(probe: Probe, solver_settings: Any, device: str) -> dict:
-    """Solve `probe` on `device` with lamcap.kernels.solvers.solve; any exception becomes an 'error' record."""
+def run_probe(probe: Probe, solver_settings: Any, device: str, collective: Any = None) -> dict:
+    """Solve `probe` on `device` with lamcap.kernels.solvers.solve (with a gang's `collective`: this process's
+    shard of it); any exception becomes an 'error' record."""
     try:
         from lamcap.kernels.disorder import InstanceSpec
+        from lamcap.kernels.sharding import SOLO
         from lamcap.kernels.solvers import solve
 
         spec = InstanceSpec(probe.cell.problem, probe.cell.d, probe.p, probe.seed)
-        outcome = solve(spec, probe.cell.solver, probe.cell.rank, solver_settings, device)
+        outcome = solve(spec, probe.cell.solver, probe.cell.rank, solver_settings, device, collective or SOLO)
         return {**probe_fields(probe), **outcome.as_record(), "error": ""}
     except Exception as exc:  # noqa: BLE001 - a probe that raises is recorded, not fatal
         return error_record(probe, device, f"{type(exc).__name__}: {exc}")

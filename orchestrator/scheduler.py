@@ -30,8 +30,10 @@ import ray
 
 from lamcap.kernels.errors import InvalidInput
 from lamcap.orchestrator.expansion import Expansion
+from lamcap.orchestrator.gangs import GangRuns
 from lamcap.orchestrator.probe import error_record
 from lamcap.orchestrator.search import ThresholdLearner, curve_loads
+from lamcap.orchestrator.shard_rules import ShardPlan
 from lamcap.orchestrator.spec import Cell, Probe, SweepSpec
 from lamcap.orchestrator.store import Store, threshold_key
 from lamcap.orchestrator.workers import WorkerPool
@@ -119,11 +121,13 @@ class Scheduler:
     def __init__(self, spec: SweepSpec, store: Store, pool: WorkerPool,
                  settings: SchedulerSettings = SchedulerSettings(),
                  guess: Callable[[Cell], float] = theory_guess, p_caps: dict[Cell, int] | None = None,
-                 expansion: Expansion | None = None) -> None:
+                 expansion: Expansion | None = None, shards: ShardPlan | None = None) -> None:
         """p_caps: per cell, the largest p a probe may have (what fits the device's memory).
         expansion: the adaptive axis's learners, not yet started (default: Expansion(spec) for an adaptive spec).
+        shards: how many actors each probe runs on (lamcap.orchestrator.gangs; None: one each).
         InvalidInput when the store's thresholds replay to other decisions than it records."""
         self.spec, self.store, self.pool, self.settings = spec, store, pool, settings
+        self.gangs = GangRuns(pool) if shards is None else GangRuns(pool, shards)
         self.guess, self.p_caps = guess, p_caps or {}
         self.stored = store.completed_probes()  # key -> record
         self.thresholds = store.completed_thresholds()  # threshold key -> row
@@ -207,7 +211,7 @@ class Scheduler:
         while left:
             grew = False
             for k, lrn in active:
-                if left and len(lrn.pending) + quota[k] < cap:
+                if left and len(lrn.pending) + quota[k] < self.gangs.parallel_cap(k[0], cap):
                     quota[k], left, grew = quota[k] + 1, left - 1, True
             if not grew:
                 break
@@ -238,21 +242,32 @@ class Scheduler:
 
     # ---- dispatching -------------------------------------------------------------------------
     def _fill(self) -> None:
-        """Give every idle ready actor a probe: queued ones (retries, curves) first, then new asks."""
+        """Give every idle ready actor a probe: queued ones (retries, curves) first, then new asks. A probe
+        on k actors starts on k idle actors of one group, singles take the rest (gangs.take); asking goes on
+        while actors are idle and the learners propose."""
         busy = {slot for slot, _, _ in self.in_flight.values()}
         idle = [s for s in self.pool.ready if s not in busy]
-        if not idle:
-            return
-        if len(self.ready) < len(idle):
-            self.ready += self._ask(len(idle) - len(self.ready))
-        self.ready.sort(key=lambda pa: probe_cost(pa[0]), reverse=True)
-        for slot in idle:
-            if not self.ready:
+        while idle:
+            self.ready.sort(key=lambda pa: probe_cost(pa[0]), reverse=True)
+            for probe, attempt, slots in self.gangs.take(self.ready, idle):
+                self._start(probe, attempt, slots)
+                idle = [s for s in idle if s not in slots]
+            fresh = self._ask(len(idle)) if idle else []
+            if not fresh:
                 break
-            probe, attempt = self.ready.pop(0)
-            ref = self.pool.submit(slot, probe, self.spec.solver_settings)
-            self.in_flight[ref] = (slot, probe, attempt)
+            self.ready += fresh
         self.report.peak_in_flight = max(self.report.peak_in_flight, len(self.in_flight))
+
+    def _start(self, probe: Probe, attempt: int, slots: list[int]) -> None:
+        """Submit a probe on one actor, or on a gang (a gang that cannot start is a failed run)."""
+        if len(slots) == 1:
+            self.in_flight[self.pool.submit(slots[0], probe, self.spec.solver_settings)] = (slots[0], probe, attempt)
+            return
+        started = self.gangs.launch(slots, probe, self.spec.solver_settings, attempt)
+        if isinstance(started, str):
+            return self._failed(probe, attempt, started, 0.0)
+        for ref, slot in started:
+            self.in_flight[ref] = (slot, probe, attempt)
 
     def _admit(self, ref: Any) -> None:
         """An actor finished starting: it joins the pool (its info is recorded in the store)."""
@@ -262,6 +277,8 @@ class Scheduler:
 
     def _collect(self, ref: Any) -> None:
         """Take one finished ref: a record, or a failure (dead actor, raised probe, error record) to retry."""
+        if self.gangs.owns(ref):
+            return self._collect_gang(ref)
         slot, probe, attempt = self.in_flight.pop(ref)
         try:
             record, busy = ray.get(ref)
@@ -280,6 +297,23 @@ class Scheduler:
         record["attempt"] = attempt
         self._finish(probe, record)
 
+    def _collect_gang(self, ref: Any) -> None:
+        """One member of a gang finished: once all have, rank 0's record; on any failure the whole gang was
+        replaced, its other members' refs are dropped and the probe runs again."""
+        self.in_flight.pop(ref)
+        result = self.gangs.collect(ref)
+        if result is None:
+            return
+        for other in result.abandoned:
+            self.in_flight.pop(other, None)
+        self.report.busy_seconds += result.busy
+        if result.failure:
+            return self._failed(result.probe, result.attempt, result.failure, result.busy)
+        for slot in result.slots:
+            self.report.per_actor[slot] += 1
+        result.record["attempt"] = result.attempt
+        self._finish(result.probe, result.record)
+
     def _failed(self, probe: Probe, attempt: int, message: str, busy: float) -> None:
         """A run that gave no verdict: say so now, run it again, or after max_attempts store it as 'error'
         and stop its seed's search there (never told to the learner as a verdict)."""
@@ -294,7 +328,7 @@ class Scheduler:
             self.report.retries += 1
             self.ready.append((probe, attempt + 1))
             return
-        record = error_record(probe, self.pool.plan.device, message, attempt)
+        record = {**error_record(probe, self.pool.plan.device, message, attempt), "shards": self.gangs.width(probe)}
         self.report.probes_run += 1
         self.stored[probe.key] = record
         self.buffer.append(record)

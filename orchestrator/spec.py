@@ -24,6 +24,9 @@ A sweep TOML file holds the same keys as `SweepSpec.to_dict()` (see examples/swe
 
     # [adaptive.rho] or [adaptive.d]: a rule in place of rhos or ds (lamcap.orchestrator.adaptive_rules)
 
+    # [shards]                      # optional: probes on gangs of devices (lamcap.orchestrator.shard_rules)
+    # dp = { d_min = 128, k = 8 }
+
     [search]                        # SearchSettings (every key optional)
     curve_points = 0                # extra loads per cell around its median alpha* (accuracy curves)
     curve_span = 0.3                # their relative half-width around the median alpha*
@@ -47,9 +50,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lamcap.kernels.errors import InvalidInput
-from lamcap.orchestrator import adaptive_rules
+from lamcap.orchestrator import adaptive_rules, shard_rules
 from lamcap.orchestrator.adaptive_rules import AdaptiveRules
 from lamcap.orchestrator.d_caps import cap_for, cap_problems
+from lamcap.orchestrator.shard_rules import ShardRules
 
 if TYPE_CHECKING:
     from lamcap.kernels.solvers.settings import SolverSettings
@@ -61,7 +65,7 @@ SOLVERS = ("adam", "hebbian", "lp")
 DEVICES = ("cpu", "cuda", "auto")
 PURPOSES = ("search", "curve")
 SPEC_KEYS = ("problems", "solvers", "rhos", "ds", "d_max", "seeds", "device", "solver_settings", "search",
-             "adaptive")
+             "adaptive", "shards")
 FLAG_ALIASES = {"rho": "rhos", "d": "ds", "steps": "max_steps", "problem": "problems", "solver": "solvers"}
 
 
@@ -177,10 +181,13 @@ class SweepSpec:
     device: str = "auto"
     d_max: tuple[tuple[str, int], ...] = ()
     adaptive: AdaptiveRules = AdaptiveRules()  # rules standing in for rhos and/or ds (adaptive_rules.py)
+    shards: ShardRules = ShardRules()  # probes on gangs of devices (shard_rules.py); not in compatible_with
 
     def __post_init__(self) -> None:
         if isinstance(self.adaptive, dict):
             object.__setattr__(self, "adaptive", AdaptiveRules.from_dict(self.adaptive))
+        if isinstance(self.shards, dict):
+            object.__setattr__(self, "shards", ShardRules.from_dict(self.shards))
         for name in ("problems", "solvers", "rhos", "ds"):
             value = getattr(self, name)
             if isinstance(value, list):
@@ -243,6 +250,8 @@ class SweepSpec:
             out.pop(key)
         if self.adaptive:
             out["adaptive"] = self.adaptive.to_dict()
+        if self.shards:
+            out["shards"] = self.shards.to_dict()
         return out
 
     @classmethod
@@ -255,7 +264,8 @@ class SweepSpec:
 
         Everything that decides which probes exist or what they return must agree (resolution
         included: it decides where a search stops); list order does not matter. Only the
-        scheduling knob max_parallel_per_learner may differ.
+        scheduling knobs max_parallel_per_learner and the [shards] table (how many devices a probe
+        runs on, which does not change its verdict) may differ.
         """
         reasons = []
         if self.adaptive != other.adaptive:
@@ -360,6 +370,8 @@ def spec_problems(spec: SweepSpec) -> list[str]:
         out.append(f"search={spec.search!r} must be a SearchSettings")
     if not isinstance(spec.solver_settings, SolverSettings):
         out.append(f"solver_settings={spec.solver_settings!r} must be a SolverSettings")
+    if not isinstance(spec.shards, ShardRules):
+        out.append(f"shards={spec.shards!r} must be a ShardRules")
     return out
 
 
@@ -402,6 +414,8 @@ def _spec_from_dict(raw: dict) -> SweepSpec:
     errors += adaptive_rules.axis_problems(raw)
     adaptive, adaptive_errors = adaptive_rules.parse(raw.get("adaptive"))
     errors += adaptive_errors
+    shards, shard_errors = shard_rules.parse(raw.get("shards"))
+    errors += shard_errors
     solver_settings = _section(raw, "solver_settings", SolverSettings, errors)
     search = _section(raw, "search", SearchSettings, errors)
     fields = {k: raw.get(k, ()) for k in ("problems", "solvers", "rhos", "ds")}
@@ -412,7 +426,7 @@ def _spec_from_dict(raw: dict) -> SweepSpec:
     if errors:
         raise InvalidInput("invalid sweep spec: " + "; ".join(errors))
     return SweepSpec(**fields, seeds=seeds, solver_settings=solver_settings, search=search, device=device,
-                     d_max=d_max, adaptive=adaptive)
+                     d_max=d_max, adaptive=adaptive, shards=shards)
 
 
 def _merge(base: dict, layer: dict) -> dict:
@@ -422,7 +436,7 @@ def _merge(base: dict, layer: dict) -> dict:
     for key, value in layer.items():
         if key in axis_keys:
             continue
-        if key in ("solver_settings", "search", "d_max") and isinstance(value, dict) \
+        if key in ("solver_settings", "search", "d_max", "shards") and isinstance(value, dict) \
                 and isinstance(out.get(key), dict):
             out[key] = {**out[key], **value}
         else:
@@ -445,7 +459,7 @@ def overrides_to_dict(overrides: dict) -> dict:
             out.setdefault("solver_settings", {})[key] = value
         elif key in search_keys:
             out.setdefault("search", {})[key] = value
-        elif isinstance(value, dict) and key in ("solver_settings", "search", "d_max"):
+        elif isinstance(value, dict) and key in ("solver_settings", "search", "d_max", "shards"):
             out[key] = {**out.get(key, {}), **{k: v for k, v in value.items() if v is not None}}
         else:
             out[key] = value
@@ -486,11 +500,13 @@ def to_toml(spec: SweepSpec) -> str:
     """The spec as a sweep TOML file that load_spec reads back to an equal spec."""
     raw = spec.to_dict()
     raw.pop("adaptive", None)
+    raw.pop("shards", None)
     tables = {k: raw.pop(k) for k in ("d_max", "solver_settings", "search")}
     lines = [f"{k} = {_toml_value(v)}" for k, v in raw.items()]
     for name, table in tables.items():
         lines += ["", f"[{name}]"] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items()]
     lines += adaptive_rules.toml_tables(spec.adaptive, _toml_value)
+    lines += shard_rules.toml_lines(spec.shards, _toml_value)
     return "\n".join(lines) + "\n"
 
 

@@ -44,14 +44,14 @@ CATEGORIES = {
     "basis": ("initial", "width", "curvature", "width_per_device_second", "stop"),
 }
 # Provenance fields a record may lack when no instance stands behind it (a probe that raised, a test runner).
-RECORD_DEFAULTS = {"generator": "none", "mode": "none", "chunk_rows": 0, "chunk_cols": 0}
+RECORD_DEFAULTS = {"generator": "none", "mode": "none", "chunk_rows": 0, "chunk_cols": 0, "shards": 1}
 CELL_FIELDS = {"problem": "i1", "solver": "i1", "rho": "f8", "rho_eff": "f8", "rank": "i8", "d": "i8"}
 PROBE_FIELDS = {
     **CELL_FIELDS, "seed": "i8", "p": "i8", "alpha": "f8", "purpose": "i1", "attempt": "i8",
     "sat": "?", "status": "i1", "accuracy": "f8", "n_violations": "i8", "min_margin": "f8",
     "final_loss": "f8", "steps": "i8", "wall_seconds": "f8", "peak_bytes": "i8", "device": "i1",
     "target_mean": "f8", "target_var": "f8", "offtarget_mean": "f8", "offtarget_var": "f8",
-    "generator": "i1", "mode": "i1", "chunk_rows": "i8", "chunk_cols": "i8",
+    "generator": "i1", "mode": "i1", "chunk_rows": "i8", "chunk_cols": "i8", "shards": "i8",
     "input_target_score": "f8", "cpu_seconds": "f8", "lp_margin": "f8",
 }
 # Probe fields a record may lack (records of failed probes, fake runners): stored as this value.
@@ -105,6 +105,7 @@ DESCRIPTIONS = {
     "chunk_cols": ("1", "competitors per chunk of the fused loss; 0: no fused loss"),
     "lp_margin": ("sigma_off", "lp only (NaN otherwise): optimal margin t* of max t s.t. s[mu,mu] - s[mu,nu] >= t "
                   "for all nu != mu, -1 <= W_ij <= 1, divided by sigma_off of that optimal W; 0 when UNSAT"),
+    "shards": ("1", "devices the probe's inputs were split over (a gang of actors); 1: one device"),
     "target_hist": ("count", "normalised target scores per score bin"),
     "offtarget_hist": ("count", "normalised competitor scores per score bin"),
     "singular_values": ("1", "singular values of W, descending, NaN-padded to the sweep's largest d"),
@@ -322,6 +323,7 @@ class Store:
                     _create_decisions(root)
             else:
                 root = _create(path, spec)
+            _add_missing_columns(root["probes"])
             store = cls(path, root, int(spec.max_d))
             for table in (store._probes, store._thresholds, store._decisions):
                 table.truncate()
@@ -477,7 +479,11 @@ def read_rows(group: Any, fields: dict[str, str], n: int) -> list[dict]:
     if n == 0:
         return []
     columns = {}
+    present = set(group.array_keys())
     for name in fields:
+        if name not in present:  # a store written before this variable existed: its default
+            columns[name] = [RECORD_DEFAULTS[name]] * n
+            continue
         values = group[name][:n]
         if name in CATEGORIES:
             columns[name] = [CATEGORIES[name][int(c)] for c in values]
@@ -503,6 +509,25 @@ def _create_table(root: Any, name: str, dim: str, fields: dict[str, str], wide: 
 def _create_decisions(root: Any) -> None:
     """The `decisions` group of an adaptive sweep (created in every store: empty when no axis is adaptive)."""
     _create_table(root, "decisions", "decision", DECISION_FIELDS, {}, DECISION_DESCRIPTIONS)
+
+
+def _add_missing_columns(group: Any) -> None:
+    """Give a store written before a defaulted scalar variable existed (`shards`, `cpu_seconds`, `lp_margin`...)
+    that variable, filled with its default for the committed rows, so that appends find every array (the schema is unchanged)."""
+    import zarr
+
+    n = int(group.attrs.get("n_committed", 0))
+    present = set(group.array_keys())
+    defaults = {**RECORD_DEFAULTS, **OPTIONAL_PROBE_FIELDS}
+    for name, value in defaults.items():
+        if name in present:
+            continue
+        dtype = PROBE_FIELDS[name]
+        with zarr.config.set({"array.write_empty_chunks": True}):
+            arr = group.create_array(name, shape=(n,), chunks=(CHUNK_ROWS,), dtype=dtype, fill_value=_fill(dtype),
+                                     dimension_names=("probe",), attributes=_attrs(name))
+            if n:
+                arr[:] = _column([{name: value}] * n, name, dtype)
 
 
 def _create(path: str, spec: Any) -> Any:

@@ -2,11 +2,18 @@
 
 No math here: an actor only keeps its device warm and calls a probe runner
 (by default `lamcap.orchestrator.probe.run_probe`, which calls the kernels).
+
+A sweep with sharded probes creates its actors in placement groups of `group_width` bundles (one
+device each, strategy PACK: one node when it has room), so that the actors of one group can run a
+probe together as a gang (lamcap.orchestrator.gangs); each of them still runs single probes too.
+An actor of a gang joins a torch.distributed group through lamcap.kernels.sharding.joined and
+leaves it when its shard is done.
 """
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -149,6 +156,32 @@ class ProbeWorker:
         record = self.runner(probe, settings, self.device)
         return record, time.perf_counter() - start
 
+    def gang_address(self) -> tuple[str, int]:
+        """Where rank 0 of a gang listens: this node's IP and a port free on it now (a fresh one per gang)."""
+        ip = ray.util.get_node_ip_address()
+        with socket.socket() as sock:
+            sock.bind((ip, 0))
+            return ip, sock.getsockname()[1]
+
+    def run_shard(self, rendezvous: Any, probe: Any, settings: Any) -> tuple[dict, float]:
+        """(record, busy seconds) of this actor's shard of a gang probe: join, run, always leave the group."""
+        from lamcap.kernels.sharding import joined
+
+        start = time.perf_counter()
+        with joined(rendezvous, self.device) as collective:
+            record = self.runner(probe, settings, self.device, collective=collective)
+        return record, time.perf_counter() - start
+
+    def run_trial_shard(self, rendezvous: Any, plan: Any) -> tuple[dict, Any]:
+        """`lamcap trial`'s (record, verified W) of this actor's shard of a gang trial."""
+        import dataclasses
+
+        from lamcap.kernels.sharding import joined
+        from lamcap.orchestrator.api import run_trial
+
+        with joined(rendezvous, self.device) as collective:
+            return run_trial(dataclasses.replace(plan, device=self.device), collective=collective)
+
 
 RemoteProbeWorker = ray.remote(max_restarts=0, max_task_retries=0)(ProbeWorker)
 
@@ -165,21 +198,54 @@ def actor_failure(exc: BaseException) -> str:
 VERSION_KEYS = ("torch", "cuda", "lamcap")
 
 
+def placement_groups(plan: WorkerPlan, width: int) -> list[Any]:
+    """Placement groups of `width` bundles (the last one smaller) covering plan.count actor slots (PACK)."""
+    from ray.util.placement_group import placement_group
+
+    bundle = {"CPU": plan.num_cpus, **({"GPU": plan.num_gpus} if plan.num_gpus else {})}
+    return [placement_group([dict(bundle)] * min(width, plan.count - start), strategy="PACK")
+            for start in range(0, plan.count, width)]
+
+
 class WorkerPool:
     """Numbered actor slots. A slot is usable once its actor is placed and warm (`ready`); a dead
-    actor is replaced in its slot. Actors that the cluster cannot place yet join when it can."""
+    actor is replaced in its slot. Actors that the cluster cannot place yet join when it can.
 
-    def __init__(self, plan: WorkerPlan, runner: Runner | None = None) -> None:
+    With group_width > 1 the slots come in placement groups of that many devices (`groups`): slots
+    group_width * g .. group_width * (g + 1) - 1 share group g, whose actors a gang probe may use together.
+    """
+
+    def __init__(self, plan: WorkerPlan, runner: Runner | None = None, group_width: int = 1) -> None:
         self.plan = plan
         self.runner = runner
-        self.actors = [self._make() for _ in range(plan.count)]
+        self.group_width = max(1, group_width)
+        self._pgs = placement_groups(plan, self.group_width) if self.group_width > 1 else []
+        self.actors = [self._make(slot) for slot in range(plan.count)]
         self.placing: dict[Any, int] = {a.where.remote(): slot for slot, a in enumerate(self.actors)}
         self.info: dict[int, dict] = {}  # slot -> actor_info of the ready actor in it
         self.replaced = 0
 
-    def _make(self) -> Any:
-        return RemoteProbeWorker.options(num_gpus=self.plan.num_gpus, num_cpus=self.plan.num_cpus).remote(
-            self.plan.device, self.runner)
+    @property
+    def groups(self) -> list[list[int]]:
+        """Slots that can form a gang together (one placement group each); [[0], [1], ...] without groups."""
+        w = self.group_width
+        return [list(range(start, min(start + w, self.plan.count))) for start in range(0, self.plan.count, w)]
+
+    def placement(self, slot: int) -> tuple[Any, int] | None:
+        """(placement group, bundle index) of a slot, or None without groups."""
+        if not self._pgs:
+            return None
+        return self._pgs[slot // self.group_width], slot % self.group_width
+
+    def _make(self, slot: int) -> Any:
+        options: dict[str, Any] = {"num_gpus": self.plan.num_gpus, "num_cpus": self.plan.num_cpus}
+        where = self.placement(slot)
+        if where is not None:
+            from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+            options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+                placement_group=where[0], placement_group_bundle_index=where[1])
+        return RemoteProbeWorker.options(**options).remote(self.plan.device, self.runner)
 
     @property
     def ready(self) -> list[int]:
@@ -237,6 +303,14 @@ class WorkerPool:
         """Start one probe on the actor in `slot`; returns its object ref."""
         return self.actors[slot].run.remote(probe, settings)
 
+    def submit_shard(self, slot: int, rendezvous: Any, probe: Any, settings: Any) -> Any:
+        """Start the actor in `slot` on its shard of a gang probe; returns its object ref."""
+        return self.actors[slot].run_shard.remote(rendezvous, probe, settings)
+
+    def gang_address(self, slot: int) -> Any:
+        """Ref to (node IP, free port) of the actor in `slot`, the rank 0 of a gang."""
+        return self.actors[slot].gang_address.remote()
+
     def replace(self, slot: int) -> None:
         """Kill whatever is left of the actor in `slot` and start a fresh one there (ready once placed)."""
         try:
@@ -244,7 +318,7 @@ class WorkerPool:
         except Exception:  # noqa: BLE001 - the actor is usually dead already
             pass
         self.info.pop(slot, None)
-        self.actors[slot] = self._make()
+        self.actors[slot] = self._make(slot)
         self.placing[self.actors[slot].where.remote()] = slot
         self.replaced += 1
 
@@ -254,3 +328,11 @@ class WorkerPool:
                 ray.kill(actor, no_restart=True)
             except Exception:  # noqa: BLE001
                 pass
+        from ray.util.placement_group import remove_placement_group
+
+        for pg in self._pgs:  # or their resources stay reserved
+            try:
+                remove_placement_group(pg)
+            except Exception:  # noqa: BLE001
+                pass
+        self._pgs = []

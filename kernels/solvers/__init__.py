@@ -3,6 +3,10 @@
 `solve(spec, solver, rank, settings, device) -> Outcome` is the one entry the
 orchestrator calls. SAT always comes from lamcap.kernels.verify on the returned W, never
 from a solver's own count.
+
+Sharded (`collective` of lamcap.kernels.sharding, one process per shard), every shard runs this
+same function on its rows; each returns the same Outcome (its `shards` field says how many ran
+it; `peak_bytes` and `wall_seconds` are the largest shard's). The lp solver runs on one device only.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from lamcap.kernels.errors import InvalidInput
 from lamcap.kernels.input_scores import input_scores
 from lamcap.kernels.memory import PeakMemory
 from lamcap.kernels.outcome import Outcome
+from lamcap.kernels.sharding import SOLO, Collective, check_shards
 from lamcap.kernels.solvers.settings import SolverSettings
 from lamcap.kernels.verify import Verification, verify
 
@@ -36,12 +41,15 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def check_solvable(spec: InstanceSpec, solver: str, rank: int) -> None:
-    """Raise InvalidInput, before any work, if this solver cannot take this probe."""
+def check_solvable(spec: InstanceSpec, solver: str, rank: int, shards: int = 1) -> None:
+    """Raise InvalidInput, before any work, if this solver cannot take this probe (on `shards` shards)."""
     if solver not in SOLVERS:
         raise InvalidInput(f"unknown solver {solver!r}; expected one of {SOLVERS}")
     if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= spec.d:
         raise InvalidInput(f"rank={rank!r} must be an integer in 1..d={spec.d}")
+    check_shards(shards, spec.p)
+    if solver == "lp" and shards > 1:
+        raise InvalidInput(f"shards={shards}: the lp solver runs on one device only (give shards=1)")
     if solver == "lp":
         if rank < spec.d:
             raise InvalidInput(f"the lp solver handles full rank only; got rank={rank} < d={spec.d}")
@@ -63,7 +71,9 @@ class SolverRun(NamedTuple):
     lp_margin: float = math.nan  # lp: t* with W in [-1, 1] (0 when UNSAT); NaN for the other solvers
 
 
-def _run_solver(instance: Instance, solver: str, rank: int, settings: SolverSettings) -> SolverRun:
+def _run_solver(
+    instance: Instance, solver: str, rank: int, settings: SolverSettings, collective: Collective
+) -> SolverRun:
     if solver == "hebbian":
         from lamcap.kernels.solvers.hebbian import solve_hebbian
 
@@ -75,7 +85,7 @@ def _run_solver(instance: Instance, solver: str, rank: int, settings: SolverSett
         return SolverRun(result.w, result.rounds, "feasible" if result.sat else "infeasible", NO_PLAN, result.lower)
     from lamcap.kernels.solvers.adam import train_adam
 
-    trained = train_adam(instance, rank, settings)
+    trained = train_adam(instance, rank, settings, collective)
     return SolverRun(trained.w, trained.steps, trained.status, trained.plan)
 
 
@@ -100,19 +110,24 @@ def solve_with_weights(
     rank: int,
     settings: SolverSettings = SolverSettings(),
     device: str = "cpu",
+    collective: Collective = SOLO,
 ) -> tuple[Outcome, torch.Tensor]:
     """`solve`, also returning the verified W (float64, on the CPU)."""
-    check_solvable(spec, solver, rank)
+    check_solvable(spec, solver, rank, collective.size)
     device = resolve_device(device)
     memory = PeakMemory(device)
     memory.start()
     start, cpu_start = time.perf_counter(), time.process_time()
     instance = Instance(spec, device)
-    run = _run_solver(instance, solver, rank, settings)
+    run = _run_solver(instance, solver, rank, settings, collective)
     w, plan = run.w, run.plan
-    check = verify(instance, w)
+    if collective.size > 1:  # a guard: the replicated W is the same on every shard; verify rank 0's everywhere
+        w = collective.broadcast_(w.contiguous())
+    check = verify(instance, w, collective)
     status = _final_status(solver, run.status, check)
-    own = input_scores(instance, w, check.mean_off, check.sigma_off)
+    own = input_scores(instance, w, check.mean_off, check.sigma_off)  # input 0: every shard can build it
+    wall, peak, cpu = _largest(collective, time.perf_counter() - start, memory.peak(),
+                               time.process_time() - cpu_start, device)
     outcome = Outcome(
         sat=check.sat,
         n_violations=check.n_violations,
@@ -121,8 +136,8 @@ def solve_with_weights(
         final_loss=check.loss,
         steps=run.steps,
         status=status,
-        wall_seconds=time.perf_counter() - start,
-        peak_bytes=memory.peak(),
+        wall_seconds=wall,
+        peak_bytes=peak,
         device=device,
         target_mean=check.target_mean,
         target_var=check.target_var,
@@ -137,10 +152,20 @@ def solve_with_weights(
         singular_values=[float(s) for s in check.singular_values],
         input_target_score=own.target,
         input_competitor_hist=[int(c) for c in own.competitor_hist],
-        cpu_seconds=time.process_time() - cpu_start,
+        cpu_seconds=cpu,
         lp_margin=_normalised_margin(run, check),
+        shards=collective.size,
     )
     return outcome, w.detach().double().cpu()
+
+
+def _largest(collective: Collective, wall: float, peak: int, cpu: float, device: str) -> tuple[float, int, float]:
+    """(wall seconds, peak bytes, CPU seconds) of the slowest, the largest and the busiest shard (unsharded:
+    this process's)."""
+    if collective.size == 1:
+        return wall, peak, cpu
+    got = collective.max_(torch.tensor([wall, float(peak), cpu], dtype=torch.float64, device=device)).tolist()
+    return got[0], int(got[1]), got[2]
 
 
 def warm_up(device: str = "cpu") -> None:
@@ -154,6 +179,8 @@ def solve(
     rank: int,
     settings: SolverSettings = SolverSettings(),
     device: str = "cpu",
+    collective: Collective = SOLO,
 ) -> Outcome:
-    """Build the instance on `device`, run `solver` at `rank`, verify in float64, report."""
-    return solve_with_weights(spec, solver, rank, settings, device)[0]
+    """Build the instance on `device`, run `solver` at `rank`, verify in float64, report (sharded: this
+    process's shard of the rows, with the gang's `collective`)."""
+    return solve_with_weights(spec, solver, rank, settings, device, collective)[0]

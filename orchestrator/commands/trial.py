@@ -2,6 +2,11 @@
 
     lamcap trial --problem dp --d 16 --alpha 0.8 --solver adam --seed 0
     lamcap trial --problem op --d 8 --p 22 --solver lp --seed 3 --json --save w.npz
+    lamcap trial --problem dp --d 64 --p 600 --solver adam --shards 2              # one probe on a gang of 2
+
+`--shards K` splits the probe's inputs over K Ray actors (one device each, placed together) on an
+embedded Ray, or on the cluster at `--address`: a check of a gang before a sweep. The record is the
+unsharded one (same verdict, steps and violations; W up to the order of float sums) with `shards` = K.
 
 `--save` writes W and the instance as float64 arrays W (d, d), X (p, d) and Y ((p, d) for OP,
 (p, p, d) for DP, Y[mu, nu] = y^mu_nu), so that anyone can re-check the verdict with numpy.
@@ -38,6 +43,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--save", metavar="FILE.npz", default=None, help="write W, X, Y (float64) to FILE.npz")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads (default: 1 for small problems, else the idle cores)")
+    parser.add_argument("--shards", type=int, default=1,
+                        help="split the inputs over a gang of K Ray actors, one device each (default 1: here)")
+    parser.add_argument("--address", default=None,
+                        help="run the gang on this Ray cluster ('auto' or ray://...) instead of an embedded Ray")
     parser.set_defaults(run=run)
     return parser
 
@@ -67,11 +76,13 @@ def prepare(args: argparse.Namespace):
         raise InvalidInput(f"--rank {args.rank!r} is not in 1..d = 1..{args.d}")
     if args.seed < 0:
         raise InvalidInput(f"--seed {args.seed!r} is negative")
+    if args.shards < 1:
+        raise InvalidInput(f"--shards {args.shards!r} is below 1")
     if args.save is not None:
         check_output_file(args.save, "--save")
     plan = plan_trial(args.problem, args.d, args.p, alpha=args.alpha, rank=args.rank, rho=args.rho,
                       seed=args.seed, solver=args.solver, steps=args.steps, lr=args.lr, device=args.device,
-                      mode=args.mode, threads=args.threads)
+                      mode=args.mode, threads=args.threads, shards=args.shards, address=args.address)
     if args.save is not None:
         check_save(plan.spec.problem, plan.spec.d, plan.spec.p)
     return plan
@@ -111,7 +122,8 @@ def summary(record: dict, alpha_asked: float | None) -> str:
     svs = o["singular_values"]
     lines = [
         f"{o['problem']}, d = {o['d']}, p = {o['p']} ({load}), rank {o['rank']} (rho = {o['rho']:.3g}), "
-        f"seed {o['seed']}, solver {o['solver']} on {o['device']}",
+        f"seed {o['seed']}, solver {o['solver']} on {o['device']}"
+        + (f" ({o['shards']} shards)" if o.get("shards", 1) > 1 else ""),
         f"  SAT: {'yes' if o['sat'] else 'no'}: {o['p'] - o['n_violations']} of {o['p']} associations stored "
         f"(accuracy {o['accuracy']:.4f})",
         f"  status {o['status']} after {o['steps']} {'rounds' if o['solver'] == 'lp' else 'steps'}; "
@@ -129,12 +141,23 @@ def summary(record: dict, alpha_asked: float | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from lamcap.orchestrator.api import run_trial
 
     plan = prepare(args)
-    record, w = run_trial(plan)
+    gang_failed: tuple = ()  # Ray is imported for gang trials only
+    if plan.shards > 1 or plan.address is not None:
+        from lamcap.orchestrator.gangs import GangFailed
+
+        gang_failed = (GangFailed,)
+    try:
+        record, w = run_trial(plan)
+    except gang_failed as exc:
+        print(f"lamcap trial: error: {exc}", file=sys.stderr)
+        return 1
     if args.save is not None:
-        save_npz(args.save, plan.spec, w, plan.device)
+        save_npz(args.save, plan.spec, w, plan.device if plan.device != "auto" else "cpu")
     if args.json:
         print(json.dumps(record))
     else:

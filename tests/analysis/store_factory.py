@@ -25,7 +25,7 @@ CATEGORIES = {
     "learner": ("rank", "dimension"),  # the decisions group (not written here)
     "basis": ("initial", "width", "curvature", "width_per_device_second", "stop"),
 }
-RECORD_DEFAULTS = {"generator": "none", "mode": "none", "chunk_rows": 0, "chunk_cols": 0}
+RECORD_DEFAULTS = {"generator": "none", "mode": "none", "chunk_rows": 0, "chunk_cols": 0, "shards": 1}
 HIST_EDGES = np.linspace(-10.0, 20.0, 121)
 UNITS = {"alpha": "p ln p / d^2", "alpha_star": "p ln p / d^2", "wall_seconds": "s", "cpu_seconds": "s",
          "peak_bytes": "bytes", "lp_margin": "sigma_off"}
@@ -34,7 +34,7 @@ PROBE_SCALARS = {
     "p": "i8", "alpha": "f8", "purpose": "i1", "attempt": "i8", "sat": "?", "status": "i1", "accuracy": "f8",
     "n_violations": "i8", "min_margin": "f8", "final_loss": "f8", "steps": "i8", "wall_seconds": "f8",
     "peak_bytes": "i8", "device": "i1", "target_mean": "f8", "target_var": "f8", "offtarget_mean": "f8",
-    "offtarget_var": "f8", "generator": "i1", "mode": "i1", "chunk_rows": "i8", "chunk_cols": "i8",
+    "offtarget_var": "f8", "generator": "i1", "mode": "i1", "chunk_rows": "i8", "chunk_cols": "i8", "shards": "i8",
     "input_target_score": "f8", "cpu_seconds": "f8", "lp_margin": "f8",
 }
 HISTS = ("target_hist", "offtarget_hist", "input_competitor_hist")

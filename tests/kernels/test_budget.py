@@ -51,3 +51,44 @@ def test_largest_p_is_the_last_p_that_fits():
 
 def test_human_units():
     assert human(512) == "512 B" and human(3 << 30) == "3.0 GiB" and human(math.ldexp(1, 60)) == "1024.0 PiB"
+
+
+@pytest.mark.parametrize("shards", [2, 3, 7])
+def test_a_sharded_estimate_counts_the_largest_shards_competitors_exactly(shards):
+    from lamcap.kernels.sharding import Shard
+
+    p, d = 100, 8
+    instance = Instance(InstanceSpec("dp", d, p, 0))
+    largest = max(make_source(instance, "materialize", shard=Shard(i, shards)).nbytes for i in range(shards))
+    estimate = probe_memory("dp", d, p, d, "adam", mode="materialize", shards=shards)
+    assert estimate.competitors == largest
+    assert estimate.total < probe_memory("dp", d, p, d, "adam", mode="materialize").total
+
+
+def test_auto_shards_is_the_smallest_count_whose_shard_can_be_materialized():
+    from lamcap.kernels.budget import auto_shards
+
+    p, d = 90, 16
+    row = p * d * 4
+    assert auto_shards("dp", d, p, 8, memory_budget_bytes=p * row) == 1
+    assert auto_shards("dp", d, p, 8, memory_budget_bytes=p * row - 1) == 2  # 45 rows per shard fit
+    assert auto_shards("dp", d, p, 8, memory_budget_bytes=30 * row) == 3
+    assert auto_shards("dp", d, p, 8, memory_budget_bytes=29 * row) == 4  # ceil(90 / 4) = 23 rows
+    assert auto_shards("dp", d, p, 4, memory_budget_bytes=row) == 4  # none fits: all the gang, regenerating
+    assert auto_shards("dp", d, 3, 8, memory_budget_bytes=1) == 3  # never more shards than rows
+    assert auto_shards("dp", d, p, 8, memory_budget_bytes=15 * row, storage_dtype="bfloat16") == 3
+    assert auto_shards("op", d, p, 8, memory_budget_bytes=1) == 1  # OP's outputs are shared, never split
+    for budget in (30 * row, 45 * row, 12 * row):  # the estimate agrees: auto's count is the first that materializes
+        chosen = auto_shards("dp", d, p, 8, memory_budget_bytes=budget)
+        assert probe_memory("dp", d, p, d, "adam", memory_budget_bytes=budget, shards=chosen).mode == "materialize"
+        assert probe_memory("dp", d, p, d, "adam", memory_budget_bytes=budget, shards=chosen - 1).mode == "regenerate"
+
+
+def test_a_cuda_estimate_counts_the_verification_blocks_of_its_gpu():
+    from lamcap.kernels import verify
+    from lamcap.kernels.budget import VERIFY_BLOCK_COPIES
+
+    total = 32 << 30
+    estimate = probe_memory("dp", 64, 1000, 64, "hebbian", device_type="cuda", total_memory=total)
+    block_bytes = (total // (verify.CUDA_CHUNK_DIVISOR * verify.FLOAT64_BYTES)) * verify.FLOAT64_BYTES
+    assert estimate.verification >= VERIFY_BLOCK_COPIES * block_bytes

@@ -119,7 +119,7 @@ def test_a_list_and_its_rule_together_are_refused():
         SweepSpec.from_dict(raw)
     with pytest.raises(InvalidInput, match="seeds=1 with \\[adaptive.d\\]"):
         SweepSpec.from_dict({**spec_dict(d=DIM), "seeds": 1})
-    with pytest.raises(InvalidInput, match="rho=0.1 with solver 'lp'"):
+    with pytest.raises(InvalidInput, match=r"solver 'lp' with \[adaptive.rho\]"):
         SweepSpec.from_dict({**spec_dict(rho=RHO), "solvers": ["lp"]})
     with pytest.raises(InvalidInput, match=r"d_max.dp=10 leaves \[8\] of adaptive.d.ladder"):
         SweepSpec.from_dict({**spec_dict(d=DIM), "d_max": {"dp": 10}})
@@ -152,6 +152,9 @@ def test_cells_are_the_first_round_and_max_d_covers_the_ladder():
 def test_layers_a_rule_replaces_the_presets_list_and_a_flag_replaces_the_rule(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text("[adaptive.rho]\nmin = 0.25\nmax = 1.0\npoints = 6\n")
+    with pytest.raises(InvalidInput, match=r"solver 'lp' with \[adaptive.rho\]"):  # the demo's lp is full rank
+        load_spec(str(path), preset="demo")
+    path.write_text('solvers = ["adam", "hebbian"]\n[adaptive.rho]\nmin = 0.25\nmax = 1.0\npoints = 6\n')
     spec = load_spec(str(path), preset="demo")
     assert spec.rhos == () and spec.adaptive.rho == RhoRule(0.25, 1.0, 6)
     assert load_spec(str(path), preset="demo", overrides={"rho": [0.5]}).adaptive.rho is None

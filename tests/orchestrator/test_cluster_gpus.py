@@ -203,3 +203,45 @@ def test_a_gpu_sweep_whose_actors_see_no_cuda_ends_with_a_clear_error_not_cpu_re
         execute(spec, str(path), address=cl.address, progress=False)  # the real probe runner
     assert not ray.is_initialized()
     assert read_tables(path)[0] == []  # not one record: no probe ran on a CPU in the GPU's place
+
+
+@pytest.mark.slow
+def test_gang_actors_sit_on_the_nodes_their_placement_group_chose_and_a_mixed_sweep_finishes(cluster, tmp_path):
+    """dp d = 12 probes on gangs of 2 GPUs, the rest on one: the pool's 4 GPU actors come in 2 placement groups
+    (PACK: each on one node), every actor on the node its bundle was placed on, every gang in one group."""
+    from ray.util.placement_group import placement_group_table
+
+    from lamcap.orchestrator.shard_rules import ShardPlan, ShardRules
+    from tests.orchestrator.test_gangs import gang_fake_runner
+
+    cl, gpu_node_ids = cluster
+    ray.init(address=cl.address, include_dashboard=False)
+    try:
+        spec = dataclasses.replace(make_spec(), shards=ShardRules.from_dict({"dp": {"d_min": 12, "k": 2}}))
+        plan = plan_workers()
+        pool = WorkerPool(plan, gang_fake_runner, group_width=2)
+        try:
+            pool.wait_ready(timeout=120)
+            assert pool.groups == [[0, 1], [2, 3]]
+            for slot in range(plan.count):
+                pg, bundle = pool.placement(slot)
+                assert placement_group_table(pg)["bundles_to_node_id"][bundle] == pool.info[slot]["node_id"]
+            assert {pool.info[s]["node_id"] for s in range(plan.count)} == gpu_node_ids
+            assert all(len({pool.info[s]["node_id"] for s in group}) == 1 for group in pool.groups)
+            store = Store.open_or_create(tmp_path / "gangs.zarr", spec)
+            scheduler = Scheduler(spec, store, pool, SchedulerSettings(progress=False, wait_timeout=0.2),
+                                  guess=lambda cell: 20.0, shards=ShardPlan(spec.shards, 2, "cuda"))
+            report = scheduler.run()
+        finally:
+            pool.shutdown()
+        assert stored_thresholds(tmp_path / "gangs.zarr") == expected(spec) and report.retries == 0
+        assert scheduler.gangs.launched and all(slots in pool.groups for slots in scheduler.gangs.launched)
+        probes = read_tables(tmp_path / "gangs.zarr")[0]
+        assert {r["shards"] for r in probes if (r["problem"], r["d"]) == ("dp", 12)} == {2}
+        assert {r["shards"] for r in probes if (r["problem"], r["d"]) != ("dp", 12)} == {1}
+        deadline = time.monotonic() + 30  # removing placement groups is asynchronous
+        while ray.available_resources().get("GPU", 0) < GPU_NODES * GPUS_PER_NODE and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ray.available_resources().get("GPU", 0) == GPU_NODES * GPUS_PER_NODE  # groups removed, GPUs free
+    finally:
+        ray.shutdown()

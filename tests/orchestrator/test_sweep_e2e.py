@@ -314,7 +314,7 @@ def existing_store(tmp_path) -> Path:
     (["--d", "8", "1"], ["ds: 1 ", ">= 2"]),
     (["--rho", "1.5"], ["rhos: 1.5", "(0, 1]"]),
     (["--rho", "0"], ["rhos: 0.0", "(0, 1]"]),
-    (["--solvers", "lp", "--rho", "0.5"], ["rho=0.5", "'lp'"]),
+    (["--solvers", "lp", "--rho", "0.5"], ["rhos = [0.5]", "'lp' needs rho = 1"]),
     (["--seeds", "0"], ["seeds=0"]),
     (["--seeds", "3"], ["seeds differ: 3 vs 2", "store.zarr"]),  # contradicts the existing store
     (["--d", "8", "12"], ["ds differ: [8, 12] vs [8]"]),
