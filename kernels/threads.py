@@ -15,8 +15,10 @@ import os
 from lamcap.kernels.errors import InvalidInput
 
 # Work per optimiser step (float operations, the fused loss's 4 p^2 d for OP, 2 p^2 d reads for
-# DP) below which one thread is as fast as two on an idle machine (benchmarks/threads.py).
-PARALLEL_MIN_WORK = 2e8
+# DP) below which one thread is as fast as two on an idle machine. benchmarks/threads.py on the
+# 2-core build machine: two threads lose at 1.4e6 (DP d = 32: 0.85x) and win from 1.2e7 (OP d = 32:
+# 1.49x; 1.7x-1.9x from 4e7 up); the crossing lies between, taken at their geometric middle.
+PARALLEL_MIN_WORK = 4e6
 
 
 def quiet_openmp() -> None:
