@@ -27,22 +27,23 @@ PRESETS: dict[str, dict] = {
         "search": {"curve_points": 3},
     },
     # Issue 10's measured curve beyond the paper's dimensions, for a machine of CPU cores: OP to
-    # d = 128 and DP to d = 96 at full rank, both to d = 64 at rho = 0.5, Adam and Hebbian, 4 seeds.
-    # The resolution is chosen with `lamcap plan --preset scale --workers 2` so that the run takes
-    # about 90 minutes on 2 cores (README: the plan). No curve probes: the search probes already
-    # span the loads the figures need, and a curve probe at d = 128 costs minutes. The exact oracle
-    # (lp, rho = 1) runs to d = 24, where a probe near threshold takes ~20 CPU seconds (~3 minutes at
-    # d = 32: benchmarks/lp.py), so that the optimizer gap is measured on the same disorder.
+    # d = 128 and DP to d = 96 at full rank, both to d = 64 at rho = 0.5, Adam and Hebbian, 4 seeds,
+    # and the exact oracle (lp, rho = 1) to d = 16, where a probe near threshold takes ~1 CPU second
+    # (18 s at d = 24: benchmarks/lp.py). The resolution is the one for which `lamcap plan --preset
+    # scale --workers 2 --clock cpu` predicts about 90-110 minutes on 2 free cores (0.01 would take
+    # about 2.7 hours): searches stop at brackets of 5% of p (p* stays exact, a bracket of 1, only
+    # below p = 40, i.e. at d = 8). No curve probes: the search probes already span the loads the figures
+    # need, and a curve probe at d = 128 costs minutes. docs/results/scale/ holds the measured run.
     "scale": {
         "problems": ["op", "dp"],
         "solvers": ["adam", "hebbian", "lp"],
         "rhos": [1.0, 0.5],
         "ds": [8, 12, 16, 24, 32, 48, 64, 96, 128],
-        "d_max": {"dp": 96, "rho=0.5": 64, "lp": 24},
+        "d_max": {"dp": 96, "rho=0.5": 64, "lp": 16},
         "seeds": 4,
         "device": "cpu",
         "solver_settings": {},
-        "search": {"curve_points": 0, "resolution": 0.01},
+        "search": {"curve_points": 0, "resolution": 0.05},
     },
     # The paper's sweep, sized for a multi-GPU cluster: dp stops at d = 256 (its p^2 d competitors
     # are regenerated from the seed past the memory budget), op goes on to d = 512.
