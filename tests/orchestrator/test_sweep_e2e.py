@@ -268,11 +268,13 @@ def test_driver_killed_mid_sweep_resumes_without_rerunning(tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_keeps_what_finished_and_resumes(tmp_path):
     spec_file = tmp_path / "int.toml"
-    spec_file.write_text(KILL_SPEC)
+    # Twice the seeds of KILL_SPEC: on a busy machine the writer commits in large batches, and the
+    # sweep must still be far from done when the first rows land, or Ctrl-C arrives after the end.
+    spec_file.write_text(KILL_SPEC.replace("seeds = 2", "seeds = 4"))
     store = tmp_path / "interrupted.zarr"
     with sweep_process(spec_file, store, "--flush-seconds", "0.5") as driver:
         deadline = time.monotonic() + 240
-        while n_committed(store) < 8:
+        while n_committed(store) < 4:
             assert driver.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
         ray_procs = descendants(driver.pid)
@@ -286,11 +288,11 @@ def test_ctrl_c_stops_cleanly_keeps_what_finished_and_resumes(tmp_path):
     spec = load_spec(str(spec_file))
     probes, _, _ = read_tables(store)
     n_interrupted = len(probes)
-    assert n_interrupted >= 8 and {r["status"] for r in probes} <= {"converged", "max_steps", "closed_form"}
+    assert n_interrupted >= 4 and {r["status"] for r in probes} <= {"converged", "max_steps", "closed_form"}
     with sweep_process(spec_file, store) as again:
         run_again, _ = counts(finish(again))
     after, rows = assert_consistent_store(store, spec)
-    assert len(after) == n_interrupted + run_again and len(rows) == 2 * 2 * 2 * 2
+    assert len(after) == n_interrupted + run_again and len(rows) == 2 * 2 * 2 * 4
 
 
 # ---- c: bad specs through the command line (no Ray) ------------------------------------------
