@@ -513,7 +513,8 @@ def _create_decisions(root: Any) -> None:
 
 def _add_missing_columns(group: Any) -> None:
     """Give a store written before a defaulted scalar variable existed (`shards`, `cpu_seconds`, `lp_margin`...)
-    that variable, filled with its default for the committed rows, so that appends find every array (the schema is unchanged)."""
+    that variable, filled with its default for the committed rows, so that appends find every array (the
+    schema is unchanged)."""
     import zarr
 
     n = int(group.attrs.get("n_committed", 0))
