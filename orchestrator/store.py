@@ -482,7 +482,7 @@ def read_rows(group: Any, fields: dict[str, str], n: int) -> list[dict]:
     present = set(group.array_keys())
     for name in fields:
         if name not in present:  # a store written before this variable existed: its default
-            columns[name] = [RECORD_DEFAULTS[name]] * n
+            columns[name] = [{**RECORD_DEFAULTS, **OPTIONAL_PROBE_FIELDS}[name]] * n
             continue
         values = group[name][:n]
         if name in CATEGORIES:

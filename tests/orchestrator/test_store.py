@@ -101,22 +101,30 @@ def test_round_trip_through_store_xarray_and_analysis_reader(tmp_path):
     assert loaded.spec["ds"] == [8, 12] and "versions" in loaded.attrs and "created" in loaded.attrs
 
 
-def test_a_store_from_before_the_shards_variable_gets_it_filled_with_one_and_takes_sharded_records(tmp_path):
+@pytest.mark.parametrize("name, default, later", [("shards", 1, 3), ("lp_margin", None, 0.25),
+                                                    ("cpu_seconds", None, 1.5), ("input_target_score", None, 2.0)])
+def test_a_store_from_before_a_defaulted_variable_gets_it_filled_and_takes_new_records(tmp_path, name, default,
+                                                                                      later):
+    import math
     import shutil
 
     import zarr
 
+    def values() -> list:
+        got = [r[name] for r in read_tables(path)[0]]
+        return [None if isinstance(v, float) and math.isnan(v) else v for v in got]
+
     path = tmp_path / "old.zarr"
     store = Store.open_or_create(path, make_spec())
     store.append_probes([record(p=5), record(p=6)])
-    shutil.rmtree(path / "probes" / "shards")  # as a store written before the variable existed
-    assert "shards" not in zarr.open_group(str(path), mode="r", path="probes").array_keys()
-    assert [r["shards"] for r in read_tables(path)[0]] == [1, 1]  # read as the default
+    shutil.rmtree(path / "probes" / name)  # as a store written before the variable existed
+    assert name not in zarr.open_group(str(path), mode="r", path="probes").array_keys()
+    assert values() == [default, default]  # read as the default (NaN: None here)
 
     store = Store.open_or_create(path, make_spec())
-    assert store.append_probes([{**record(p=7), "shards": 3}]) == 1
-    assert [r["shards"] for r in read_tables(path)[0]] == [1, 1, 3]
-    assert zarr.open_group(str(path), mode="r", path="probes")["shards"].attrs["units"] == "1"
+    assert store.append_probes([{**record(p=7), name: later}]) == 1
+    assert values() == [default, default, later]
+    assert "units" in zarr.open_group(str(path), mode="r", path="probes")[name].attrs
 
 
 def test_a_probe_or_threshold_is_never_written_twice(tmp_path):
