@@ -172,8 +172,12 @@ def kill_group(proc: subprocess.Popen) -> set[tuple[int, str]]:
 @contextlib.contextmanager
 def sweep_process(spec_file: Path, store: Path, *extra: str, stdout=subprocess.PIPE, stderr=subprocess.PIPE):
     """`lamcap sweep` as a subprocess in its own session; killed with all its Ray processes if still running on exit."""
+    # SIGINT back to its default in the child: a disposition of SIG_IGN (which something earlier in a full
+    # test session may leave on this process) is inherited across exec, and Python then never raises
+    # KeyboardInterrupt, so a Ctrl-C test would see the sweep run to its end.
     proc = subprocess.Popen(sweep_cmd(spec_file, store, *extra), cwd=REPO, stdout=stdout, stderr=stderr,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         yield proc
     finally:
