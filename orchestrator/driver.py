@@ -124,20 +124,22 @@ def check_writable(path: str) -> None:
                            "read-only filesystem)")
 
 
-def precheck_store(path: str, spec) -> None:
+def precheck_store(path: str, spec) -> list[str]:
     """Refuse (read-only) a store whose spec differs, which is damaged or not writable, or whose stored
-    thresholds replay to other adaptive decisions than it records; a spec device 'auto' takes the store's."""
+    thresholds replay to other adaptive decisions than it records; a spec device 'auto' takes the store's.
+    Returns what the spec adds to the store (SweepSpec.additions_to; [] to resume or create)."""
     from lamcap.orchestrator.store import check_compatible, check_readable, stored_spec
 
     check_writable(path)
     if not os.path.exists(path):
-        return
+        return []
     if spec.device == "auto":
         spec = dataclasses.replace(spec, device=stored_spec(path).device)
-    check_compatible(path, spec)
+    added = check_compatible(path, spec)
     check_readable(path)
     if spec.adaptive:
         check_decisions(path, spec)
+    return added
 
 
 def check_decisions(path: str, spec) -> None:
@@ -183,7 +185,10 @@ def execute(spec, store_path: str, address: str | None = None, workers: int | No
         check_cells(spec)
         check_budget(spec)
         check_searches_fit(spec)
-        precheck_store(store_path, spec)
+        added = precheck_store(store_path, spec)
+        if added:
+            print(f"lamcap sweep: extending {store_path}: {'; '.join(added)} (the stored results are kept and "
+                  "reused)", file=sys.stderr)
         caps = None
         if address is None and runner is None:  # this machine is the device: check every cell before Ray
             from lamcap.kernels.budget import gpu_total_memory, memory_limit_bytes

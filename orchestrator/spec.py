@@ -283,6 +283,39 @@ class SweepSpec:
                 reasons.append(f"search.{name} differ: {mine!r} vs {theirs!r}")
         return reasons
 
+    def additions_to(self, stored: SweepSpec) -> list[str] | None:
+        """What this spec adds to a store written for `stored`, when it only adds cells: [] when the two
+        are compatible, one line per grown axis ("ds + [128]", "seeds 4 -> 8") when this spec has every
+        stored problem, solver, rank fraction, dimension and seed and agrees on everything else, None
+        otherwise.
+
+        Every stored probe and threshold is then one this spec would produce, because a cell's search
+        depends on nothing outside the cell. Two things break that, so they are not extensions: an
+        adaptive axis (its decisions read every cell), and more seeds with curve points (a cell's curve
+        loads follow the median over its seeds).
+        """
+        if not self.compatible_with(stored):
+            return []
+        if self.adaptive or stored.adaptive:
+            return None
+        added = []
+        for name in ("problems", "solvers", "rhos", "ds"):
+            mine, theirs = set(getattr(self, name)), set(getattr(stored, name))
+            if not theirs <= mine:
+                return None
+            if mine - theirs:
+                added.append(f"{name} + {sorted(mine - theirs)}")
+        if self.seeds < stored.seeds or (self.seeds > stored.seeds and self.search.curve_points):
+            return None
+        if self.seeds > stored.seeds:
+            added.append(f"seeds {stored.seeds} -> {self.seeds}")
+        same_axes = {name: getattr(stored, name) for name in ("problems", "solvers", "rhos", "ds", "seeds")}
+        try:
+            narrowed = dataclasses.replace(self, **same_axes)
+        except InvalidInput:  # this spec's other settings cannot hold the stored axes: not an extension
+            return None
+        return None if narrowed.compatible_with(stored) else added
+
 
 def _d_max_pairs(value: Any) -> Any:
     """A dict or a sequence of (problem, d) pairs as a sorted tuple of pairs; anything else unchanged."""

@@ -318,6 +318,7 @@ class Store:
         path = os.fspath(path)
         with _disk_errors(path, None):
             if os.path.exists(path):
+                finish_widening(os.path.join(path, "probes"), "singular_values")
                 root = _open_existing(path, spec)
                 if "decisions" not in root:  # written before adaptive axes: the group is added, nothing else changes
                     _create_decisions(root)
@@ -584,15 +585,20 @@ def stored_spec(path: str | os.PathLike) -> Any:
     return SweepSpec.from_dict(json.loads(stored_json))
 
 
-def check_compatible(path: str | os.PathLike, spec: Any) -> None:
-    """Raise InvalidInput naming every difference if an existing store at `path` cannot take `spec`."""
+def check_compatible(path: str | os.PathLike, spec: Any) -> list[str]:
+    """What `spec` adds to the existing store at `path` ([] for a resume; SweepSpec.additions_to); raise
+    InvalidInput naming every difference if the store cannot take it."""
     path = os.fspath(path)
     if not os.path.exists(path):
-        return
-    reasons = spec.compatible_with(stored_spec(path))
-    if reasons:
-        raise InvalidInput(f"store {path!r} was written by a different sweep: " + "; ".join(reasons)
-                           + " (use another --store, or the same spec to resume)")
+        return []
+    stored = stored_spec(path)
+    added = spec.additions_to(stored)
+    if added is None:
+        raise InvalidInput(f"store {path!r} was written by a different sweep: "
+                           + "; ".join(spec.compatible_with(stored))
+                           + " (use another --store, the same spec to resume, or a spec that only adds "
+                           "problems, solvers, rhos, ds or seeds to extend it)")
+    return added
 
 
 def check_readable(path: str | os.PathLike) -> None:
@@ -617,9 +623,63 @@ def _open_existing(path: str, spec: Any) -> Any:
     (nothing written on refusal)."""
     import zarr
 
-    check_compatible(path, spec)
+    added = check_compatible(path, spec)
     check_readable(path)
-    return zarr.open_group(path, mode="r+", zarr_format=3)
+    root = zarr.open_group(path, mode="r+", zarr_format=3)
+    if added:
+        _extend(path, root, spec, added)
+    return root
+
+
+def _extend(path: str, root: Any, spec: Any, added: list[str]) -> None:
+    """Make the store `spec`'s: singular values widened to its largest d first, then the spec attr (with
+    a history line) in one metadata write; a crash between leaves a wider array, which appends accept."""
+    probes = root["probes"]
+    if "singular_values" in probes and probes["singular_values"].shape[1] < int(spec.max_d):
+        _widen(path, probes, "singular_values", int(spec.max_d))
+    history = json.loads(root.attrs.get("extended", "[]"))
+    history.append({"when": _now(), "added": added})
+    root.attrs.update({"spec": json.dumps(spec.to_dict()), "extended": json.dumps(history)})
+
+
+def _widen(path: str, group: Any, name: str, width: int) -> None:
+    """Rewrite the 2-D array `name` of `group` `width` columns wide (new columns: fill values), written
+    whole beside the old one and swapped in by two renames, so that every chunk file exists."""
+    import shutil
+
+    import zarr
+
+    folder = os.path.join(path, group.path)
+    finish_widening(folder, name)
+    old = group[name]
+    n = old.shape[0]
+    staged, retired = f"{name}.widening", f"{name}.narrow"
+    dtype = old.dtype.str[1:]
+    with zarr.config.set({"array.write_empty_chunks": True}):
+        new = group.create_array(staged, shape=(n, width), chunks=(CHUNK_ROWS // 16, width), dtype=dtype,
+                                 fill_value=_fill(dtype), dimension_names=old.metadata.dimension_names,
+                                 attributes=dict(old.attrs))
+        if n:
+            new[:] = _pad(old[:], (n, width))
+    os.rename(os.path.join(folder, name), os.path.join(folder, retired))
+    os.rename(os.path.join(folder, staged), os.path.join(folder, name))
+    shutil.rmtree(os.path.join(folder, retired))
+
+
+def finish_widening(folder: str, name: str) -> None:
+    """Settle a widening of `folder/name` that a crash interrupted: before the first rename the staged
+    copy is dropped, between the renames the staged (whole) copy is moved in, after them the old one
+    is removed."""
+    import shutil
+
+    staged, retired = os.path.join(folder, f"{name}.widening"), os.path.join(folder, f"{name}.narrow")
+    current = os.path.join(folder, name)
+    if os.path.exists(staged):
+        if os.path.exists(current):
+            shutil.rmtree(staged)
+        else:
+            os.rename(staged, current)
+    shutil.rmtree(retired, ignore_errors=True)
 
 
 def read_tables(path: str | os.PathLike) -> tuple[list[dict], list[dict], dict]:

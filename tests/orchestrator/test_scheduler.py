@@ -11,7 +11,9 @@ import json
 import os
 from collections import Counter
 
+import numpy as np
 import pytest
+import zarr
 
 ray = pytest.importorskip("ray")
 
@@ -370,3 +372,33 @@ def test_searches_whose_probes_outlived_their_trigger_are_replayed_not_rerun(poo
     assert report.probes_run == 0 and report.probes_reused == len(probes)
     assert stored_decisions(tmp_path / "crashed.zarr")[0] == stored_decisions(tmp_path / "whole.zarr")[0]
     assert by_learner(read_decisions(tmp_path / "crashed.zarr")[1], True) == by_learner(log, True)
+
+
+def test_an_extended_store_holds_what_a_fresh_sweep_of_the_larger_spec_holds(pool, tmp_path):
+    """More ds and seeds on an existing store: nothing stored is rerun or changed, and the store ends with
+    the thresholds of the larger spec run from scratch (and the same record for every probe both ran)."""
+    small, large = make_spec(ds=(8, 12), seeds=2), make_spec(ds=(8, 12, 16), seeds=3)
+    sweep(tmp_path / "grown.zarr", small, pool, fake_runner)
+    before, before_rows, _ = read_tables(tmp_path / "grown.zarr")
+    Store.open_or_create(tmp_path / "grown.zarr", large)  # what the driver does after its precheck
+    report = sweep(tmp_path / "grown.zarr", large, pool, fake_runner)
+    sweep(tmp_path / "fresh.zarr", large, pool, fake_runner)
+    grown, grown_rows, attrs = read_tables(tmp_path / "grown.zarr")
+    fresh, fresh_rows, _ = read_tables(tmp_path / "fresh.zarr")
+    assert report.probes_run == len(grown) - len(before)
+    as_text = lambda rows: [json.dumps(r, sort_keys=True) for r in rows]  # noqa: E731 - NaN equals NaN
+    assert as_text(grown[: len(before)]) == as_text(before)
+    sv = zarr.open_group(tmp_path / "grown.zarr", mode="r")["probes/singular_values"][:]
+    assert sv.shape == (len(grown), 16)  # widened to the new largest d; the old rows padded with NaN
+    for i, r in enumerate(grown):
+        np.testing.assert_array_equal(sv[i, : r["d"]], 1.0)
+        assert np.isnan(sv[i, r["d"]:]).all()
+    fresh_by_key = {probe_key(r): r for r in fresh}  # which loads a k-section visits depends on idle actors
+    common = [r for r in grown if probe_key(r) in fresh_by_key]
+    assert len(common) > len(before) // 2
+    assert as_text(common) == as_text(fresh_by_key[probe_key(r)] for r in common)
+    assert sorted(map(threshold_key, grown_rows)) == sorted(map(threshold_key, fresh_rows))
+    assert stored_thresholds(tmp_path / "grown.zarr") == expected(large)
+    assert [threshold_key(r) for r in grown_rows[: len(before_rows)]] == [threshold_key(r) for r in before_rows]
+    assert SweepSpec.from_dict(json.loads(attrs["spec"])) == large
+    assert [h["added"] for h in json.loads(attrs["extended"])] == [["ds + [16]", "seeds 2 -> 3"]]

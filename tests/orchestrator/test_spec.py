@@ -246,6 +246,37 @@ def test_load_spec_from_flags_alone_and_bad_sources(tmp_path):
         load_spec(str(bad))
 
 
+def test_additions_to_accepts_only_specs_that_add_cells():
+    stored = SweepSpec.from_dict(small(search={"curve_points": 0}))
+    grow = lambda **c: SweepSpec.from_dict(small(**{"search": {"curve_points": 0}, **c}))  # noqa: E731
+    assert stored.additions_to(stored) == []
+    assert grow(ds=[12, 8]).additions_to(stored) == []
+    assert grow(ds=[8, 12, 128]).additions_to(stored) == ["ds + [128]"]
+    assert grow(problems=["op", "dp"], solvers=["adam", "hebbian", "lp"], seeds=4, d_max={"lp": 12}) \
+        .additions_to(stored) is None  # d_max changed: the stored cells' caps are not this spec's
+    assert grow(solvers=["hebbian", "adam", "lp"], seeds=4, rhos=[0.5, 1.0, 0.25]).additions_to(stored) == [
+        "solvers + ['lp']", "rhos + [0.25]", "seeds 2 -> 4"]
+    not_extensions = {
+        "fewer ds": grow(ds=[8]),
+        "ds replaced": grow(ds=[8, 16]),
+        "fewer seeds": grow(seeds=1),
+        "other max_steps": grow(ds=[8, 12, 16], solver_settings={"max_steps": 501}),
+        "other resolution": grow(ds=[8, 12, 16], search={"curve_points": 0, "resolution": 0.05}),
+    }
+    for name, spec in not_extensions.items():
+        assert spec.additions_to(stored) is None, name
+    with_curves = SweepSpec.from_dict(small())  # curve loads follow each cell's median over its seeds
+    assert SweepSpec.from_dict(small(seeds=3)).additions_to(with_curves) is None
+    assert SweepSpec.from_dict(small(ds=[8, 12, 16])).additions_to(with_curves) == ["ds + [16]"]
+    from tests.orchestrator.test_expansion import make_spec as adaptive_spec
+
+    adaptive = adaptive_spec("rho", ds=(8, 16))  # its decisions read every cell: resume only
+    assert adaptive.additions_to(adaptive) == []
+    assert adaptive_spec("rho", ds=(8, 16, 24)).additions_to(adaptive) is None
+    plain = dataclasses.replace(adaptive, adaptive=type(adaptive.adaptive)(), rhos=(1.0, 0.5))
+    assert adaptive.additions_to(plain) is None and plain.additions_to(adaptive) is None
+
+
 def test_preset_dict_is_a_copy():
     preset_dict("demo")["ds"].append(99)
     assert 99 not in PRESETS["demo"]["ds"]

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -318,3 +320,65 @@ def test_disk_errors_end_in_one_line_and_keep_the_committed_rows(tmp_path, monke
     assert [r["p"] for r in read_tables(path)[0]] == [5, 6, 7, 8]
     Store.open_or_create(path, make_spec()).append_probes([record(p=30)])  # and it resumes
     assert [r["p"] for r in read_tables(path)[0]] == [5, 6, 7, 8, 30]
+
+
+def test_a_spec_that_adds_cells_extends_the_store_keeping_every_row(tmp_path):
+    from lamcap.orchestrator.store import check_readable
+
+    path = tmp_path / "s.zarr"
+    records = [record(d=12, p=p) for p in (10, 11)] + [record(d=8, p=5)]
+    Store.open_or_create(path, make_spec()).append_probes(records)
+    before = read_tables(path)[0]
+    larger = make_spec(ds=(8, 12, 24), seeds=3)
+    store = Store.open_or_create(path, larger)
+    store.append_probes([record(d=24, p=50, seed=2)])
+    check_readable(path)  # every chunk of the widened array exists
+    probes, _, attrs = read_tables(path)
+    assert [probe_key(r) for r in probes[:3]] == [probe_key(r) for r in before]
+    assert json.loads(attrs["spec"]) == larger.to_dict()
+    sv = xr.open_zarr(path, group="probes", consolidated=False)["singular_values"].values
+    assert sv.shape == (4, 24)
+    for i, r in enumerate(records):
+        np.testing.assert_array_equal(sv[i, :12], np.pad(r["singular_values"], (0, 12 - r["d"]),
+                                                         constant_values=np.nan))
+        assert np.isnan(sv[i, 12:]).all()
+    assert not np.isnan(sv[3]).any()
+
+
+@pytest.mark.parametrize("crash_after", ["staged", "first rename", "second rename"])
+def test_a_widening_cut_short_is_settled_on_reopen(tmp_path, crash_after):
+    from lamcap.orchestrator.store import check_readable, finish_widening
+
+    path = tmp_path / "s.zarr"
+    Store.open_or_create(path, make_spec()).append_probes([record(d=12, p=10)])
+    folder = path / "probes"
+    shutil.copytree(folder / "singular_values", tmp_path / "narrow")
+    Store.open_or_create(path, make_spec(ds=(8, 12, 24)))  # widens to 24
+    wide = tmp_path / "wide"
+    shutil.copytree(folder / "singular_values", wide)
+    shutil.rmtree(folder / "singular_values")
+    if crash_after == "staged":  # the widened copy written, nothing renamed: the narrow array stays
+        shutil.copytree(tmp_path / "narrow", folder / "singular_values")
+        shutil.copytree(wide, folder / "singular_values.widening")
+        width = 12
+    elif crash_after == "first rename":  # the narrow array moved aside: the whole widened copy goes in
+        shutil.copytree(tmp_path / "narrow", folder / "singular_values.narrow")
+        shutil.copytree(wide, folder / "singular_values.widening")
+        width = 24
+    else:  # both renamed, the narrow array not yet removed
+        shutil.copytree(wide, folder / "singular_values")
+        shutil.copytree(tmp_path / "narrow", folder / "singular_values.narrow")
+        width = 24
+    finish_widening(str(folder), "singular_values")
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith("singular_values")) == ["singular_values"]
+    check_readable(path)
+    assert xr.open_zarr(path, group="probes", consolidated=False)["singular_values"].shape == (1, width)
+
+
+def test_a_spec_that_is_no_extension_is_refused_with_the_way_to_extend(tmp_path):
+    path = tmp_path / "s.zarr"
+    Store.open_or_create(path, make_spec()).append_probes([record()])
+    before = tree_digest(path)
+    with pytest.raises(InvalidInput, match=r"ds differ.*only adds problems, solvers, rhos, ds or seeds"):
+        Store.open_or_create(path, make_spec(ds=(8,)))
+    assert tree_digest(path) == before
