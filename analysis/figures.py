@@ -139,12 +139,14 @@ def _theory_density(pdf_name: str, rho: float) -> tuple[np.ndarray, np.ndarray] 
 
 
 def _spectrum_series(ax, at_rho: xr.Dataset, distances: xr.Dataset | None, edges: np.ndarray) -> None:
-    """One step histogram per (problem, solver) at the largest d of this rho, pooled over seeds."""
-    d = int(at_rho.d.max())
+    """One step histogram per (problem, solver) at its largest d at this rho (lp stops earlier), pooled over
+    seeds."""
     combos = [(p, s) for p in ordered(at_rho.problem.values) for s in ordered(at_rho.solver.values, ("adam", "lp"))
               if bool(((at_rho.problem == p) & (at_rho.solver == s)).any())]
     for problem, solver in combos:
-        mask = (at_rho.d == d) & (at_rho.problem == problem) & (at_rho.solver == solver)
+        mine = (at_rho.problem == problem) & (at_rho.solver == solver)
+        d = int(at_rho.d.values[mine.values].max())
+        mask = (at_rho.d == d) & mine
         sel = at_rho.isel(probe=np.flatnonzero(mask.values))
         values = sel.scaled_sv.values.ravel()
         counts, _ = np.histogram(values[~np.isnan(values)], edges, density=True)

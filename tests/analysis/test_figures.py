@@ -65,6 +65,22 @@ def test_spectra_figure_has_one_histogram_per_problem_and_the_theory(result):
             2 if HAS_THEORY else 0)
 
 
+def test_a_series_whose_solver_stops_at_a_smaller_d_is_drawn_at_its_own_largest_d(result):
+    """(lp stops at d <= 36 in a sweep that goes further): its histogram is its largest d's, never empty."""
+    import numpy as np
+    from matplotlib.patches import StepPatch
+
+    spectra = result.spectra
+    keep = ~((spectra.problem == "dp") & (spectra.d == 12)).values
+    fig = figures.spectra_figure(spectra.isel(probe=np.flatnonzero(keep)), None)
+    for ax in fig.get_axes():
+        series = sorted(s for s in _legend(ax) if s.startswith(("op ", "dp ")))
+        assert [s.split(",")[1].strip() for s in series] == ["d = 8", "d = 12"]  # dp, then op
+        for patch in ax.patches:
+            if isinstance(patch, StepPatch):
+                assert np.isfinite(patch.get_data().values).all() and patch.get_data().values.sum() > 0
+
+
 def test_scores_figure_has_target_and_offtarget_per_solver_per_regime(tiny):
     hists = mechanism.score_histograms(tiny.probes, tiny.thresholds, "op", 1.0, 12)
     fig = figures.scores_figure(hists)
