@@ -52,8 +52,13 @@ def _solve(case: tuple, collective=None) -> tuple[dict, np.ndarray]:
     return outcome.as_record(), w.numpy()
 
 
+# The gang of 3 repeats the cheap cases only (uneven split; chunks and blocks straddling shards; the
+# Hebbian rule): the full-length solves on 3 spawned processes cost more than the rest of this file.
+GANG_CASES = {2: tuple(range(len(CASES))), 3: (1, 3, 5)}
+
+
 def gang_work(collective) -> dict:
-    """What each rank of a test gang computes: every case, and the raw collectives on known inputs."""
+    """What each rank of a test gang computes: its gang's cases, and the raw collectives on known inputs."""
     rank, size = collective.rank, collective.size
     gen = torch.Generator().manual_seed(rank)
     mine = torch.randn(1000, dtype=torch.float32, generator=gen)
@@ -62,7 +67,7 @@ def gang_work(collective) -> dict:
     a, b = shard_rows(p, rank, size)
     rows = collective.gather_rows(torch.arange(a, b, dtype=torch.float64)[:, None] * torch.ones(1, 3), p)
     top = collective.max_(torch.tensor([float(rank), -float(rank)]))
-    return {"cases": [_solve(case, collective) for case in CASES], "sum": summed, "rows": rows, "max": top,
+    return {"cases": {i: _solve(CASES[i], collective) for i in GANG_CASES[size]}, "sum": summed, "rows": rows, "max": top,
             "parts": [torch.randn(1000, dtype=torch.float32, generator=torch.Generator().manual_seed(r))
                       for r in range(size)]}
 
@@ -159,8 +164,9 @@ def _same(a, b) -> bool:
     return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
 
 
-@pytest.mark.parametrize("k", [2, 3])
-@pytest.mark.parametrize("index", range(len(CASES)), ids=[f"{c[0]}-{c[4]}-{c[6]}-p{c[2]}" for c in CASES])
+@pytest.mark.parametrize("k,index", [(k, i) for k, cases in GANG_CASES.items() for i in cases],
+                         ids=[f"{c[0]}-{c[4]}-{c[6]}-p{c[2]}-{k}" for k, cases in GANG_CASES.items()
+                              for c in (CASES[i] for i in cases)])
 def test_a_sharded_solve_gives_the_unsharded_record(gangs, unsharded, k, index):
     ref_record, ref_w = unsharded[index]
     ranks = [result["cases"][index] for result in gangs[k]]

@@ -22,6 +22,7 @@ from lamcap.orchestrator.store import read_tables
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # its probes' seconds must not share the cores with other tests
 def test_plan_on_the_demo_preset_is_within_a_factor_2_of_the_measured_probes(tmp_path):
     spec = lamcap.load_spec("demo", ds=[8, 12], seeds=2, steps=400, curve_points=0, device="cpu")
     lamcap.sweep(spec, tmp_path / "demo.zarr", workers=2, progress=False)
