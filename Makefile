@@ -21,15 +21,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/lamcap demo
 
-# Two xdist workers: the Ray modules one after another on one, every other module on the other
-# (tests/conftest.py groups them); then, alone on the machine, the tests that compare measured time
-# with a prediction (marked `serial`).
+# Two xdist workers, each taking whole modules (module fixtures are built once); then, alone on the
+# machine, the tests that compare measured time with a prediction (marked `serial`).
 test: $(STAMP)
-	$(PY) -m pytest -q -ra -n 2 --dist loadgroup -m "not serial"
+	$(PY) -m pytest -q -ra -n 2 --dist loadfile -m "not serial"
 	$(PY) -m pytest -q -ra -m serial
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadgroup
+	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(PY) benchmarks/kernel.py

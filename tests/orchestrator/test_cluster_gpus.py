@@ -245,3 +245,21 @@ def test_gang_actors_sit_on_the_nodes_their_placement_group_chose_and_a_mixed_sw
         assert ray.available_resources().get("GPU", 0) == GPU_NODES * GPUS_PER_NODE  # groups removed, GPUs free
     finally:
         ray.shutdown()
+
+
+@pytest.mark.slow
+def test_an_embedded_ray_never_joins_a_cluster_left_on_the_machine(cluster):
+    """A bare ray.init() joins the cluster named in /tmp/ray/ray_current_cluster (written by `ray start`, and
+    by this fixture's Cluster) and then refuses num_cpus; lamcap's embedded Ray starts an instance of its own."""
+    from ray._private.utils import read_ray_address
+
+    from lamcap.orchestrator.workers import start_ray, stop_ray
+
+    cl, _ = cluster
+    assert read_ray_address() is not None  # the trap is set
+    start_ray(None, num_cpus=1)
+    try:
+        assert ray.cluster_resources().get("GPU", 0) == 0 and len(ray.nodes()) == 1
+        assert int(ray.cluster_resources()["CPU"]) == 1
+    finally:
+        stop_ray()
