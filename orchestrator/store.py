@@ -649,8 +649,7 @@ def _widen(path: str, group: Any, name: str, width: int) -> None:
 
     import zarr
 
-    folder = os.path.join(path, group.path)
-    finish_widening(folder, name)
+    folder = os.path.join(path, group.path)  # Store.open_or_create has settled any earlier widening
     old = group[name]
     n = old.shape[0]
     staged, retired = f"{name}.widening", f"{name}.narrow"
