@@ -24,7 +24,7 @@ demo: $(STAMP)
 # Two xdist workers, each taking whole modules (module fixtures are built once); then, alone on the
 # machine, the tests that compare measured time with a prediction (marked `serial`).
 test: $(STAMP)
-	$(PY) -m pytest -q -ra -n 2 --dist loadfile -m "not serial"
+	$(PY) -m pytest -q -ra -n 2 --dist loadfile -m "not serial" --durations=15
 	$(PY) -m pytest -q -ra -m serial
 
 test-fast: $(STAMP)
