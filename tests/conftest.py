@@ -28,7 +28,7 @@ def _one_torch_thread():
 # `make test` hands whole modules to two xdist workers in collection order: the longest go first, so that
 # both workers finish together (seconds per module with two workers on 2 cores, 2026-11-23).
 LONGEST_FIRST = [
-    "tests/orchestrator/test_sweep_e2e.py",  # 230 s
+    "tests/orchestrator/test_sweep_e2e.py",  # 230 s (before its kill and Ctrl-C tests were merged)
     "tests/orchestrator/test_cluster_gpus.py",  # 170 s
     "tests/orchestrator/test_scheduler.py",  # 150 s
     "tests/orchestrator/test_gangs.py",  # 90 s

@@ -224,13 +224,16 @@ def test_real_sweep_end_to_end(tmp_path):
     assert all(r["sat"] == (r["n_violations"] == 0) for r in probes)  # SAT only from verification
 
 
-# ---- b: SIGKILL the driver mid-sweep, then the same command again ----------------------------
+# ---- b: SIGKILL the driver mid-sweep, Ctrl-C the resumed one, then the same command again ---------
 @pytest.mark.slow
-def test_driver_killed_mid_sweep_resumes_without_rerunning(tmp_path):
+def test_a_driver_killed_then_one_interrupted_resume_without_rerunning(tmp_path):
+    """One sweep, three drivers in turn (SIGKILLed, Ctrl-C'd, finishing), beside an undisturbed one: the
+    store ends with the undisturbed run's probes, and nothing committed was computed twice."""
     spec_file = tmp_path / "kill.toml"
     spec_file.write_text(KILL_SPEC)
     store, reference = tmp_path / "killed.zarr", tmp_path / "undisturbed.zarr"
     with sweep_process(spec_file, reference) as undisturbed:  # alongside the others, to save wall time
+        # 1. SIGKILL once a few batches are in
         with open(tmp_path / "killed.err", "w") as err, \
                 sweep_process(spec_file, store, "--flush-seconds", "0.5", stdout=subprocess.DEVNULL,
                               stderr=err) as driver:
@@ -242,61 +245,52 @@ def test_driver_killed_mid_sweep_resumes_without_rerunning(tmp_path):
             assert kill_group(driver) == set(), "the killed driver left Ray processes running"
             assert driver.returncode == -signal.SIGKILL
         before = committed_arrays(store)
+        n_before = len(before["probes"]["p"])
         killed_probes, killed_rows, _ = read_tables(store)
         # Batches commit in order: a threshold committed before the kill has all its probes committed.
         for row in killed_rows:
             mine = [r for r in killed_probes if threshold_key(r) == threshold_key(row) and r["purpose"] == "search"]
             assert len(mine) == row["n_probes"], row
+
+        # 2. resume, and Ctrl-C it (the whole foreground group, as a terminal does) once it has committed more
+        with sweep_process(spec_file, store, "--flush-seconds", "0.5") as driver:
+            deadline = time.monotonic() + 240
+            while n_committed(store) < n_before + 4:
+                assert driver.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+            ray_procs = descendants(driver.pid)
+            os.killpg(driver.pid, signal.SIGINT)
+            _, err = driver.communicate(timeout=120)
+        assert driver.returncode == 130 and "interrupted" in err and "run the same command to resume" in err
+        deadline = time.monotonic() + 60
+        while alive(ray_procs) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive(ray_procs), "Ctrl-C left Ray processes running"
+        interrupted = committed_arrays(store)
+        assert_rows_kept(before, interrupted)
+        n_interrupted = len(interrupted["probes"]["p"])
+        # What finished is stored; nothing interrupted is recorded as a verdict or an error.
+        assert {r["status"] for r in read_tables(store)[0]} <= {"converged", "max_steps", "closed_form"}
+
+        # 3. the same command finishes it
         with sweep_process(spec_file, store) as again:
             resumed_out = finish(again)
         reference_out = finish(undisturbed)
 
     spec = load_spec(str(spec_file))
     after, expected = assert_consistent_store(store, spec)[0], assert_consistent_store(reference, spec)[0]
-    assert_rows_kept(before, committed_arrays(store))
+    assert_rows_kept(interrupted, committed_arrays(store))
     assert thresholds_of(store) == thresholds_of(reference)
     # One probe in flight per search: the resumed store holds exactly the undisturbed run's probes,
     # with the same verdicts (a probe is a pure function of its spec).
     assert {probe_key(r): (r["sat"], r["n_violations"]) for r in after} == \
         {probe_key(r): (r["sat"], r["n_violations"]) for r in expected}
-    n_before = len(before["probes"]["p"])
     run_again, reused = counts(resumed_out)
     run_full, _ = counts(reference_out)
-    assert 16 <= n_before < run_full, "the kill came after the sweep had finished"
-    assert run_again == run_full - n_before  # nothing committed before the kill was computed again
-    assert reused == n_before  # every committed record was used (replayed into its search, or a stored curve)
+    assert 16 <= n_before < n_interrupted < run_full, "a driver was stopped after the sweep had finished"
+    assert run_again == run_full - n_interrupted  # nothing committed before the kill or Ctrl-C was computed again
+    assert reused == n_interrupted  # every committed record was used (replayed into its search, or a stored curve)
     assert {r["attempt"] for r in after} == {1}
-
-
-# ---- Ctrl-C: what finished is in the store, and nothing interrupted is recorded ---------------
-@pytest.mark.slow
-def test_ctrl_c_stops_cleanly_keeps_what_finished_and_resumes(tmp_path):
-    spec_file = tmp_path / "int.toml"
-    # Twice the seeds of KILL_SPEC: on a busy machine the writer commits in large batches, and the
-    # sweep must still be far from done when the first rows land, or Ctrl-C arrives after the end.
-    spec_file.write_text(KILL_SPEC.replace("seeds = 2", "seeds = 4"))
-    store = tmp_path / "interrupted.zarr"
-    with sweep_process(spec_file, store, "--flush-seconds", "0.5") as driver:
-        deadline = time.monotonic() + 240
-        while n_committed(store) < 4:
-            assert driver.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
-        ray_procs = descendants(driver.pid)
-        os.killpg(driver.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole foreground group
-        out, err = driver.communicate(timeout=120)
-    assert driver.returncode == 130 and "interrupted" in err and "run the same command to resume" in err
-    deadline = time.monotonic() + 60
-    while alive(ray_procs) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not alive(ray_procs), "Ctrl-C left Ray processes running"
-    spec = load_spec(str(spec_file))
-    probes, _, _ = read_tables(store)
-    n_interrupted = len(probes)
-    assert n_interrupted >= 4 and {r["status"] for r in probes} <= {"converged", "max_steps", "closed_form"}
-    with sweep_process(spec_file, store) as again:
-        run_again, _ = counts(finish(again))
-    after, rows = assert_consistent_store(store, spec)
-    assert len(after) == n_interrupted + run_again and len(rows) == 2 * 2 * 2 * 4
 
 
 # ---- c: bad specs through the command line (no Ray) ------------------------------------------
