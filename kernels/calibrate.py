@@ -11,8 +11,9 @@ CPU actor has), and returns raw timings, kinds 'step', 'setup', 'verify' and 'pr
 Adam steps are timed by differencing two runs of `train_adam` on the same instance (k1 and k2
 steps at a load above capacity, where nothing converges early): per step = (t2 - t1) / (k2 - k1),
 setup = t1 - k1 per step (source construction and optimiser state). k2 grows until the timed steps
-outweigh the setup SETUP_MULTIPLE times, so that the setup's jitter cannot set the difference. Every timing is the median of
-`repeats` runs (fewer for slow ones), so that one descheduled run on a shared machine does not set it.
+outweigh the setup SETUP_MULTIPLE times, so that the setup's jitter cannot set the difference. Every
+timing is the median of `repeats` runs (fewer for slow ones), so that one descheduled run on a shared
+machine does not set it.
 """
 from __future__ import annotations
 
@@ -121,16 +122,15 @@ def time_size(size: Size, device: str = "cpu", repeats: int = 3) -> list[Timing]
     one = _median_seconds(_adam_run(instance, size, 1), repeats, device)
     k = 1 + MIN_STEPS
     many = _median_seconds(_adam_run(instance, size, k), 1, device)
-    for _ in range(3):  # DP's setup (materialising p^2 d competitors) can take seconds and jitter by 10%:
-        # the timed steps must outweigh it, or the difference measures the jitter (a 13x error was seen)
+    for attempt in range(4):  # DP's setup (materialising p^2 d competitors) can take seconds and jitter by
+        # 10%: the timed steps must outweigh it, or the difference measures the jitter (a 13x error was seen)
         step_wall, step_cpu = (max(x / (k - 1), 1e-9) for x in many.minus(one))
         setup = max(one.wall - step_wall, 0.0)
         wanted = 1 + int(min(MAX_STEPS, max(MIN_STEPS, max(STEP_SECONDS, SETUP_MULTIPLE * setup) / step_wall)))
-        if wanted <= k:
+        if wanted <= k or attempt == 3:
             break
         k = wanted
         many = _median_seconds(_adam_run(instance, size, k), repeats, device)
-    step_wall, step_cpu = (max(x / (k - 1), 1e-9) for x in many.minus(one))
     w = hebbian(instance).to(device)
     check = _median_seconds(lambda: verify(instance, w), repeats, device)
     spec = InstanceSpec(size.problem, size.d, size.p, 0)
