@@ -60,7 +60,7 @@ def _theory_lines(ax, solver: str, rho: float, d_values: list[int], x_max: float
     try:
         finite = [scaling.finite_size_alpha(solver, d, rho) for d in d_values]
         asym = scaling.asymptotic_alpha(solver, rho)
-    except ImportError:  # lamcap.analysis.theory not available: data and fit only
+    except ImportError:  # lamcap.predictions not available: data and fit only
         return
     x = 1.0 / np.log(np.asarray(d_values, dtype=float))
     ax.plot(x, finite, ":", color="k" if solver != "hebbian" else "grey",
@@ -126,7 +126,7 @@ def scaling_figure(summary: xr.Dataset, fits: xr.Dataset) -> Figure:
 def _theory_density(pdf_name: str, rho: float) -> tuple[np.ndarray, np.ndarray] | None:
     """A theory density rescaled so its support ends at 2 (as the stored spectra are)."""
     try:
-        from lamcap.analysis import theory
+        from lamcap import predictions as theory
     except ImportError:
         return None
     pdf = getattr(theory, pdf_name)
@@ -288,7 +288,7 @@ def hebbian_scores_figure(by_load: list[xr.Dataset]) -> Figure:
             ax.stairs(ds.target_density[k].values, ds.attrs["target_bin_edges"], color=colour, lw=1.6,
                       label=f"target, α = {float(ds.alpha[k]):.3f} (p ≈ {p:.0f}, {int(ds.n_targets[k])} scores)")
             try:
-                from lamcap.analysis.theory import hebbian_target_mean
+                from lamcap.predictions import hebbian_target_mean
 
                 m = hebbian_target_mean(p, d)
                 ax.plot(ds.score, np.exp(-0.5 * (ds.score - m) ** 2) / np.sqrt(2 * np.pi), ":", color=colour, lw=1)
@@ -369,7 +369,7 @@ def adaptive_rank_figure(thresholds: xr.Dataset, added: xr.Dataset | None = None
     added them. One panel per (problem, solver).
 
     thresholds: the store's thresholds table (dim threshold; problem, solver, d, rank, rho_eff, alpha_star, labels
-    decoded). added: the learner's table of chosen cells (lamcap.orchestrator.adaptive.added_cells as a Dataset
+    decoded). added: the learner's table of chosen cells (lamcap.orchestrator.learners.decisions.added_cells as a Dataset
     of one dimension: problem, solver, d, rank, order), None when the ranks were a fixed list.
     """
     table = thresholds.to_dataframe()

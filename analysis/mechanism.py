@@ -7,7 +7,7 @@ from scipy import stats
 
 from lamcap.analysis.load import CELL
 from lamcap.analysis.thresholds import SEED_KEYS, per_seed
-from lamcap.kernels.errors import InvalidInput
+from lamcap.errors import InvalidInput
 
 REGIMES = ("below", "near", "above")
 NEAR = (0.9, 1.1)  # alpha / alpha* counted as "near threshold"
@@ -131,7 +131,7 @@ def ks_distance(values: np.ndarray, grid: np.ndarray, cdf: np.ndarray) -> float:
 
 def spectrum_distances(spectra: xr.Dataset) -> xr.Dataset:
     """Per cell: KS distance of the pooled scaled spectra to the truncated quarter circle and to the init law."""
-    from lamcap.analysis import theory
+    from lamcap import predictions as theory
 
     laws = {rho: (law_cdf(theory.truncated_quarter_circle_pdf, rho), law_cdf(theory.two_layer_init_pdf, rho))
             for rho in np.unique(spectra.rho.values)}

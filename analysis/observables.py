@@ -7,7 +7,7 @@ import xarray as xr
 
 from lamcap.analysis.load import CELL
 from lamcap.analysis.mechanism import bin_centres, relative_load
-from lamcap.kernels.errors import InvalidInput
+from lamcap.errors import InvalidInput
 
 UNTRAINED = ("hebbian", "lp")  # closed-form or exact solvers: their W's scale, hence their loss, is arbitrary
 INPUT_VARIABLES = ("input_target_score", "input_competitor_hist")

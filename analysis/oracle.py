@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 from lamcap.analysis.thresholds import per_seed
-from lamcap.kernels.errors import InvalidInput
+from lamcap.errors import InvalidInput
 
 EXACT = "lp"
 NOT_GRADIENT = ("lp", "hebbian")  # every other solver trains W by gradient steps

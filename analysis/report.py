@@ -13,8 +13,9 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from lamcap.analysis import figures, mechanism, observables, oracle, scaling, thresholds
+from lamcap.analysis.decisions import added_cells
 from lamcap.analysis.load import CELL, Store, open_store
-from lamcap.kernels.errors import InvalidInput
+from lamcap.errors import InvalidInput
 
 FIGURES = ("accuracy", "scaling", "spectra", "scores", "steps", "loss", "input_scores", "hebbian_scores",
            "adaptive_rank", "adaptive_d", "margin", "gap")
@@ -67,7 +68,7 @@ def analyze(store: Store, level: float = 0.95, n_boot: int = 400, seed: int = 0)
 
 
 def asymptotic_theory(solver: str, rho: float) -> float:
-    """The d -> infinity prediction of a cell; NaN where lamcap.analysis.theory is not available."""
+    """The d -> infinity prediction of a cell; NaN where lamcap.predictions is not available."""
     try:
         return scaling.asymptotic_alpha(solver, rho)
     except ImportError:
@@ -76,7 +77,7 @@ def asymptotic_theory(solver: str, rho: float) -> float:
 
 @lru_cache(maxsize=None)
 def theory_pair(solver: str, d: int, rho: float) -> tuple[float, float]:
-    """(finite-size, asymptotic) theory of a cell; NaN where lamcap.analysis.theory is not available."""
+    """(finite-size, asymptotic) theory of a cell; NaN where lamcap.predictions is not available."""
     try:
         return scaling.finite_size_alpha(solver, d, rho), scaling.asymptotic_alpha(solver, rho)
     except ImportError:
@@ -227,8 +228,6 @@ def make_figures(result: Analysis) -> dict[str, Figure]:
 def adaptive_rank(store: Store) -> Figure:
     """alpha*(rho) per d with theory, the rank learner's cells numbered in the order it added them."""
     import pandas as pd
-
-    from lamcap.orchestrator.adaptive import added_cells
 
     rows = added_cells(store.decision_log)
     if not rows:

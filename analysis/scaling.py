@@ -8,7 +8,7 @@ import xarray as xr
 
 from lamcap.analysis.load import CELL
 from lamcap.analysis.thresholds import alpha_brackets, bootstrap_medians, per_seed
-from lamcap.kernels.errors import InvalidInput
+from lamcap.errors import InvalidInput
 
 PARAMS = {1: ("alpha_inf", "a"), 2: ("alpha_inf", "a", "b")}
 GROUP = tuple(k for k in CELL if k != "d")  # one fit per (problem, solver, rho)
@@ -81,14 +81,14 @@ def fitted_curve(fits: xr.Dataset, d: np.ndarray) -> xr.DataArray:
 
 def asymptotic_alpha(solver: str, rho: float) -> float:
     """The d -> infinity prediction for a solver: Hebbian 1/8, otherwise alpha_c(rho) = kappa(rho) / 2."""
-    from lamcap.analysis import theory
+    from lamcap import predictions as theory
 
     return float(theory.ALPHA_HEBBIAN) if solver == "hebbian" else float(theory.alpha_c(rho))
 
 
 def finite_size_alpha(solver: str, d: int, rho: float) -> float:
     """The parameter-free finite-size prediction at dimension d (THEORY.md 3.2; Hebbian 3.5)."""
-    from lamcap.analysis import theory
+    from lamcap import predictions as theory
 
     if solver == "hebbian":
         return float(theory.hebbian_finite_size(int(d))[1])

@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from lamcap.analysis.load import CELL
-from lamcap.kernels.errors import InvalidInput
+from lamcap.errors import InvalidInput
 
 SEED_KEYS = (*CELL, "seed")
 

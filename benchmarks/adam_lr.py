@@ -15,7 +15,7 @@ import sys
 
 
 def sweep(store: str, solvers: list[str], lr: float, ds: list[int], seeds: int) -> None:
-    cmd = [sys.executable, "-m", "lamcap.orchestrator.cli", "sweep", "--problems", "op", "dp", "--solvers", *solvers,
+    cmd = [sys.executable, "-m", "lamcap.cli", "sweep", "--problems", "op", "dp", "--solvers", *solvers,
            "--rho", "1", "--d", *map(str, ds), "--seeds", str(seeds), "--lr", str(lr), "--curve-points", "0",
            "--store", store, "--no-progress"]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)

@@ -1,7 +1,7 @@
-"""Adaptive rank and dimension axes (lamcap.orchestrator.adaptive) against uniform grids, on a fake runner.
+"""Adaptive rank and dimension axes (lamcap.orchestrator.learners.decisions) against uniform grids, on a fake runner.
 
 The fake runner: one seed's threshold is p = p_RS(d; rho_eff) exp(sigma_p(d) z), z ~ N(0, 1), rounded to an
-integer, alpha* = p ln p / d^2, where p_RS is the finite-size theory's critical p (lamcap.analysis.theory,
+integer, alpha* = p ln p / d^2, where p_RS is the finite-size theory's critical p (lamcap.predictions,
 THEORY.md 3.2). Seed-spread models sigma_p(d), the relative spread of p*:
     none   0 (and p not rounded): pure interpolation, the best case for any sampler
     sqrt   0.15 sqrt(8 / d)   (benchmarks/sweep.py's model: the spread of real sweeps at small d)
@@ -15,7 +15,7 @@ THEORY.md 3.2). Seed-spread models sigma_p(d), the relative spread of p*:
     error of a piecewise-linear interpolant of that curve, asymptotically: the optimal spacing goes like
     |f''|^(-1/2), so N_optimal / N_uniform = mean(|f''|^(1/2)) / max(|f''|)^(1/2) over rho. A synthetic
     curve with one sharp bend ("knee", at rho = 0.45, noise-free) shows the learner where placement can pay.
-(b) Dimension axis, (op, adam, rho = 1), ladder 8 .. 128, cost = proxy_cost (lamcap.orchestrator.adaptive_cost).
+(b) Dimension axis, (op, adam, rho = 1), ladder 8 .. 128, cost = proxy_cost (proxy_cost).
     The width of the alpha_inf interval of the fit alpha_inf + a / ln d (unweighted, per-d medians), as the
     sampling truth of each design: 2 x 1.96 x the standard deviation of the fitted alpha_inf over 2000
     simulated repetitions of that design. Uniform: k seeds at every rung. Adaptive: the DimensionLearner's
@@ -33,8 +33,11 @@ import time
 
 import numpy as np
 
-from lamcap.analysis import theory
-from lamcap.orchestrator.adaptive import DimensionLearner, DimensionRule, RankLearner, RhoRule, proxy_cost
+from lamcap import predictions as theory
+from lamcap.orchestrator.learners.dimension import DimensionLearner
+from lamcap.orchestrator.learners.rank import RankLearner
+from lamcap.orchestrator.spec.adaptive_rules import DimensionRule, RhoRule
+from proxy_cost import proxy_cost
 
 SPREADS = {"none": lambda d: 0.0, "sqrt": lambda d: 0.15 * math.sqrt(8 / d), "1/d": lambda d: 0.15 * 8 / d}
 RANK_DS = (64, 128)

@@ -22,7 +22,7 @@ MODES = (("naive", "float32"), ("materialize", "float32"), ("materialize", "bflo
 
 
 def run_mode(mode: str, dtype: str, args: argparse.Namespace) -> dict:
-    cmd = [sys.executable, "-m", "lamcap.orchestrator.cli", "bench", "kernel", "--problem", args.problem, "--d", str(args.d),
+    cmd = [sys.executable, "-m", "lamcap.cli", "bench", "kernel", "--problem", args.problem, "--d", str(args.d),
            "--p", str(args.p), "--mode", mode, "--storage-dtype", dtype, "--repeats", str(args.repeats),
            "--device", args.device, "--threads", str(args.threads), "--json"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout

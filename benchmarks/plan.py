@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/plan.py STORE [--plan PLAN.json]
 
 Per Adam cell: the expected optimiser steps per threshold (the learner simulation and the SAT
-steps model of lamcap.orchestrator.cost_model: no timing involved, so any machine can check it)
+steps model of lamcap.orchestrator.planning.cost_model: no timing involved, so any machine can check it)
 against the store's search probes. With --plan (the output of `lamcap plan ... --json`, saved
 before the sweep ran), per cell and in total: the predicted device-seconds against the measured
 sums of the probes' wall_seconds and cpu_seconds (the CPU clock where the machine was shared).
@@ -19,8 +19,9 @@ import torch
 
 def expected_steps(spec, cell) -> float:
     """The plan's mean Adam steps per threshold of a cell (timings play no part: any model will do)."""
-    from lamcap.orchestrator.cost_model import ProbeContext, stated_gpu_model
-    from lamcap.orchestrator.plan import SPREAD, search_trace, simulated_thresholds, theory_p
+    from lamcap.orchestrator.planning.cost_model import ProbeContext
+    from lamcap.orchestrator.planning.stated import stated_gpu_model
+    from lamcap.orchestrator.planning.plan import SPREAD, search_trace, simulated_thresholds, theory_p
 
     ctx = ProbeContext.of(spec, stated_gpu_model())
     guess = theory_p(cell)

@@ -39,7 +39,7 @@ def measure(collective, d: int, p: int, steps: int, mode: str) -> dict:
     from lamcap.kernels.memory import PeakMemory
     from lamcap.kernels.solvers import warm_up
     from lamcap.kernels.solvers.adam import train_adam
-    from lamcap.kernels.solvers.settings import SolverSettings
+    from lamcap.kernels.settings import SolverSettings
 
     warm_up("cpu")
     spec = InstanceSpec("dp", d, p, seed=0)

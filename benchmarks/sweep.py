@@ -1,10 +1,10 @@
 """The sweep orchestrator's two costs: probes per threshold, and how busy it keeps its actors.
 
-(a) Probes per (cell, seed): the adaptive bisection (lamcap.orchestrator.search.ThresholdLearner, asked
+(a) Probes per (cell, seed): the adaptive bisection (lamcap.orchestrator.learners.threshold.ThresholdLearner, asked
     one point at a time, and 4 at a time as the scheduler does with idle actors) against the
     paper's method, a uniform grid of 20 loads per cell; and what a relative resolution of
     RESOLUTION (SearchSettings.resolution: stop once p_hi - p_lo <= max(1, r p_lo)) saves. The oracle is a monotone fake: SAT iff
-    p <= p_true(seed), with p_true = g * bias * exp(sigma z), g = lamcap.analysis.theory.predicted_critical_p
+    p <= p_true(seed), with p_true = g * bias * exp(sigma z), g = lamcap.predictions.predicted_critical_p
     (the learner's own first guess), z ~ N(0, 1) per seed, sigma = 0.15 sqrt(8 / d) (about the
     seed-to-seed spread of real sweeps at small d, shrinking with d). bias = 1: theory is right on
     average; bias = 0.8: theory 25% too high (short Adam budgets land there). The grid spans the
@@ -26,8 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from lamcap.orchestrator.probe import probe_fields
-from lamcap.orchestrator.search import ThresholdLearner, p_for_alpha
+from lamcap.orchestrator.runtime.probe import probe_labels
+from lamcap.orchestrator.learners.threshold import ThresholdLearner
+from lamcap.predictions.units import alpha_to_p
 from lamcap.orchestrator.spec import Cell, Probe, SearchSettings, SweepSpec
 
 DS = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
@@ -62,12 +63,12 @@ def bisection_probes(cell: Cell, guess: float, p_star: int, width: int, resoluti
 def grid_window(guess: float, d: int) -> tuple[int, int]:
     """The integer p range of the uniform grid: the theory's load +-GRID_SPAN in alpha."""
     alpha = guess * math.log(guess) / d**2
-    lo = max(2, math.ceil(p_for_alpha(alpha * (1 - GRID_SPAN), d)))
-    return lo, math.floor(p_for_alpha(alpha * (1 + GRID_SPAN), d))
+    lo = max(2, math.ceil(alpha_to_p(alpha * (1 - GRID_SPAN), d)))
+    return lo, math.floor(alpha_to_p(alpha * (1 + GRID_SPAN), d))
 
 
 def probes_table(bias: float, seed: int = 0) -> list[dict]:
-    from lamcap.orchestrator.scheduler import theory_guess
+    from lamcap.orchestrator.learners.threshold import theory_guess
 
     rng = random.Random(seed)
     rows = []
@@ -130,7 +131,7 @@ def sleeping_runner(seconds: float, probe: Probe, settings, device: str) -> dict
     """A probe that takes `seconds` and returns the oracle's verdict (records as run_probe builds them)."""
     time.sleep(seconds)
     sat = probe.p <= oracle_p(probe.cell.problem, probe.cell.d, probe.seed)
-    return {**probe_fields(probe), "sat": sat, "status": "closed_form", "accuracy": 1.0 if sat else 0.9,
+    return {**probe_labels(probe), "sat": sat, "status": "closed_form", "accuracy": 1.0 if sat else 0.9,
             "n_violations": 0 if sat else 1, "min_margin": 0.1, "final_loss": 0.0, "steps": 0,
             "wall_seconds": seconds, "peak_bytes": 0, "device": device, "target_mean": 0.0, "target_var": 1.0,
             "offtarget_mean": 0.0, "offtarget_var": 1.0, "target_hist": [], "offtarget_hist": [],
@@ -156,13 +157,13 @@ def utilisation_run(pool, seconds: float, seeds: int, workdir: Path) -> dict:
     """One sweep of sleeping probes through the real Scheduler (default settings); its numbers."""
     import functools
 
-    from lamcap.orchestrator.scheduler import Scheduler, SchedulerSettings
-    from lamcap.orchestrator.store import Store
+    from lamcap.orchestrator.runtime.scheduler import Scheduler, SchedulerSettings
+    from lamcap.store.writer import StoreWriter
 
     spec = SweepSpec(problems=("op", "dp"), solvers=("hebbian",), rhos=(1.0,), ds=(8, 12, 16, 24), seeds=seeds,
                      device="cpu", search=SearchSettings())
     pool.set_runner(functools.partial(sleeping_runner, seconds))
-    store = Store.open_or_create(workdir / f"util-{seconds}.zarr", spec)
+    store = StoreWriter.open_or_create(workdir / f"util-{seconds}.zarr", spec)
     sched = Scheduler(spec, store, pool, SchedulerSettings(progress=False), guess=lambda cell: 20.0)
     totals: dict = {}
     for name in ("flush", "_fill", "_collect"):
@@ -194,7 +195,8 @@ def print_utilisation(rows: list[dict]) -> None:
 
 
 def measure_utilisation(quick: bool) -> list[dict]:
-    from lamcap.orchestrator.workers import WorkerPlan, WorkerPool, start_ray, stop_ray
+    from lamcap.orchestrator.runtime.pool import WorkerPlan, WorkerPool
+from lamcap.orchestrator.runtime.ray_session import start_ray, stop_ray
 
     start_ray(None, num_cpus=2)
     pool = WorkerPool(WorkerPlan(count=2, num_gpus=0, num_cpus=1, device="cpu"))

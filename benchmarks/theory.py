@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from lamcap.analysis import theory
+from lamcap import predictions as theory
 
 DS = (8, 16, 32, 64, 128, 256, 512, 1024)
 RHOS = (1.0, 0.5)

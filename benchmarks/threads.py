@@ -56,7 +56,8 @@ def busy_loops(n: int) -> list[subprocess.Popen]:
 
 
 def main() -> None:
-    from lamcap.kernels.threads import PARALLEL_MIN_WORK, step_work
+    from lamcap.kernels.budget import step_work
+    from lamcap.kernels.threads import PARALLEL_MIN_WORK
 
     cores = len(os.sched_getaffinity(0))
     print(f"(a) one step, idle machine ({cores} cores; load average now {os.getloadavg()[0]:.2f})")

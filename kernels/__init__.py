@@ -2,5 +2,5 @@
 
 Nothing here knows about Ray or files. Import submodules directly
 (``from lamcap.kernels.disorder import Instance``); this module stays light so that
-numpy-only code can import ``lamcap.kernels.errors`` without loading torch.
+numpy-only code can import ``lamcap.errors`` without loading torch.
 """

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lamcap.kernels.errors import InvalidInput
+from lamcap.errors import InvalidInput
+from lamcap.kernels.vocabulary import STORAGE_BYTES
 
 FLOAT32, FLOAT64 = 4, 8
 
@@ -51,7 +52,6 @@ def budget_bytes(device_type: str, total_memory: int | None) -> int:
 
 
 # ---- one probe's memory ---------------------------------------------------------------------------
-STORAGE_BYTES = {"float32": 4, "bfloat16": 2}
 VERIFY_BLOCK_BYTES = 1 << 25  # kernels.verify.BLOCK_BYTES: float64 competitors per streamed block on a CPU
 VERIFY_BLOCK_COPIES = 4  # the block, its scores, the mask and exp() alive together
 CHUNK_COPIES = 3  # a fused-loss chunk, its upcast and its scores/probabilities
@@ -94,13 +94,24 @@ def human(n: float) -> str:
     return f"{n:.1f} PiB"
 
 
-def _resolved(problem: str, d: int, p: int, mode: str, storage: int, materialize_limit: int, shard_rows: int) -> str:
-    """The mode lamcap.kernels.competitors.resolve_mode picks, from sizes alone."""
+def competitor_mode(problem: str, d: int, p: int, mode: str, storage_bytes: int, budget: int, shards: int = 1) -> str:
+    """The mode a probe's fused loss runs in, the one rule every layer uses: OP holds its (p, d) outputs
+    ('materialize', whatever was asked); DP 'auto' materialises when the largest shard's (rows, d, p) tensor of
+    `storage_bytes` per entry fits `budget` bytes, and regenerates otherwise; an explicit mode is kept."""
     if problem == "op":
-        return "shared"
+        return "materialize"
     if mode != "auto":
         return mode
-    return "materialize" if shard_rows * p * d * storage <= materialize_limit else "regenerate"
+    return "materialize" if largest_shard(p, max(1, min(shards, p))) * p * d * storage_bytes <= budget else "regenerate"
+
+
+def step_work(problem: str, d: int, p: int, mode: str = "materialize") -> float:
+    """The work of one loss + gradient step that its time is fitted to: OP 4 p^2 d flops (scores, then the
+    softmax-weighted sum); DP 2 p^2 d competitor reads (materialised) or p^2 d generated samples (regenerated)."""
+    n = float(p) * p * d
+    if problem == "op":
+        return 4.0 * n
+    return n if mode == "regenerate" else 2.0 * n
 
 
 def _materialize_limit(device_type: str, total_memory: int | None, memory_budget_bytes: int | None) -> int:
@@ -119,12 +130,12 @@ def probe_memory(problem: str, d: int, p: int, rank: int, solver: str, *, mode: 
     storage = STORAGE_BYTES.get(storage_dtype, FLOAT32)
     mine = largest_shard(p, max(1, min(shards, p)))  # the rows of the largest shard
     limit = _materialize_limit(device_type, total_memory, memory_budget_bytes)
-    resolved = _resolved(problem, d, p, mode, storage, limit, mine)
+    resolved = competitor_mode(problem, d, p, mode, storage, limit, shards)
     rows = p * d
     inputs = rows * FLOAT32 * 2 + mine * d * FLOAT64  # X, targets (float32) and the shard's X in float64
     if problem == "op":
         inputs += rows * FLOAT32  # the shared outputs
-    competitors = mine * p * d * storage if resolved == "materialize" else 0
+    competitors = mine * p * d * storage if problem == "dp" and resolved == "materialize" else 0
     params = d * d if rank >= d else 2 * d * rank
     weights = params * FLOAT32 * 4 + d * d * FLOAT64 * 3  # W (or A, B) with grad and Adam moments; SVD
     chunks = 0
@@ -136,7 +147,7 @@ def probe_memory(problem: str, d: int, p: int, rank: int, solver: str, *, mode: 
     # a CUDA block holds 1/CUDA_CHUNK_DIVISOR of the GPU's memory in float64 (kernels.verify.block_elements)
     block = VERIFY_BLOCK_BYTES if device_type != "cuda" else (total_memory or 0) // CUDA_CHUNK_DIVISOR
     verification = VERIFY_BLOCK_COPIES * block + mine * d * FLOAT64 + p * FLOAT64 * 8
-    return MemoryEstimate(inputs, competitors, weights, chunks, verification, resolved)
+    return MemoryEstimate(inputs, competitors, weights, chunks, verification, "shared" if problem == "op" else resolved)
 
 
 def auto_shards(problem: str, d: int, p: int, k_max: int, *, storage_dtype: str = "float32",

@@ -6,7 +6,7 @@ around its solver (the instance, one float64 verification, the record): a whole 
 `calibrate` times each on real instances of the kernels' public API, one thread (what a sweep's
 CPU actor has), and returns raw timings, kinds 'step', 'setup', 'verify' and 'probe' (a whole
 `solve(..., 'hebbian')`); fitting them to flop and byte counts is the cost model's job
-(lamcap.orchestrator.cost_model). No Ray, no files.
+(lamcap.orchestrator.planning.cost_model). No Ray, no files.
 
 Adam steps are timed by differencing two runs of `train_adam` on the same instance (k1 and k2
 steps at a load above capacity, where nothing converges early): per step = (t2 - t1) / (k2 - k1),
@@ -26,10 +26,10 @@ from dataclasses import dataclass
 import torch
 
 from lamcap.kernels.disorder import Instance, InstanceSpec
-from lamcap.kernels.errors import InvalidInput
+from lamcap.errors import InvalidInput
 from lamcap.kernels.solvers import resolve_device, solve
 from lamcap.kernels.solvers.adam import train_adam
-from lamcap.kernels.solvers.settings import SolverSettings
+from lamcap.kernels.settings import SolverSettings
 from lamcap.kernels.verify import verify
 from lamcap.kernels.weights import hebbian
 

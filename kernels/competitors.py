@@ -38,16 +38,16 @@ from dataclasses import dataclass
 import torch
 
 from lamcap.kernels.disorder import Instance
-from lamcap.kernels.errors import InvalidInput
+from lamcap.errors import InvalidInput
+from lamcap.kernels.vocabulary import MODES
 from lamcap.kernels.sharding import WHOLE, Shard, largest_shard, row_pieces
 
-MODES = ("auto", "materialize", "regenerate")
 STORAGE_DTYPES = (torch.float32, torch.bfloat16)
 # The plan's pure rules (budgets, chunk sizes) live in the torch-free lamcap.kernels.budget, so that
 # the cost planner and the memory checks use the very same numbers.
 from lamcap.kernels.budget import (  # noqa: E402
     CPU_CHUNK_BYTES, CUDA_BUDGET_FRACTION, CUDA_CHUNK_DIVISOR, DEFAULT_CPU_BUDGET_BYTES, GENERATION_OVERHEAD,
-    budget_bytes, chunk_bytes)
+    budget_bytes, chunk_bytes, competitor_mode)
 
 # Competitors generated at a time while a CPU fills a materialised tensor: 512 KiB of float32, whose
 # temporaries stay in L2 and leave the allocator's heap small (with 2 MiB pieces the heap kept ~14 MiB
@@ -208,14 +208,9 @@ def resolve_mode(
         raise InvalidInput(f"unknown competitor mode {mode!r}; expected one of {MODES}")
     if memory_budget_bytes is not None and memory_budget_bytes < 0:
         raise InvalidInput(f"memory_budget_bytes={memory_budget_bytes!r} must be >= 0")
-    if instance.problem == "op":
-        return "materialize"
-    if mode != "auto":
-        return mode
     budget = default_budget_bytes(instance.device) if memory_budget_bytes is None else memory_budget_bytes
-    rows = largest_shard(instance.p, shards)
-    needed = rows * instance.p * instance.d * torch.tensor([], dtype=storage_dtype).element_size()
-    return "materialize" if needed <= budget else "regenerate"
+    storage = torch.tensor([], dtype=storage_dtype).element_size()
+    return competitor_mode(instance.problem, instance.d, instance.p, mode, storage, budget, shards)
 
 
 def _chunk(value: int | None, default: int, name: str) -> int:

@@ -23,10 +23,10 @@ from functools import cached_property
 
 import torch
 
-from lamcap.kernels.errors import InvalidInput
+from lamcap.errors import InvalidInput
+from lamcap.kernels.vocabulary import PROBLEMS
 from lamcap.kernels.gaussian import GENERATOR, Stream, mix64_, pairs_to_normal, splitmix64, words_to_normal
 
-PROBLEMS = ("op", "dp")
 TILE_MU = 32  # inputs per tile(i, j); blocks of any shape may be generated, tiles are a convenience
 TILE_NU = 256  # competitors per tile(i, j)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from lamcap.kernels.competitors import CompetitorSource
-from lamcap.kernels.errors import InvalidInput
+from lamcap.errors import InvalidInput
 
 
 def _scores(z: torch.Tensor, tile: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from lamcap.kernels.disorder import Instance
-from lamcap.kernels.verify import HIST_EDGES
+from lamcap.kernels.outcome import HIST_EDGES
 
 INPUT = 0  # the input followed across loads
 

@@ -1,8 +1,16 @@
-"""What one solved and verified instance reports: the probe record's kernel half."""
+"""What one solved and verified instance reports: the kernel half of a probe record, declared once.
+
+Every field of `Outcome` carries its store declaration in its metadata (`recorded`): units, description,
+storage dtype, categories and the value a record without an instance holds (a probe that raised). The
+store's schema (lamcap.store.schema) is built from these declarations; nothing repeats them.
+"""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
 
 # The closed vocabulary of outcome statuses (the store keeps them as integer codes).
 STATUSES = (
@@ -19,52 +27,75 @@ GENERATORS = ("none", "splitmix64-erfcinv-v1")
 # How the fused loss walked the competitors (lamcap.kernels.competitors.SourcePlan); 'none': no fused loss
 # (hebbian, lp), or no record of it.
 PLAN_MODES = ("none", "materialize", "regenerate")
+HIST_EDGES = np.linspace(-10.0, 20.0, 121)  # normalised-score bins of every histogram; outside values go to the end bins
+N_BINS = len(HIST_EDGES) - 1
+_REQUIRED = object()  # `recorded` without a default: a required field
+
+
+def recorded(units: str, description: str, dtype: str, *, missing: Any = None, categories: tuple[str, ...] = (),
+             columns: str | None = None, default: Any = _REQUIRED) -> Any:
+    """A dataclass field declared for the store: `dtype` a numpy code ('?', 'i1' for a category, 'i8', 'f8'),
+    `columns` the second dimension of a 2-D field, `missing` what a record without an instance holds (default:
+    the dtype's fill), `default` the field's default in Outcome (none: required)."""
+    meta = {"units": units, "description": description, "dtype": dtype, "categories": categories,
+            "columns": columns, "missing": missing}
+    if default is _REQUIRED:
+        return field(metadata=meta)
+    if isinstance(default, list):
+        return field(default_factory=list, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class Outcome:
     """Result of ``lamcap.kernels.solvers.solve``; every field is a plain Python value."""
 
-    sat: bool
-    n_violations: int
-    accuracy: float  # fraction of associations stored, from verification
-    min_margin: float  # min_mu (s_mu,mu - max_{nu!=mu} s_mu,nu) / sigma_off
-    final_loss: float  # mean cross-entropy of the returned W (float64 pass)
-    steps: int  # optimiser steps (adam), constraint-generation rounds (lp), 0 (hebbian)
-    status: str  # one of STATUSES
-    wall_seconds: float
-    peak_bytes: int  # peak memory of the solve (CUDA: allocator peak; CPU: resident high-water mark over its start, reset per probe); sharded: the largest shard's
-    device: str  # device type the instance was generated and solved on: 'cpu' or 'cuda'
-    target_mean: float  # normalised target scores: (s - mean_off) / sigma_off
-    target_var: float
-    offtarget_mean: float
-    offtarget_var: float
-    generator: str = "none"  # one of GENERATORS: what generated the instance
-    mode: str = "none"  # one of PLAN_MODES: the resolved competitor mode of the fused loss
-    chunk_rows: int = 0  # inputs per chunk of the fused loss (0: no fused loss)
-    chunk_cols: int = 0  # competitors per chunk of the fused loss (0: no fused loss)
-    target_hist: list[int] = field(default_factory=list)  # counts on lamcap.kernels.verify.HIST_EDGES
-    offtarget_hist: list[int] = field(default_factory=list)
-    singular_values: list[float] = field(default_factory=list)  # of W, descending, length d
-    # input mu = 0 alone (lamcap.kernels.input_scores; in every instance of a seed): its normalised
-    # target score, and its p - 1 normalised competitor scores counted on HIST_EDGES
-    input_target_score: float = float("nan")
-    input_competitor_hist: list[int] = field(default_factory=list)
-    # CPU time of the solving process over the solve: on a CPU device what a free core takes, where
-    # wall_seconds also counts the time other processes held it (on CUDA: the host's share only)
-    cpu_seconds: float = float("nan")
-    # lp only (NaN for other solvers): the optimal max-margin t* of lamcap.kernels.solvers.lp over sigma_off
-    # of the optimal W, i.e. in the units of min_margin; 0 when UNSAT (t* = 0: no W separates strictly)
-    lp_margin: float = math.nan
-    shards: int = 1  # processes (devices) the probe's rows were split over (lamcap.kernels.sharding)
+    sat: bool = recorded("1", "every association stored (float64 verification)", "?", missing=False)
+    n_violations: int = recorded("1", "associations not stored", "i8", missing=-1)
+    accuracy: float = recorded("1", "fraction of associations stored", "f8")
+    min_margin: float = recorded("sigma_off", "min over mu of target minus best competitor score, normalised", "f8")
+    final_loss: float = recorded("nats", "mean cross-entropy of the returned W", "f8")
+    steps: int = recorded("1", "optimiser steps (adam), LP rounds (lp), 0 (hebbian)", "i8", missing=0)
+    status: str = recorded("1", "how the solve ended", "i1", categories=STATUSES, missing="error")
+    wall_seconds: float = recorded("s", "wall time of the solve on its actor", "f8")
+    peak_bytes: int = recorded("bytes", "peak memory of the solve on its device (CUDA: allocator peak; CPU: resident "
+                               "high-water mark over its start); sharded: the largest shard's", "i8", missing=0)
+    device: str = recorded("1", "device type the instance was generated and solved on", "i1",
+                           categories=("cpu", "cuda"))
+    target_mean: float = recorded("sigma_off", "mean normalised target score", "f8")
+    target_var: float = recorded("sigma_off^2", "variance of normalised target scores", "f8")
+    offtarget_mean: float = recorded("sigma_off", "mean normalised competitor score", "f8")
+    offtarget_var: float = recorded("sigma_off^2", "variance of normalised competitor scores", "f8")
+    generator: str = recorded("1", "what generated the instance (lamcap.kernels.gaussian.GENERATOR); none: no "
+                              "instance", "i1", categories=GENERATORS, default="none")
+    mode: str = recorded("1", "competitor mode of the fused loss (materialize or regenerate); none: hebbian, lp, "
+                         "error", "i1", categories=PLAN_MODES, default="none")
+    chunk_rows: int = recorded("1", "inputs per chunk of the fused loss; 0: no fused loss", "i8", default=0)
+    chunk_cols: int = recorded("1", "competitors per chunk of the fused loss; 0: no fused loss", "i8", default=0)
+    target_hist: list[int] = recorded("count", "normalised target scores per score bin", "i8", columns="score_bin",
+                                      default=[])
+    offtarget_hist: list[int] = recorded("count", "normalised competitor scores per score bin", "i8",
+                                         columns="score_bin", default=[])
+    singular_values: list[float] = recorded("1", "singular values of W, descending, NaN-padded to the sweep's "
+                                            "largest d", "f8", columns="sv_index", default=[])
+    input_target_score: float = recorded("sigma_off", "normalised target score of input mu = 0 (in every p of a "
+                                         "seed: disorder nests)", "f8", default=math.nan)
+    input_competitor_hist: list[int] = recorded("count", "input mu = 0's p - 1 normalised competitor scores per "
+                                                "score bin", "i8", columns="score_bin", default=[])
+    cpu_seconds: float = recorded("s", "CPU time of the solving process over the solve (a CPU device: what a free "
+                                  "core takes; wall_seconds also counts waits for a busy machine's cores)", "f8",
+                                  default=math.nan)
+    lp_margin: float = recorded("sigma_off", "lp only (NaN otherwise): optimal margin t* of max t s.t. "
+                                "s[mu,mu] - s[mu,nu] >= t for all nu != mu, -1 <= W_ij <= 1, divided by sigma_off "
+                                "of that optimal W; 0 when UNSAT", "f8", default=math.nan)
+    shards: int = recorded("1", "devices the probe's inputs were split over (a gang of actors); 1: one device",
+                           "i8", missing=1, default=1)
 
     def __post_init__(self) -> None:
-        if self.status not in STATUSES:
-            raise ValueError(f"unknown status {self.status!r}")
-        if self.generator not in GENERATORS:
-            raise ValueError(f"unknown generator {self.generator!r}")
-        if self.mode not in PLAN_MODES:
-            raise ValueError(f"unknown plan mode {self.mode!r}")
+        for f in fields(self):
+            categories = f.metadata["categories"]
+            if categories and getattr(self, f.name) not in categories:
+                raise ValueError(f"unknown {f.name} {getattr(self, f.name)!r}; expected one of {categories}")
 
     def as_record(self) -> dict:
         return asdict(self)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lamcap.kernels.errors import InvalidInput
+from lamcap.errors import InvalidInput
 
 
 def naive_scores(Z: torch.Tensor, Y_full: torch.Tensor, problem: str) -> torch.Tensor:

@@ -10,7 +10,7 @@ the k = 1 case of the same code, not a second path. ``TorchCollective`` runs on
 torch.distributed (Gloo on CPU tensors, NCCL on CUDA ones). Every control-flow decision of a
 sharded solve is taken on reduced values, so every rank takes the same branch and none is left
 waiting in a collective. No Ray here: ``joined`` forms a process group from a rendezvous that
-someone else (lamcap.orchestrator.gangs) arranged.
+someone else (lamcap.orchestrator.runtime.gangs) arranged.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from lamcap.kernels.budget import largest_shard  # noqa: F401 - the row split's arithmetic, torch-free
-from lamcap.kernels.errors import InvalidInput
+from lamcap.errors import InvalidInput
 
 DEFAULT_TIMEOUT_S = 300.0  # a collective (or the group's formation) that waits longer raises
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from lamcap.kernels.errors import InvalidInput
+from lamcap.errors import InvalidInput
 
 # Work per optimiser step (float operations, the fused loss's 4 p^2 d for OP, 2 p^2 d reads for
 # DP) below which one thread is as fast as two on an idle machine. benchmarks/threads.py on the
@@ -24,11 +24,6 @@ PARALLEL_MIN_WORK = 4e6
 def quiet_openmp() -> None:
     """Ask OpenMP to sleep, not spin, while waiting (effective before torch's first import)."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
-def step_work(problem: str, d: int, p: int) -> float:
-    """Float operations (OP) or competitor reads (DP) of one loss + gradient step."""
-    return 4.0 * p * p * d if problem == "op" else 2.0 * p * p * d
 
 
 def idle_cores() -> int:

@@ -33,9 +33,9 @@ import torch
 
 from lamcap.kernels.competitors import CUDA_CHUNK_DIVISOR, device_memory_bytes
 from lamcap.kernels.disorder import Instance
+from lamcap.kernels.outcome import HIST_EDGES
 from lamcap.kernels.sharding import SOLO, Collective, row_pieces, shard_rows
 
-HIST_EDGES = np.linspace(-10.0, 20.0, 121)  # normalised-score bins; outside values go to the end bins
 BLOCK_BYTES = 1 << 25  # float64 bytes of competitors per streamed block on a CPU (32 MiB)
 FLOAT64_BYTES = 8
 

@@ -38,7 +38,7 @@ __version__ = _version()
 
 def __getattr__(name: str) -> Any:
     if name in API:
-        return getattr(import_module("lamcap.orchestrator.api"), name)
+        return getattr(import_module("lamcap.api"), name)
     raise AttributeError(f"module 'lamcap' has no attribute {name!r}")
 
 

@@ -1,6 +1,6 @@
 """`python -m lamcap` is the `lamcap` command."""
 import sys
 
-from lamcap.orchestrator.cli import main
+from lamcap.cli import main
 
 sys.exit(main())

@@ -32,7 +32,8 @@ def test_wheel_installs_only_lamcap_and_runs_from_site_packages(tmp_path):
     tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"lamcap"}
     names = zipfile.ZipFile(wheel).namelist()
-    assert {"lamcap/kernels/fused_loss.py", "lamcap/orchestrator/cli.py", "lamcap/analysis/theory.py"} <= set(names)
+    assert {"lamcap/kernels/fused_loss.py", "lamcap/cli.py", "lamcap/predictions/capacity.py", "lamcap/store/schema.py",
+            "lamcap/orchestrator/runtime/scheduler.py", "lamcap/analysis/scaling.py"} <= set(names)
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)

@@ -18,22 +18,21 @@ import torch
 
 from lamcap.kernels.competitors import SourcePlan
 from lamcap.kernels.disorder import Instance, InstanceSpec
-from lamcap.kernels.errors import InvalidInput
+from lamcap.errors import InvalidInput
 from lamcap.kernels.input_scores import input_scores
 from lamcap.kernels.memory import PeakMemory
 from lamcap.kernels.outcome import Outcome
 from lamcap.kernels.sharding import SOLO, Collective, check_shards
-from lamcap.kernels.solvers.settings import SolverSettings
+from lamcap.kernels.settings import SolverSettings
+from lamcap.kernels.vocabulary import DEVICE_CHOICES, SOLVERS
 from lamcap.kernels.verify import Verification, verify
 
-SOLVERS = ("adam", "hebbian", "lp")
-DEVICES = ("cpu", "cuda", "auto")
 
 
 def resolve_device(device: str) -> str:
     """'cpu' or 'cuda' for a requested 'cpu', 'cuda' or 'auto'; InvalidInput if unavailable."""
-    if device not in DEVICES:
-        raise InvalidInput(f"unknown device {device!r}; expected one of {DEVICES}")
+    if device not in DEVICE_CHOICES:
+        raise InvalidInput(f"unknown device {device!r}; expected one of {DEVICE_CHOICES}")
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():

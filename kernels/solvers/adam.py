@@ -7,7 +7,7 @@ every step; when it reaches p, an exact float64 count must agree before training
 stops (fp32 ties are not stores), otherwise training goes on. Full rank trains W
 itself; rank r < d trains the two factors of W = A B.
 
-Defaults (lamcap.kernels.solvers.settings.SolverSettings): lr = 1.0, max_steps = 2000,
+Defaults (lamcap.kernels.settings.SolverSettings): lr = 1.0, max_steps = 2000,
 warmup_frac = 0.05. The solutions form a cone, so a large step only grows |W| and the
 learning rate mostly sets how fast the direction moves. Measured with `lamcap sweep`
 (full rank, 6 seeds per cell, per-seed p* of adam over the exact LP's p* on the same
@@ -37,7 +37,7 @@ from lamcap.kernels.competitors import SourcePlan, make_source
 from lamcap.kernels.disorder import Instance
 from lamcap.kernels.fused_loss import fused_loss
 from lamcap.kernels.sharding import SOLO, Collective
-from lamcap.kernels.solvers.settings import SolverSettings
+from lamcap.kernels.settings import SolverSettings
 from lamcap.kernels.verify import count_stored
 from lamcap.kernels.weights import init_full, init_two_layer, weight_generator
 

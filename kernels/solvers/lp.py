@@ -47,11 +47,10 @@ import numpy as np
 import torch
 
 from lamcap.kernels.disorder import Instance
-from lamcap.kernels.errors import InvalidInput
+from lamcap.errors import InvalidInput
+from lamcap.kernels.settings import LP_MAX_D, LP_MAX_P
 from lamcap.kernels.solvers.margins import PairMargins, Pairs
 
-LP_MAX_D = 36  # near-threshold probes finish in < 10 CPU minutes up to here (benchmarks/lp.py)
-LP_MAX_P = 2000  # every round scans all p (p - 1) pairs
 MAX_ROUNDS = 200
 MARGIN_TOL = 1e-8  # SAT needs a W whose smallest margin exceeds MARGIN_TOL d^2; see the module docstring
 ZERO_TOL = 1e-9  # UNSAT needs the dual bound on t* at or below ZERO_TOL d^2

@@ -1,47 +1,19 @@
-"""Write tiny lamcap stores in exactly the schema of docs/STORE.md, without Ray or torch.
+"""Write tiny lamcap stores with lamcap's own writer (lamcap.store.writer), without Ray or torch.
 
 ``write_store`` writes explicit records (hand-built stores); ``synthetic_sweep`` makes
 records that look like a small sweep (thresholds, curve points, spectra, score histograms).
 """
 from __future__ import annotations
 
-import json
 import math
+from dataclasses import dataclass
 from itertools import product
+from pathlib import Path
 
 import numpy as np
 import pytest
-import xarray as xr
-import zarr
 
-CATEGORIES = {
-    "problem": ("op", "dp"),
-    "solver": ("adam", "hebbian", "lp"),
-    "status": ("converged", "max_steps", "diverged", "closed_form", "feasible", "infeasible", "error"),
-    "device": ("cpu", "cuda"),
-    "purpose": ("search", "curve"),
-    "generator": ("none", "splitmix64-erfcinv-v1"),
-    "mode": ("none", "materialize", "regenerate"),
-    "learner": ("rank", "dimension"),  # the decisions group (not written here)
-    "basis": ("initial", "width", "curvature", "width_per_device_second", "stop"),
-}
-RECORD_DEFAULTS = {"generator": "none", "mode": "none", "chunk_rows": 0, "chunk_cols": 0, "shards": 1}
 HIST_EDGES = np.linspace(-10.0, 20.0, 121)
-UNITS = {"alpha": "p ln p / d^2", "alpha_star": "p ln p / d^2", "wall_seconds": "s", "cpu_seconds": "s",
-         "peak_bytes": "bytes", "lp_margin": "sigma_off"}
-PROBE_SCALARS = {
-    "problem": "i1", "solver": "i1", "rho": "f8", "rho_eff": "f8", "rank": "i8", "d": "i8", "seed": "i8",
-    "p": "i8", "alpha": "f8", "purpose": "i1", "attempt": "i8", "sat": "?", "status": "i1", "accuracy": "f8",
-    "n_violations": "i8", "min_margin": "f8", "final_loss": "f8", "steps": "i8", "wall_seconds": "f8",
-    "peak_bytes": "i8", "device": "i1", "target_mean": "f8", "target_var": "f8", "offtarget_mean": "f8",
-    "offtarget_var": "f8", "generator": "i1", "mode": "i1", "chunk_rows": "i8", "chunk_cols": "i8", "shards": "i8",
-    "input_target_score": "f8", "cpu_seconds": "f8", "lp_margin": "f8",
-}
-HISTS = ("target_hist", "offtarget_hist", "input_competitor_hist")
-THRESHOLD_SCALARS = {
-    "problem": "i1", "solver": "i1", "rho": "f8", "rho_eff": "f8", "rank": "i8", "d": "i8", "seed": "i8",
-    "p_star": "i8", "alpha_star": "f8", "p_lo": "i8", "p_hi": "i8", "n_probes": "i8", "monotone": "?",
-}
 
 
 def alpha_of(p: int, d: int) -> float:
@@ -56,70 +28,33 @@ def p_of(alpha: float, d: int) -> int:
     return p
 
 
-def _attrs(name: str) -> dict:
-    attrs = {"units": UNITS.get(name, "1"), "description": f"{name} (synthetic test store)"}
-    if name in CATEGORIES:
-        attrs["flag_values"] = list(range(len(CATEGORIES[name])))
-        attrs["flag_meanings"] = " ".join(CATEGORIES[name])
-    return attrs
+@dataclass(frozen=True)
+class _Spec:
+    """What the writer needs of a spec: its dict (recorded) and the largest d (the spectra's width)."""
 
+    raw: dict
+    max_d: int
 
-def _column(records: list[dict], name: str, dtype: str) -> np.ndarray:
-    records = [r if name in r or name not in RECORD_DEFAULTS else {**r, name: RECORD_DEFAULTS[name]}
-               for r in records]
-    if name in CATEGORIES:
-        return np.array([CATEGORIES[name].index(r[name]) for r in records], dtype="i1")
-    return np.array([r[name] for r in records], dtype=dtype)
-
-
-def _table(records: list[dict], dim: str, scalars: dict) -> tuple[xr.Dataset, dict]:
-    ds = xr.Dataset(coords={dim: np.arange(len(records))})
-    encoding = {}
-    for name, dtype in scalars.items():
-        ds[name] = xr.Variable(dim, _column(records, name, dtype), attrs=_attrs(name))
-        if dtype == "f8":
-            encoding[name] = {"fill_value": np.nan}
-    return ds, encoding
-
-
-def _probes_dataset(records: list[dict], drop: tuple[str, ...] = ()) -> tuple[xr.Dataset, dict]:
-    ds, encoding = _table(records, "probe", {k: v for k, v in PROBE_SCALARS.items() if k not in drop})
-    edges = [float(e) for e in HIST_EDGES]
-    for name in (h for h in HISTS if h not in drop):
-        counts = np.array([r[name] for r in records], dtype="i8").reshape(len(records), len(HIST_EDGES) - 1)
-        ds[name] = xr.Variable(("probe", "score_bin"), counts, attrs={**_attrs(name), "score_bin_edges": edges})
-    d_max = max(int(r["d"]) for r in records)
-    sv = np.full((len(records), d_max), np.nan)
-    for i, r in enumerate(records):
-        sv[i, : len(r["singular_values"])] = r["singular_values"]
-    ds["singular_values"] = xr.Variable(("probe", "sv_index"), sv, attrs=_attrs("singular_values"))
-    encoding["singular_values"] = {"fill_value": np.nan}
-    return ds, encoding
+    def to_dict(self) -> dict:
+        return self.raw
 
 
 def write_store(path, probes: list[dict], thresholds: list[dict], spec: dict | None = None,
                 drop: tuple[str, ...] = ()) -> str:
-    """Write a store at ``path``: root attrs, then the non-empty groups among probes/thresholds.
+    """Write a store at ``path`` with lamcap's writer: the records as given, the spec dict recorded as is.
 
-    ``drop`` names probe variables to leave out (a store written before they existed)."""
+    ``drop`` names probe variables to delete afterwards (a store written before they existed)."""
+    import shutil
+
+    from lamcap.store.writer import StoreWriter
+
     path = str(path)
-    with zarr.config.set({"array.write_empty_chunks": True}):  # as lamcap's writer: every chunk on disk
-        return _write_store(path, probes, thresholds, spec, drop)
-
-
-def _write_store(path: str, probes: list[dict], thresholds: list[dict], spec: dict | None,
-                 drop: tuple[str, ...]) -> str:
-    root = zarr.open_group(path, mode="w", zarr_format=3)
-    root.attrs.update({
-        "lamcap_schema": 1, "spec": json.dumps(spec or {"preset": "synthetic"}),
-        "versions": json.dumps({"lamcap": "test"}), "created": "2026-01-01T00:00:00Z",
-    })
-    if probes:
-        ds, enc = _probes_dataset(probes, drop)
-        ds.to_zarr(path, group="probes", mode="w", consolidated=False, encoding=enc, zarr_format=3)
-    if thresholds:
-        ds, enc = _table(thresholds, "threshold", THRESHOLD_SCALARS)
-        ds.to_zarr(path, group="thresholds", mode="w", consolidated=False, encoding=enc, zarr_format=3)
+    ds = [int(r["d"]) for r in probes] or [8]
+    writer = StoreWriter.open_or_create(path, _Spec(spec or {"preset": "synthetic"}, max(ds)))
+    writer.append_probes([{"error": "", **r} for r in probes])
+    writer.append_thresholds(thresholds)
+    for name in drop:
+        shutil.rmtree(Path(path) / "probes" / name)
     return path
 
 
@@ -176,7 +111,7 @@ def threshold_record(cell: dict, seed: int, p_star: int, n_probes: int) -> dict:
     rank = max(1, round(cell["rho"] * cell["d"]))
     return {**cell, "rho_eff": rank / cell["d"], "rank": rank, "seed": seed, "p_star": p_star,
             "alpha_star": alpha_of(p_star, cell["d"]), "p_lo": p_star, "p_hi": p_star + 1,
-            "n_probes": n_probes, "monotone": True}
+            "n_probes": n_probes, "monotone": True, "complete": True, "reason": ""}
 
 
 def true_threshold(solver: str, rho: float, d: int) -> float:

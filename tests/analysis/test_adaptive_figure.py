@@ -9,7 +9,9 @@ import pytest
 import xarray as xr
 
 from lamcap.analysis import figures
-from lamcap.orchestrator.adaptive import RankLearner, RhoRule, added_cells
+from lamcap.analysis.decisions import added_cells
+from lamcap.orchestrator.learners.rank import RankLearner
+from lamcap.orchestrator.spec.adaptive_rules import RhoRule
 
 DS = (8, 12)
 

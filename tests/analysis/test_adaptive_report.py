@@ -8,10 +8,10 @@ import xarray as xr
 
 from lamcap.analysis import figures
 from lamcap.analysis.report import build_report
-from lamcap.orchestrator.adaptive import decision_row
-from lamcap.orchestrator.expansion import Expansion
+from lamcap.orchestrator.learners.decisions import decision_row
+from lamcap.orchestrator.learners.expansion import Expansion
 from lamcap.orchestrator.spec import Cell, Probe
-from lamcap.orchestrator.store import Store
+from lamcap.store.writer import StoreWriter
 from tests.orchestrator.adaptive_oracle import runner
 from tests.orchestrator.test_expansion import cubic_cost, make_spec, run
 from tests.orchestrator.test_store_decisions import _threshold_rows
@@ -21,11 +21,11 @@ def adaptive_store(path, axis: str):
     """A store as an adaptive sweep leaves it: thresholds of the learners' cells and their decisions."""
     spec = make_spec(axis, problems=("op",))
     rows, decisions = run(Expansion(spec, cubic_cost))
-    store = Store.open_or_create(path, spec)
+    store = StoreWriter.open_or_create(path, spec)
     store.append_probes([runner(Probe(Cell(r["problem"], r["solver"], r["rho"], r["d"]), r["seed"], p), None, "cpu")
                          for r in rows.values() if r["complete"] for p in (r["p_star"], r["p_star"] + 1)])
     store.append_thresholds(_threshold_rows(list(rows.values())))
-    store.append_decisions(decisions)
+    store.append_decisions(decisions, [decision_row(d) for d in decisions])
     return spec, rows, decisions
 
 

@@ -8,7 +8,7 @@ from lamcap.analysis import figures, mechanism, thresholds
 from lamcap.analysis.report import analyze
 
 try:
-    import lamcap.analysis.theory  # noqa: F401 (written alongside; figures draw theory curves only when it exists)
+    import lamcap.predictions  # noqa: F401 (written alongside; figures draw theory curves only when it exists)
 
     HAS_THEORY = True
 except ImportError:

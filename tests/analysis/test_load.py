@@ -7,8 +7,9 @@ import xarray as xr
 import zarr
 
 from lamcap.analysis.load import decode, open_store
-from lamcap.kernels.errors import InvalidInput
-from tests.analysis.store_factory import CATEGORIES, synthetic_sweep, write_store
+from lamcap.errors import InvalidInput
+from lamcap.store.schema import PROBES
+from tests.analysis.store_factory import synthetic_sweep, write_store
 
 
 def test_decoded_labels_match_the_records_written(tmp_path):
@@ -20,7 +21,7 @@ def test_decoded_labels_match_the_records_written(tmp_path):
     assert store.thresholds.solver.values.tolist() == [r["solver"] for r in thresholds]
     np.testing.assert_array_equal(store.probes.p.values, [r["p"] for r in probes])
     assert store.spec == {"preset": "synthetic"}
-    assert store.attrs["lamcap_schema"] == 1
+    assert store.attrs["lamcap_schema"] == 2
 
 
 def test_raw_codes_are_int8_with_cf_attributes(tmp_path):
@@ -28,7 +29,7 @@ def test_raw_codes_are_int8_with_cf_attributes(tmp_path):
     path = write_store(tmp_path / "s.zarr", probes, thresholds)
     raw = xr.open_zarr(path, group="probes", consolidated=False)
     assert raw.problem.dtype == np.int8
-    assert raw.problem.attrs["flag_meanings"].split() == list(CATEGORIES["problem"])
+    assert raw.problem.attrs["flag_meanings"].split() == list(PROBES["problem"].categories)
 
 
 def test_decode_rejects_a_code_outside_flag_values():
@@ -58,14 +59,3 @@ def test_store_without_thresholds_is_reported_unless_allowed(tmp_path):
     store = open_store(path, require_thresholds=False)
     assert store.thresholds.sizes.get("threshold", 0) == 0
     assert store.probes.sizes["probe"] == len(probes)
-
-
-def test_the_factory_writes_the_schema_the_sweep_writer_writes():
-    """The synthetic stores are written independently of lamcap.orchestrator.store: pin them to the same schema."""
-    from lamcap.orchestrator import store
-    from tests.analysis import store_factory
-
-    assert store_factory.CATEGORIES == store.CATEGORIES
-    assert set(store_factory.PROBE_SCALARS) == set(store.PROBE_FIELDS)
-    assert np.array_equal(store_factory.HIST_EDGES, store.hist_edges())
-    assert set(store_factory.HISTS) == set(store.HIST_FIELDS)

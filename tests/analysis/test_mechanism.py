@@ -8,7 +8,7 @@ import xarray as xr
 from lamcap.analysis.load import open_store
 from lamcap.analysis.mechanism import (ks_distance, law_cdf, regime, relative_load, score_histograms, score_ratios,
                                 steps_to_solution, threshold_spectra)
-from lamcap.kernels.errors import InvalidInput
+from lamcap.errors import InvalidInput
 from tests.analysis.store_factory import (alpha_of, probe_record, quarter_circle_sample, threshold_record,
                                           write_store)
 
@@ -121,7 +121,7 @@ def test_steps_to_solution_binned_by_relative_load(tmp_path):
 
 
 def test_spectrum_distances_prefer_the_law_the_spectra_were_drawn_from(tmp_path):
-    pytest.importorskip("lamcap.analysis.theory")
+    pytest.importorskip("lamcap.predictions")
     from lamcap.analysis.mechanism import spectrum_distances
 
     rng = np.random.default_rng(9)

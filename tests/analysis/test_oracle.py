@@ -10,7 +10,7 @@ import pytest
 from lamcap.analysis import figures, oracle
 from lamcap.analysis.load import open_store
 from lamcap.analysis.report import analyze, report_text, summary_rows
-from lamcap.kernels.errors import InvalidInput
+from lamcap.errors import InvalidInput
 from tests.analysis.store_factory import alpha_of, probe_record, threshold_record, write_store
 
 # Per-seed p* of the same disorder: lp is the exact one; seed 4 has no adam threshold (unpaired).

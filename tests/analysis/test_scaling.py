@@ -6,7 +6,7 @@ import pytest
 import xarray as xr
 
 from lamcap.analysis.scaling import fit_scaling, fitted_curve, scaling_law
-from lamcap.kernels.errors import InvalidInput
+from lamcap.errors import InvalidInput
 
 DS = (8, 16, 32, 64, 128, 256)
 

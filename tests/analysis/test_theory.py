@@ -1,4 +1,4 @@
-"""lamcap.analysis.theory against independent references: closed forms, sampled matrices, direct simulation."""
+"""lamcap.predictions against independent references: closed forms, sampled matrices, direct simulation."""
 from __future__ import annotations
 
 import math
@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize, stats
 
-from lamcap.analysis import theory
-from lamcap.kernels.errors import InvalidInput
+from lamcap import predictions as theory
+from lamcap.predictions import capacity
+from lamcap.errors import InvalidInput
 
 D_SAMPLED = 1000
 
@@ -133,7 +134,7 @@ def test_expected_G_matches_brute_force_monte_carlo(p):
 
 def test_expected_G_is_seeded_and_its_error_shrinks_with_samples():
     a, b = theory.expected_G(200, n_samples=3000, seed=4), theory.expected_G(200, n_samples=3000, seed=5)
-    assert theory._expected_G.__wrapped__(200, 3000, 4) == a  # recomputed, not read from the cache
+    assert capacity._expected_G.__wrapped__(200, 3000, 4) == a  # recomputed, not read from the cache
     assert a != b and abs(a[0] - b[0]) < 5 * math.hypot(a[1], b[1])
     big = theory.expected_G(200, n_samples=12000, seed=4)
     assert big[1] == pytest.approx(a[1] / 2, rel=0.15)

@@ -8,7 +8,7 @@ import xarray as xr
 from lamcap.analysis.load import open_store
 from lamcap.analysis.thresholds import (accuracy_curves, bootstrap_medians, first_violation, op_dp_difference,
                                  threshold_summary)
-from lamcap.kernels.errors import InvalidInput
+from lamcap.errors import InvalidInput
 from tests.analysis.store_factory import alpha_of, probe_record, threshold_record, write_store
 
 # Hand-built: per-seed p* of two cells of d = 10.

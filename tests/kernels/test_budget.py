@@ -9,7 +9,7 @@ import torch
 from lamcap.kernels.budget import check_fits, human, largest_p, probe_memory
 from lamcap.kernels.competitors import make_source
 from lamcap.kernels.disorder import Instance, InstanceSpec
-from lamcap.kernels.errors import InvalidInput
+from lamcap.errors import InvalidInput
 
 
 @pytest.mark.parametrize("p, d", [(300, 16), (1000, 8)])

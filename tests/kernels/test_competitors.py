@@ -11,7 +11,7 @@ from lamcap.kernels.competitors import CUDA_BUDGET_FRACTION, CUDA_CHUNK_DIVISOR,
 from lamcap.kernels.disorder import Instance, InstanceSpec
 from lamcap.kernels.outcome import GENERATORS, PLAN_MODES
 from lamcap.kernels.solvers import solve
-from lamcap.kernels.solvers.settings import SolverSettings
+from lamcap.kernels.settings import SolverSettings
 
 TOTAL = 80 * 10**9  # bytes of the emulated GPU
 
@@ -84,7 +84,7 @@ def test_every_probe_records_its_generator_and_plan():
 
 
 def test_the_store_knows_every_generator_and_plan_mode():
-    from lamcap.orchestrator.store import CATEGORIES, PROBE_FIELDS
+    from lamcap.store.schema import PROBES
 
-    assert CATEGORIES["generator"] == GENERATORS and CATEGORIES["mode"] == PLAN_MODES
-    assert {"generator", "mode", "chunk_rows", "chunk_cols"} <= set(PROBE_FIELDS)
+    assert PROBES["generator"].categories == GENERATORS and PROBES["mode"].categories == PLAN_MODES
+    assert {"generator", "mode", "chunk_rows", "chunk_cols"} <= set(PROBES.names)

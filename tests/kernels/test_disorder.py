@@ -7,7 +7,7 @@ import torch
 
 from lamcap.kernels import disorder
 from lamcap.kernels.disorder import TILE_MU, TILE_NU, Instance, InstanceSpec, block_seed
-from lamcap.kernels.errors import InvalidInput
+from lamcap.errors import InvalidInput
 from lamcap.kernels.gaussian import GENERATOR, Stream
 from lamcap.kernels.outcome import GENERATORS
 from tests.kernels.test_gaussian import reference_pairs

@@ -6,7 +6,7 @@ import torch
 
 from lamcap.kernels.competitors import make_source, resolve_mode
 from lamcap.kernels.disorder import Instance, InstanceSpec
-from lamcap.kernels.errors import InvalidInput
+from lamcap.errors import InvalidInput
 from lamcap.kernels.fused_loss import fused_loss
 from lamcap.kernels.reference import naive_loss
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy.optimize import linprog
 
-from lamcap.analysis.theory import finite_size_prediction
+from lamcap.predictions import finite_size_prediction
 from lamcap.kernels.disorder import Instance, InstanceSpec
 from lamcap.kernels.solvers import lp, solve
 from lamcap.kernels.solvers.lp import GAP_REL, HIGHS_SLACK, MARGIN_TOL, ZERO_TOL, LPUndecided, solve_lp
@@ -131,7 +131,7 @@ def test_the_recorded_margin_is_normalised_by_sigma_off(solved):
 
 
 def test_a_non_optimal_highs_status_is_an_error_never_sat(monkeypatch):
-    from lamcap.orchestrator.probe import run_probe
+    from lamcap.orchestrator.runtime.probe import run_probe
     from lamcap.orchestrator.spec import Cell, Probe
 
     monkeypatch.setitem(lp.HIGHS_OPTIONS, "simplex_iteration_limit", 1)

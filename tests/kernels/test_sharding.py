@@ -16,11 +16,11 @@ import torch
 from lamcap.kernels import competitors, verify
 from lamcap.kernels.competitors import make_source
 from lamcap.kernels.disorder import Instance, InstanceSpec
-from lamcap.kernels.errors import InvalidInput
+from lamcap.errors import InvalidInput
 from lamcap.kernels.fused_loss import fused_loss
 from lamcap.kernels.sharding import Shard, check_shards, largest_shard, shard_rows
 from lamcap.kernels.solvers import check_solvable, solve_with_weights
-from lamcap.kernels.solvers.settings import SolverSettings
+from lamcap.kernels.settings import SolverSettings
 from tests.kernels.gloo_gang import run_gang
 
 # (problem, d, p, seed, solver, rank, mode, max_steps, small blocks): SAT and UNSAT, OP and DP, both

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from lamcap.kernels.disorder import Instance, InstanceSpec
-from lamcap.kernels.errors import InvalidInput
+from lamcap.errors import InvalidInput
 from lamcap.kernels.solvers import solve, solve_with_weights
 from lamcap.kernels.solvers.adam import learning_rate
-from lamcap.kernels.solvers.lp import LP_MAX_D, LP_MAX_P
-from lamcap.kernels.solvers.settings import SolverSettings
+from lamcap.kernels.settings import LP_MAX_D, LP_MAX_P
+from lamcap.kernels.settings import SolverSettings
 
 
 def p_at(alpha: float, d: int) -> int:

@@ -5,13 +5,13 @@ import os
 
 import pytest
 
-from lamcap.kernels import threads
-from lamcap.kernels.errors import InvalidInput
+from lamcap.kernels import budget, threads
+from lamcap.errors import InvalidInput
 
 
 def test_step_work_counts_the_fused_loss():
-    assert threads.step_work("op", 32, 300) == 4 * 300 * 300 * 32
-    assert threads.step_work("dp", 64, 580) == 2 * 580 * 580 * 64
+    assert budget.step_work("op", 32, 300) == 4 * 300 * 300 * 32
+    assert budget.step_work("dp", 64, 580) == 2 * 580 * 580 * 64
 
 
 @pytest.mark.parametrize("load, cores, idle", [(0.0, 2, 2), (0.4, 2, 2), (0.6, 2, 1), (1.6, 2, 1), (9.0, 4, 1),

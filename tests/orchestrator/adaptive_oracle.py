@@ -13,8 +13,8 @@ import random
 import sys
 import time
 
-from lamcap.orchestrator.probe import probe_fields
-from lamcap.orchestrator.search import p_for_alpha
+from lamcap.orchestrator.runtime.probe import probe_labels
+from lamcap.predictions.units import alpha_to_p
 from lamcap.orchestrator.spec import Cell, Probe
 
 SLEEP_S = 0.02  # slow_runner's time per probe: the killed driver must still be running a while
@@ -27,7 +27,7 @@ def alpha_true(rho: float, d: int) -> float:
 
 def guess(cell: Cell) -> float:
     """The scheduler's first guess of p*: the noise-free threshold."""
-    return p_for_alpha(alpha_true(cell.rho_eff, cell.d), cell.d)
+    return alpha_to_p(alpha_true(cell.rho_eff, cell.d), cell.d)
 
 
 def p_true(cell: Cell, seed: int) -> int:
@@ -38,7 +38,7 @@ def p_true(cell: Cell, seed: int) -> int:
 
 def runner(probe: Probe, settings, device: str) -> dict:
     sat = probe.p <= p_true(probe.cell, probe.seed)
-    return {**probe_fields(probe), "sat": sat, "status": "closed_form", "accuracy": 1.0 if sat else 0.9,
+    return {**probe_labels(probe), "sat": sat, "status": "closed_form", "accuracy": 1.0 if sat else 0.9,
             "n_violations": 0 if sat else 1, "min_margin": 0.1, "final_loss": 0.0, "steps": 0,
             "wall_seconds": 0.0, "peak_bytes": 0, "device": device, "target_mean": 0.0, "target_var": 1.0,
             "offtarget_mean": 0.0, "offtarget_var": 1.0, "target_hist": [], "offtarget_hist": [],
@@ -52,7 +52,7 @@ def slow_runner(probe: Probe, settings, device: str) -> dict:
 
 def main(argv: list[str]) -> int:
     """The driver (every check, embedded Ray, two actors) with slow_runner instead of the kernels."""
-    from lamcap.orchestrator.driver import execute
+    from lamcap.orchestrator.runtime.driver import execute
     from lamcap.orchestrator.spec import load_spec
 
     spec_file, store, flush = argv

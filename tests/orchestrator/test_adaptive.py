@@ -10,10 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lamcap.kernels.errors import InvalidInput
-from lamcap.orchestrator.adaptive import (DimensionLearner, DimensionRule, RankLearner, ReplayMismatch, RhoRule,
-                                          added_cells, replay)
-from lamcap.orchestrator.adaptive_stats import (intercept_sd, median_variance_factor, second_difference, spreads,
+from lamcap.errors import InvalidInput
+from lamcap.analysis.decisions import added_cells
+from lamcap.orchestrator.learners.decisions import ReplayMismatch, replay
+from lamcap.orchestrator.learners.dimension import DimensionLearner
+from lamcap.orchestrator.learners.rank import RankLearner
+from lamcap.orchestrator.spec.adaptive_rules import DimensionRule, RhoRule
+from lamcap.orchestrator.learners.stats import (intercept_sd, median_variance_factor, second_difference, spreads,
                                                 quantisation_sd)
 from lamcap.orchestrator.spec import SweepSpec, load_spec, to_toml
 
@@ -378,7 +381,7 @@ def test_the_learners_import_neither_torch_nor_ray():
     import subprocess
     import sys
 
-    code = ("import sys, lamcap.orchestrator.adaptive; "
+    code = ("import sys, lamcap.orchestrator.learners.decisions; "
             "print(sorted(m for m in ('torch', 'ray', 'zarr', 'xarray') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from lamcap.orchestrator.expansion import Expansion
+from lamcap.orchestrator.learners.decisions import decision_row
+from lamcap.orchestrator.learners.expansion import Expansion
 from lamcap.orchestrator.spec import load_spec
-from lamcap.orchestrator.store import probe_key, read_decisions, read_tables, threshold_key
+from lamcap.store.schema import probe_key, threshold_key
+from lamcap.store.reader import read_decisions, read_tables
 from tests.orchestrator.test_expansion import by_learner, run
 from tests.orchestrator.test_sweep_e2e import (assert_consistent_store, assert_rows_kept, committed_arrays,
                                                kill_group, n_committed)
@@ -34,7 +36,7 @@ seeds = 2
 device = "cpu"
 
 [search]
-max_parallel_per_learner = 1
+width = 1
 
 [adaptive.rho]
 min = 0.1
@@ -121,7 +123,7 @@ def test_adaptive_driver_killed_mid_sweep_resumes_to_the_undisturbed_result(tmp_
 
 @pytest.mark.slow
 def test_adaptive_rank_sweep_with_the_real_kernels(tmp_path):
-    from lamcap.orchestrator.driver import execute
+    from lamcap.orchestrator.runtime.driver import execute
 
     spec = load_spec(overrides={"problems": ["op"], "solvers": ["hebbian"], "d": [12], "seeds": 2,
                                 "device": "cpu", "adaptive": {"rho": {"min": 0.25, "max": 1.0, "points": 4}}})
@@ -153,8 +155,8 @@ def assert_consistent_store_of(path: Path, spec) -> None:
 def test_a_store_whose_decisions_differ_is_refused_before_ray_in_one_line(tmp_path, capsys):
     import ray
 
-    from lamcap.orchestrator import cli
-    from lamcap.orchestrator.store import Store
+    from lamcap import cli
+    from lamcap.store.writer import StoreWriter
     from tests.orchestrator.test_store_decisions import _threshold_rows
     from tests.orchestrator.test_sweep_e2e import tree_digest
 
@@ -165,9 +167,9 @@ def test_a_store_whose_decisions_differ_is_refused_before_ray_in_one_line(tmp_pa
     tampered = json.loads(json.dumps(decisions))
     tampered[0]["chosen_ranks"] = [tampered[0]["chosen_ranks"][0] + 1] + tampered[0]["chosen_ranks"][1:]
     path = tmp_path / "s.zarr"
-    store = Store.open_or_create(path, spec)
+    store = StoreWriter.open_or_create(path, spec)
     store.append_thresholds(_threshold_rows(list(rows.values())))
-    store.append_decisions(tampered)
+    store.append_decisions(tampered, [decision_row(d) for d in tampered])
     before = tree_digest(tmp_path)
     assert cli.main(["sweep", str(spec_file), "--store", str(path), "--no-progress"]) == 2
     err = capsys.readouterr().err

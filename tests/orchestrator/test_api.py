@@ -8,8 +8,8 @@ import sys
 import pytest
 
 import lamcap
-from lamcap.kernels.errors import InvalidInput
-from lamcap.orchestrator import cli
+from lamcap.errors import InvalidInput
+from lamcap import cli
 
 TIMING = ("wall_seconds", "cpu_seconds", "peak_bytes")
 

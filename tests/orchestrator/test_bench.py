@@ -7,7 +7,7 @@ import weakref
 import pytest
 
 from lamcap.kernels import competitors
-from lamcap.orchestrator.commands import bench
+from lamcap.commands import bench
 
 
 @pytest.mark.parametrize("mode", ["materialize", "regenerate"])

@@ -8,8 +8,8 @@ import os
 import pytest
 import zarr
 
-from lamcap.orchestrator import cli
-from lamcap.orchestrator.commands import demo
+from lamcap import cli
+from lamcap.commands import demo
 from tests.analysis.store_factory import synthetic_sweep, tiny_store, write_store  # noqa: F401 (fixture)
 
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 import lamcap
-from lamcap.orchestrator import cli
+from lamcap import cli
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,8 @@ import textwrap
 
 import pytest
 
-from lamcap.orchestrator import cli, workers
+from lamcap import cli
+from lamcap.orchestrator.runtime import driver
 
 SMALL = ["--problems", "op", "--solvers", "hebbian", "--rho", "1", "--d", "8", "--seeds", "1", "--no-progress"]
 
@@ -20,7 +21,7 @@ def no_ray(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("Ray was started")
 
-    monkeypatch.setattr(workers, "start_ray", refuse)
+    monkeypatch.setattr(driver, "start_ray", refuse)
 
 
 def one_line_error(capsys, code: int, needle: str, argv: list[str]) -> str:
@@ -40,7 +41,7 @@ def one_line_error(capsys, code: int, needle: str, argv: list[str]) -> str:
     (["--problem", "op", "--d", "10000000", "--p", "10", "--solver", "hebbian"], "must be an integer in 2.."),
 ])
 def test_oversized_trials_are_refused_before_allocating(capsys, monkeypatch, argv, needle):
-    from lamcap.orchestrator import api
+    from lamcap import api
 
     monkeypatch.setattr(api, "run_trial", lambda plan: pytest.fail("the trial ran"))
     err = one_line_error(capsys, 2, needle, ["trial", *argv])
@@ -65,7 +66,7 @@ def test_a_cuda_sweep_without_cuda_is_refused_before_ray(tmp_path, capsys, no_ra
 
 HOLD = textwrap.dedent("""
     import sys, time
-    from lamcap.orchestrator.lock import StoreLock
+    from lamcap.store.lock import StoreLock
     StoreLock(sys.argv[1]).acquire(); print("held", flush=True); time.sleep(120)
 """)
 
@@ -96,7 +97,7 @@ def test_a_damaged_store_is_refused_before_ray(tmp_path, capsys, no_ray):
 
 
 def test_save_and_out_paths_are_checked_before_any_work(tmp_path, capsys, monkeypatch):
-    from lamcap.orchestrator import api
+    from lamcap import api
 
     monkeypatch.setattr(api, "run_trial", lambda plan: pytest.fail("the trial ran"))
     trial = ["trial", "--problem", "op", "--d", "8", "--p", "20", "--solver", "adam"]

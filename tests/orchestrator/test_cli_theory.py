@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from lamcap.analysis import theory
-from lamcap.orchestrator import cli
+from lamcap import predictions as theory
+from lamcap import cli
 
 
 @pytest.fixture(autouse=True)

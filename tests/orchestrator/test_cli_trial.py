@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from lamcap.orchestrator import cli
+from lamcap import cli
 
 
 def trial_json(capsys, *argv: str) -> dict:
@@ -81,7 +81,7 @@ def test_cuda_where_none_exists_is_refused(capsys):
 
 
 def test_a_bad_value_from_the_console_script_has_no_traceback():
-    proc = subprocess.run([sys.executable, "-m", "lamcap.orchestrator.cli", "trial", "--problem", "op", "--d", "4",
+    proc = subprocess.run([sys.executable, "-m", "lamcap.cli", "trial", "--problem", "op", "--d", "4",
                            "--p", "5", "--rank", "9", "--solver", "adam"], capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "--rank 9" in proc.stderr
 

@@ -21,11 +21,13 @@ ray = pytest.importorskip("ray")
 
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from lamcap.orchestrator.driver import execute  # noqa: E402
-from lamcap.orchestrator.scheduler import Scheduler, SchedulerSettings  # noqa: E402
+from lamcap.orchestrator.runtime.driver import execute  # noqa: E402
+from lamcap.orchestrator.runtime.scheduler import Scheduler, SchedulerSettings  # noqa: E402
 from lamcap.orchestrator.spec import SearchSettings, SweepSpec  # noqa: E402
-from lamcap.orchestrator.store import Store, read_tables, stored_spec  # noqa: E402
-from lamcap.orchestrator.workers import WorkerPlan, WorkerPool, plan_workers  # noqa: E402
+from lamcap.store.writer import StoreWriter  # noqa: E402
+from lamcap.store.reader import read_tables  # noqa: E402
+from lamcap.orchestrator.runtime.preflight import stored_spec  # noqa: E402
+from lamcap.orchestrator.runtime.pool import WorkerPlan, WorkerPool, plan_workers  # noqa: E402
 from tests.orchestrator.test_scheduler import fake_runner, p_true  # noqa: E402
 from tests.orchestrator.test_sweep_e2e import alive, descendants  # noqa: E402
 
@@ -115,7 +117,7 @@ def test_one_actor_per_declared_gpu_on_every_gpu_node_and_all_of_them_run_probes
             assert len({w["pid"] for w in where}) == len(where)
 
             spec = make_spec()
-            store = Store.open_or_create(tmp_path / "gpu.zarr", spec)
+            store = StoreWriter.open_or_create(tmp_path / "gpu.zarr", spec)
             report = Scheduler(spec, store, pool, SchedulerSettings(progress=False, flush_every=8, wait_timeout=0.2),
                                guess=lambda cell: 20.0).run()
             assert set(report.per_actor) == set(range(plan.count))  # probes ran on every actor
@@ -142,7 +144,7 @@ def test_sweep_command_joins_the_cluster_and_records_cuda(cluster, tmp_path):
 
 @pytest.mark.slow
 def test_actors_that_cannot_be_placed_are_reported_not_waited_for_forever(cluster):
-    from lamcap.kernels.errors import InvalidInput
+    from lamcap.errors import InvalidInput
 
     cl, _ = cluster
     ray.init(address=cl.address, include_dashboard=False)
@@ -191,7 +193,7 @@ def test_an_elastic_sweep_starts_with_the_placed_actors_and_adds_the_rest_as_nod
 def test_a_gpu_sweep_whose_actors_see_no_cuda_ends_with_a_clear_error_not_cpu_records(cluster, tmp_path):
     import torch
 
-    from lamcap.kernels.errors import InvalidInput
+    from lamcap.errors import InvalidInput
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: its actors would see it")
@@ -211,7 +213,7 @@ def test_gang_actors_sit_on_the_nodes_their_placement_group_chose_and_a_mixed_sw
     (PACK: each on one node), every actor on the node its bundle was placed on, every gang in one group."""
     from ray.util.placement_group import placement_group_table
 
-    from lamcap.orchestrator.shard_rules import ShardPlan, ShardRules
+    from lamcap.orchestrator.spec.shard_rules import ShardPlan, ShardRules
     from tests.orchestrator.test_gangs import gang_fake_runner
 
     cl, gpu_node_ids = cluster
@@ -228,7 +230,7 @@ def test_gang_actors_sit_on_the_nodes_their_placement_group_chose_and_a_mixed_sw
                 assert placement_group_table(pg)["bundles_to_node_id"][bundle] == pool.info[slot]["node_id"]
             assert {pool.info[s]["node_id"] for s in range(plan.count)} == gpu_node_ids
             assert all(len({pool.info[s]["node_id"] for s in group}) == 1 for group in pool.groups)
-            store = Store.open_or_create(tmp_path / "gangs.zarr", spec)
+            store = StoreWriter.open_or_create(tmp_path / "gangs.zarr", spec)
             scheduler = Scheduler(spec, store, pool, SchedulerSettings(progress=False, wait_timeout=0.2),
                                   guess=lambda cell: 20.0, shards=ShardPlan(spec.shards, 2, "cuda"))
             report = scheduler.run()
@@ -253,7 +255,7 @@ def test_an_embedded_ray_never_joins_a_cluster_left_on_the_machine(cluster):
     by this fixture's Cluster) and then refuses num_cpus; lamcap's embedded Ray starts an instance of its own."""
     from ray._private.utils import read_ray_address
 
-    from lamcap.orchestrator.workers import start_ray, stop_ray
+    from lamcap.orchestrator.runtime.ray_session import start_ray, stop_ray
 
     cl, _ = cluster
     assert read_ray_address() is not None  # the trap is set

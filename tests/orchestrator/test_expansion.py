@@ -1,6 +1,6 @@
 """The adaptive axis of a sweep without Ray: searches grown from threshold rows, resume checked against the store.
 
-The reference is the learners driven directly (lamcap.orchestrator.adaptive), told the same oracle results.
+The reference is the learners driven directly (lamcap.orchestrator.learners.decisions), told the same oracle results.
 """
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import random
 
 import pytest
 
-from lamcap.kernels.errors import InvalidInput
-from lamcap.orchestrator.adaptive import DimensionLearner, RankLearner
-from lamcap.orchestrator.expansion import (Expansion, cells_to_check, first_round_problems, max_searches,
+from lamcap.errors import InvalidInput
+from lamcap.orchestrator.learners.dimension import DimensionLearner
+from lamcap.orchestrator.learners.rank import RankLearner
+from lamcap.orchestrator.learners.expansion import (Expansion, cells_to_check, first_round_problems, max_searches,
                                            possible_cells)
-from lamcap.orchestrator.scheduler import alpha_of
+from lamcap.predictions.units import alpha_of
 from lamcap.orchestrator.spec import Cell, SweepSpec
-from lamcap.orchestrator.store import threshold_key
+from lamcap.store.schema import threshold_key
 from tests.orchestrator.adaptive_oracle import p_true
 
 RHO = {"min": 0.1, "max": 1.0, "points": 6}

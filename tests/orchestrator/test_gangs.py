@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from lamcap.orchestrator.gangs import assign
+from lamcap.orchestrator.runtime.gangs import assign
 
 # ---- the dispatch rule, without Ray --------------------------------------------------------------------
 
@@ -64,7 +64,7 @@ ray = pytest.importorskip("ray")
 @pytest.fixture(scope="module")
 def embedded_ray():
     """An embedded Ray with 3 logical CPUs (a gang of 3 on this 2-core machine), shared by the module."""
-    from lamcap.orchestrator.workers import start_ray, stop_ray
+    from lamcap.orchestrator.runtime.ray_session import start_ray, stop_ray
 
     start_ray(None, num_cpus=3)
     yield
@@ -77,7 +77,7 @@ def embedded_ray():
                                              (str((os.cpu_count() or 1) + 1), "40", "a gang needs"),
                                              ("2", "20", "lp solver runs on one device only")])
 def test_bad_shard_counts_are_refused_in_one_line_before_ray_starts(capsys, shards, p, needle):
-    from lamcap.orchestrator import cli
+    from lamcap import cli
 
     if ray.is_initialized():
         pytest.skip("a Ray of this process is up: the cluster's CPUs would decide")
@@ -89,8 +89,8 @@ def test_bad_shard_counts_are_refused_in_one_line_before_ray_starts(capsys, shar
 
 
 def test_a_sweep_asking_for_a_wider_gang_than_its_workers_is_refused_before_the_store(tmp_path):
-    from lamcap.kernels.errors import InvalidInput
-    from lamcap.orchestrator.driver import execute
+    from lamcap.errors import InvalidInput
+    from lamcap.orchestrator.runtime.driver import execute
     from lamcap.orchestrator.spec import SweepSpec
 
     spec = SweepSpec(problems=("dp",), solvers=("adam",), rhos=(1.0,), ds=(8,), seeds=1, device="cpu",
@@ -119,7 +119,7 @@ def gang_fake_runner(probe, settings, device: str, collective=None) -> dict:
 
 def dying_gang_runner(marker_dir: str, probe, settings, device: str, collective=None) -> dict:
     """The real probe runner; the first gang member of rank 1 anywhere kills its process at its 5th sum."""
-    from lamcap.orchestrator.probe import run_probe
+    from lamcap.orchestrator.runtime.probe import run_probe
 
     if collective is not None and collective.rank == 1:
         try:
@@ -149,7 +149,7 @@ class _DyingCollective:
 
 # ---- Ray tests -------------------------------------------------------------------------------------------
 def _unsharded(problem, d, p, seed, steps, mode) -> dict:
-    from lamcap.orchestrator.api import trial
+    from lamcap.api import trial
 
     return trial(problem, d, p, seed=seed, steps=steps, mode=mode, device="cpu", threads=1)
 
@@ -159,7 +159,7 @@ def _unsharded(problem, d, p, seed, steps, mode) -> dict:
 # both modes and k = 2, 3 in process groups without Ray; this checks the actors' path end to end).
 @pytest.mark.parametrize("k,problem,p,mode", [(3, "dp", 20, "regenerate")])
 def test_a_trial_on_a_gang_of_actors_gives_the_unsharded_record(embedded_ray, k, problem, p, mode):
-    from lamcap.orchestrator.api import trial
+    from lamcap.api import trial
 
     sharded = trial(problem, 8, p, seed=1, steps=200, mode=mode, device="cpu", shards=k)
     alone = _unsharded(problem, 8, p, 1, 200, mode)
@@ -172,20 +172,22 @@ def test_a_trial_on_a_gang_of_actors_gives_the_unsharded_record(embedded_ray, k,
 
 @pytest.mark.slow
 def test_a_gang_member_killed_mid_probe_is_retried_on_a_fresh_gang_and_stored_once(embedded_ray, tmp_path):
-    from lamcap.kernels.solvers.settings import SolverSettings
-    from lamcap.orchestrator.scheduler import Scheduler, SchedulerSettings
-    from lamcap.orchestrator.shard_rules import ShardPlan
+    from lamcap.kernels.settings import SolverSettings
+    from lamcap.orchestrator.runtime.scheduler import Scheduler, SchedulerSettings
+    from lamcap.orchestrator.spec.shard_rules import ShardPlan
     from lamcap.orchestrator.spec import SearchSettings, SweepSpec
-    from lamcap.orchestrator.store import Store, probe_key, read_tables
-    from lamcap.orchestrator.workers import WorkerPlan, WorkerPool
+    from lamcap.store.writer import StoreWriter
+    from lamcap.store.schema import probe_key
+    from lamcap.store.reader import read_tables
+    from lamcap.orchestrator.runtime.pool import WorkerPlan, WorkerPool
 
     spec = SweepSpec(problems=("dp",), solvers=("adam",), rhos=(1.0,), ds=(8,), seeds=1, device="cpu",
-                     solver_settings=SolverSettings(max_steps=80), search=SearchSettings(max_parallel_per_learner=1),
+                     solver_settings=SolverSettings(max_steps=80), search=SearchSettings(width=1),
                      shards={"dp": {"k": 2}})
     pool = WorkerPool(WorkerPlan(2, 0, 1, "cpu"), functools.partial(dying_gang_runner, str(tmp_path)), group_width=2)
     try:
         pool.wait_ready(timeout=120)
-        store = Store.open_or_create(tmp_path / "g.zarr", spec)
+        store = StoreWriter.open_or_create(tmp_path / "g.zarr", spec)
         scheduler = Scheduler(spec, store, pool, SchedulerSettings(progress=False, wait_timeout=0.2),
                               shards=ShardPlan(spec.shards, 2))
         report = scheduler.run()
@@ -206,11 +208,12 @@ def test_a_gang_member_killed_mid_probe_is_retried_on_a_fresh_gang_and_stored_on
 
 @pytest.mark.slow
 def test_a_sweep_mixing_gang_and_single_probes_finds_every_threshold(embedded_ray, tmp_path):
-    from lamcap.orchestrator.scheduler import Scheduler, SchedulerSettings
-    from lamcap.orchestrator.shard_rules import ShardPlan
+    from lamcap.orchestrator.runtime.scheduler import Scheduler, SchedulerSettings
+    from lamcap.orchestrator.spec.shard_rules import ShardPlan
     from lamcap.orchestrator.spec import SearchSettings, SweepSpec
-    from lamcap.orchestrator.store import Store, read_tables
-    from lamcap.orchestrator.workers import WorkerPlan, WorkerPool
+    from lamcap.store.writer import StoreWriter
+    from lamcap.store.reader import read_tables
+    from lamcap.orchestrator.runtime.pool import WorkerPlan, WorkerPool
     from tests.orchestrator.test_scheduler import expected, stored_thresholds
 
     spec = SweepSpec(problems=("op", "dp"), solvers=("hebbian",), rhos=(1.0,), ds=(8, 12), seeds=2, device="cpu",
@@ -218,7 +221,7 @@ def test_a_sweep_mixing_gang_and_single_probes_finds_every_threshold(embedded_ra
     pool = WorkerPool(WorkerPlan(3, 0, 1, "cpu"), gang_fake_runner, group_width=2)  # groups [0, 1] and [2]
     try:
         pool.wait_ready(timeout=120)
-        store = Store.open_or_create(tmp_path / "mix.zarr", spec)
+        store = StoreWriter.open_or_create(tmp_path / "mix.zarr", spec)
         scheduler = Scheduler(spec, store, pool, SchedulerSettings(progress=False, wait_timeout=0.2),
                               guess=lambda cell: 20.0, shards=ShardPlan(spec.shards, 2))
         report = scheduler.run()
@@ -237,10 +240,10 @@ def test_a_sweep_mixing_gang_and_single_probes_finds_every_threshold(embedded_ra
 def test_the_sweep_driver_runs_a_shards_table_on_an_embedded_ray(tmp_path):
     """execute() as `lamcap sweep` runs it: the [shards] table gives a pool in groups and gang probes.
     Last in this module: the driver starts and stops its own Ray."""
-    from lamcap.orchestrator.driver import execute
+    from lamcap.orchestrator.runtime.driver import execute
     from lamcap.orchestrator.spec import SweepSpec
-    from lamcap.orchestrator.store import read_tables
-    from lamcap.orchestrator.workers import stop_ray
+    from lamcap.store.reader import read_tables
+    from lamcap.orchestrator.runtime.ray_session import stop_ray
     from tests.orchestrator.test_scheduler import expected, stored_thresholds
 
     stop_ray()  # the module's Ray, if its tests ran: the driver starts an embedded Ray of its own

@@ -13,12 +13,12 @@ import time
 
 import pytest
 
-from lamcap.orchestrator import lock as lock_module
-from lamcap.orchestrator.lock import StoreLock, StoreLocked, lock_path
+from lamcap.store import lock as lock_module
+from lamcap.store.lock import StoreLock, StoreLocked, lock_path
 
 HOLDER = textwrap.dedent("""
     import sys, time
-    from lamcap.orchestrator.lock import StoreLock
+    from lamcap.store.lock import StoreLock
     StoreLock(sys.argv[1]).acquire()
     print("held", flush=True)
     time.sleep(120)

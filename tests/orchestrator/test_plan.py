@@ -1,4 +1,4 @@
-"""The cost model and the plan (lamcap.orchestrator.cost_model, .plan) against independent references:
+"""The cost model and the plan (lamcap.orchestrator.planning.cost_model, .plan) against independent references:
 the kernels' own mode rule, the learner run by hand, exact arithmetic on synthetic timings."""
 from __future__ import annotations
 
@@ -7,12 +7,16 @@ from dataclasses import dataclass
 
 import pytest
 
-from lamcap.kernels.errors import InvalidInput
-from lamcap.orchestrator import cost_model as cm
-from lamcap.orchestrator.plan import (CAL_MAX_ELEMENTS, calibration_sizes, cell_cost, plan_cell, plan_spec,
-                                      search_trace, search_width, simulated_thresholds, theory_p)
-from lamcap.orchestrator.search import ThresholdLearner
-from lamcap.orchestrator.api import load_spec
+from lamcap.errors import InvalidInput
+from lamcap.orchestrator.planning import cost_model as cm
+from lamcap.kernels.budget import DEFAULT_CPU_BUDGET_BYTES, competitor_mode, step_work
+from lamcap.kernels.vocabulary import STORAGE_BYTES
+from lamcap.orchestrator.learners.threshold import theory_guess as theory_p
+from lamcap.orchestrator.planning.calibration import CAL_MAX_ELEMENTS, calibration_sizes
+from lamcap.orchestrator.planning.plan import cell_cost, plan_cell, plan_spec, search_trace, simulated_thresholds
+from lamcap.orchestrator.planning.stated import stated_gpu_model
+from lamcap.orchestrator.learners.threshold import ThresholdLearner
+from lamcap.api import load_spec
 from lamcap.orchestrator.spec import Cell
 
 
@@ -37,9 +41,9 @@ def line_model() -> cm.CostModel:
             for d, p in ((8, 30), (16, 90), (32, 250)):
                 n = p * p * d
                 for kind, (a, b) in LINES.items():
-                    work = cm.step_work(problem, mode, p, d) if kind == "step" else n
+                    work = step_work(problem, d, p, mode) if kind == "step" else n
                     timings.append(FakeTiming(kind, problem, mode, d, p, a + b * work))
-    return cm.from_timings(timings, "cpu", "synthetic lines", cm.CPU_BUDGET_BYTES)
+    return cm.from_timings(timings, "cpu", "synthetic lines", DEFAULT_CPU_BUDGET_BYTES)
 
 
 # ---- curves ------------------------------------------------------------------------------------
@@ -64,7 +68,7 @@ def test_a_model_fitted_to_straight_lines_reproduces_them():
     for problem, mode, p, d in (("op", "materialize", 120, 20), ("dp", "materialize", 200, 24), ("dp", "regenerate", 70, 12)):
         n = p * p * d
         a, b = LINES["step"]
-        assert model.step[(problem, mode)](cm.step_work(problem, mode, p, d)) == pytest.approx(a + b * cm.step_work(problem, mode, p, d))
+        assert model.step[(problem, mode)](step_work(problem, d, p, mode)) == pytest.approx(a + b * step_work(problem, d, p, mode))
         assert model.probe[problem](n) == pytest.approx(LINES["probe"][0] + LINES["probe"][1] * n)
 
 
@@ -74,7 +78,7 @@ def test_probe_seconds_add_up_as_documented():
     ctx = cm.ProbeContext.of(spec, line_model())
     p, d, n = 90, 16, 90 * 90 * 16
     line = lambda kind, w: LINES[kind][0] + LINES[kind][1] * w  # noqa: E731
-    step = line("step", cm.step_work("dp", "materialize", p, d))
+    step = line("step", step_work("dp", d, p, "materialize"))
     assert ctx.seconds(Cell("dp", "hebbian", 1.0, d), p, True, 0) == pytest.approx(line("probe", n))
     unsat = line("setup", n) + 500 * step + line("probe", n)
     assert ctx.probe_seconds(Cell("dp", "adam", 1.0, d), p, p_true=80.0) == pytest.approx(unsat)
@@ -95,14 +99,9 @@ def test_auto_mode_agrees_with_the_kernels(problem, p, d, budget, dtype):
     from lamcap.kernels.disorder import Instance, InstanceSpec
 
     want = resolve_mode(Instance(InstanceSpec(problem, d, p, 0)), "auto", budget, getattr(torch, dtype))
-    assert cm.auto_mode(problem, p, d, "auto", cm.STORAGE_BYTES[dtype], budget) == want
-
-
-def test_budget_constants_agree_with_the_kernels():
-    from lamcap.kernels import competitors
-
-    assert cm.CPU_BUDGET_BYTES == competitors.DEFAULT_CPU_BUDGET_BYTES
-    assert cm.CUDA_BUDGET_FRACTION == competitors.CUDA_BUDGET_FRACTION
+    assert competitor_mode(problem, d, p, "auto", STORAGE_BYTES[dtype], budget) == want
+    held = p * p * d * STORAGE_BYTES[dtype]  # the rule by hand: DP materialises what fits, OP holds its outputs
+    assert want == ("materialize" if problem == "op" or held <= budget else "regenerate")
 
 
 # ---- the simulated searches ---------------------------------------------------------------------
@@ -156,16 +155,10 @@ def test_plan_totals_seeds_curves_and_wall_time():
         plan_spec(spec, model, workers=0)
 
 
-def test_searches_widen_only_when_actors_outnumber_them():
-    spec = load_spec({"problems": ["op"], "solvers": ["adam"], "rhos": [1.0], "ds": [8, 12], "seeds": 2})
-    assert search_width(spec, None) == 1 and search_width(spec, 4) == 1
-    assert search_width(spec, 8) == 2 and search_width(spec, 1000) == spec.search.max_parallel_per_learner
-
-
 # ---- the stated GPU model and the calibration sizes ----------------------------------------------
 def test_the_stated_gpu_model_plans_the_paper_preset():
     spec = load_spec("paper", device="cuda")
-    model = cm.stated_gpu_model()
+    model = stated_gpu_model()
     assert model.device == "cuda" and model.source.startswith("stated GPU model")
     big = plan_cell(Cell("dp", "adam", 1.0, 256), spec, model)
     assert big.mode == "regenerate" and big.competitor_bytes > model.budget_bytes  # 46 GB > half of 80 GB
@@ -175,7 +168,7 @@ def test_the_stated_gpu_model_plans_the_paper_preset():
 
 def test_calibration_sizes_cover_each_problem_and_mode_within_the_time_caps():
     spec = load_spec("paper")
-    sizes = calibration_sizes(spec, cm.CPU_BUDGET_BYTES)
+    sizes = calibration_sizes(spec, DEFAULT_CPU_BUDGET_BYTES)
     groups = {(problem, mode) for problem, _, _, mode in sizes}
     assert groups == {("op", "materialize"), ("dp", "materialize"), ("dp", "regenerate")}
     for problem, d, p, mode in sizes:
@@ -191,20 +184,20 @@ def test_the_cpu_clock_fits_the_cpu_seconds_of_the_timings():
 
     timings = [Clocked(kind, "op", "materialize", d, p, seconds=2.0 * d, cpu_seconds=float(d))
                for kind in LINES for d, p in ((8, 30), (16, 90))]
-    wall = cm.from_timings(timings, "cpu", "t", cm.CPU_BUDGET_BYTES)
-    cpu = cm.from_timings(timings, "cpu", "t", cm.CPU_BUDGET_BYTES, clock="cpu")
+    wall = cm.from_timings(timings, "cpu", "t", DEFAULT_CPU_BUDGET_BYTES)
+    cpu = cm.from_timings(timings, "cpu", "t", DEFAULT_CPU_BUDGET_BYTES, clock="cpu")
     n = 30 * 30 * 8
     assert wall.probe["op"](n) == pytest.approx(16.0) and cpu.probe["op"](n) == pytest.approx(8.0)
     with pytest.raises(InvalidInput, match="clock='gpu'"):
-        cm.from_timings(timings, "cpu", "t", cm.CPU_BUDGET_BYTES, clock="gpu")
+        cm.from_timings(timings, "cpu", "t", DEFAULT_CPU_BUDGET_BYTES, clock="gpu")
 
 
 def test_a_cell_whose_competitors_cannot_fit_the_device_is_refused_in_one_line():
     spec = load_spec({"problems": ["dp"], "solvers": ["adam"], "rhos": [1.0], "ds": [64, 384], "seeds": 1,
                       "solver_settings": {"mode": "materialize"}})
     with pytest.raises(InvalidInput) as info:
-        plan_spec(spec, cm.stated_gpu_model())
+        plan_spec(spec, stated_gpu_model())
     message = str(info.value)
     assert message.startswith("cell dp adam rho=1 d=384: mode 'materialize' holds") and "\n" not in message
     auto = load_spec(spec, mode="auto")
-    assert plan_spec(auto, cm.stated_gpu_model()).cells[-1].mode == "regenerate"
+    assert plan_spec(auto, stated_gpu_model()).cells[-1].mode == "regenerate"

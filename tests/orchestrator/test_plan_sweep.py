@@ -14,11 +14,11 @@ from collections import defaultdict
 import pytest
 
 import lamcap
-from lamcap.orchestrator import api
-from lamcap.orchestrator.cost_model import ProbeContext
-from lamcap.orchestrator.plan import plan_spec
+from lamcap import api
+from lamcap.orchestrator.planning.cost_model import ProbeContext
+from lamcap.orchestrator.planning.plan import plan_spec
 from lamcap.orchestrator.spec import Cell
-from lamcap.orchestrator.store import read_tables
+from lamcap.store.reader import read_tables
 
 
 @pytest.mark.slow

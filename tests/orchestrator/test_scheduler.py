@@ -17,12 +17,17 @@ import zarr
 
 ray = pytest.importorskip("ray")
 
-from lamcap.orchestrator.expansion import Expansion  # noqa: E402
-from lamcap.orchestrator.probe import error_record, probe_fields  # noqa: E402
-from lamcap.orchestrator.scheduler import Scheduler, SchedulerSettings, probe_cost  # noqa: E402
+from lamcap.orchestrator.learners.decisions import decision_row
+from lamcap.orchestrator.learners.expansion import Expansion  # noqa: E402
+from lamcap.orchestrator.runtime.preflight import check_store  # noqa: E402
+from lamcap.orchestrator.runtime.probe import failed_record, probe_labels  # noqa: E402
+from lamcap.orchestrator.runtime.scheduler import Scheduler, SchedulerSettings  # noqa: E402
 from lamcap.orchestrator.spec import Cell, Probe, SearchSettings, SweepSpec  # noqa: E402
-from lamcap.orchestrator.store import Store, probe_key, read_decisions, read_tables, threshold_key  # noqa: E402
-from lamcap.orchestrator.workers import WorkerPlan, WorkerPool, start_ray, stop_ray  # noqa: E402
+from lamcap.store.writer import StoreWriter  # noqa: E402
+from lamcap.store.schema import probe_key, threshold_key  # noqa: E402
+from lamcap.store.reader import read_decisions, read_tables  # noqa: E402
+from lamcap.orchestrator.runtime.pool import WorkerPlan, WorkerPool
+from lamcap.orchestrator.runtime.ray_session import start_ray, stop_ray  # noqa: E402
 from tests.orchestrator import adaptive_oracle  # noqa: E402
 from tests.orchestrator.test_expansion import by_learner, cubic_cost, make_spec as adaptive_spec, run  # noqa: E402
 
@@ -36,7 +41,7 @@ def p_true(problem: str, d: int, seed: int) -> int:
 
 def fake_runner(probe: Probe, settings, device: str) -> dict:
     sat = probe.p <= p_true(probe.cell.problem, probe.cell.d, probe.seed)
-    return {**probe_fields(probe), "sat": sat, "status": "closed_form", "accuracy": 1.0 if sat else 0.9,
+    return {**probe_labels(probe), "sat": sat, "status": "closed_form", "accuracy": 1.0 if sat else 0.9,
             "n_violations": 0 if sat else 1, "min_margin": 0.1, "final_loss": 0.0, "steps": 0,
             "wall_seconds": 0.0, "peak_bytes": 0, "device": device, "target_mean": 0.0, "target_var": 1.0,
             "offtarget_mean": 0.0, "offtarget_var": 1.0, "target_hist": [], "offtarget_hist": [],
@@ -70,13 +75,13 @@ def raising_once_runner(marker_dir: str, probe: Probe, settings, device: str) ->
             os.close(os.open(os.path.join(marker_dir, "raised"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
         except FileExistsError:
             return fake_runner(probe, settings, device)
-        return error_record(probe, device, "RuntimeError: CUDA error: an illegal memory access (transient)")
+        return failed_record(probe, device, "RuntimeError: CUDA error: an illegal memory access (transient)")
     return fake_runner(probe, settings, device)
 
 
 def make_spec(ds=(8, 12), seeds=3, curve_points=0) -> SweepSpec:
     return SweepSpec(problems=("op", "dp"), solvers=("hebbian",), rhos=(1.0,), ds=ds, seeds=seeds, device="cpu",
-                     search=SearchSettings(curve_points=curve_points, max_parallel_per_learner=4))
+                     search=SearchSettings(curve_points=curve_points))
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +97,7 @@ def pool():
 
 def sweep(path, spec, pool, runner, **settings):
     pool.set_runner(runner)
-    store = Store.open_or_create(path, spec)
+    store = StoreWriter.open_or_create(path, spec)
     opts = dict(progress=False, flush_every=8, wait_timeout=0.2, **settings)
     return Scheduler(spec, store, pool, SchedulerSettings(**opts), guess=lambda cell: GUESS).run()
 
@@ -145,9 +150,9 @@ def test_a_coarse_resolution_stores_brackets_holding_each_threshold_for_fewer_pr
 
 
 def test_ksection_keeps_more_actors_busy_than_learners(pool, tmp_path):
-    """One learner, two actors: k-section keeps both busy at once."""
+    """One learner of width 4, two actors: its rounds of k-section keep both busy at once."""
     spec = SweepSpec(problems=("op",), solvers=("hebbian",), rhos=(1.0,), ds=(8,), seeds=1, device="cpu",
-                     search=SearchSettings(max_parallel_per_learner=4))
+                     search=SearchSettings(width=4))
     report = sweep(tmp_path / "k.zarr", spec, pool, fake_runner)
     assert stored_thresholds(tmp_path / "k.zarr") == expected(spec)
     assert report.peak_in_flight == 2 and set(report.per_actor) == {0, 1}
@@ -163,23 +168,31 @@ class _Pool:
         self.plan = WorkerPlan(count=n, num_gpus=0, num_cpus=1, device="cpu")
 
 
-def test_quotas_give_each_idle_learner_one_then_kection_extras(tmp_path):
-    spec = make_spec(ds=(8,), seeds=2)  # op and dp: 2 cells x 2 seeds = 4 learners
-    sched = Scheduler(spec, Store.open_or_create(tmp_path / "q.zarr", spec), _Pool(11),
+def test_each_idle_search_is_asked_a_round_of_its_width_and_nothing_more_until_it_is_answered(tmp_path):
+    spec = dataclasses.replace(make_spec(ds=(8,), seeds=2), search=SearchSettings(width=2))  # 4 searches
+    sched = Scheduler(spec, StoreWriter.open_or_create(tmp_path / "q.zarr", spec), _Pool(11),
                       SchedulerSettings(progress=False), guess=lambda cell: GUESS)
-    quotas = sched._quotas(11)
-    assert len(quotas) == 4 and sum(quotas.values()) == 11
-    assert max(quotas.values()) <= spec.search.max_parallel_per_learner
-    assert sorted(quotas.values()) == [2, 3, 3, 3]
-    assert sum(sched._quotas(100).values()) == 4 * spec.search.max_parallel_per_learner
-    asked = sched._ask(6)
-    assert len(asked) == 6 and len({p.key for p, _ in asked}) == 6
+    first = sched._ask(100)
+    assert len(first) == 8 and len({p.key for p, _ in first}) == 8
+    assert Counter((p.cell, p.seed) for p, _ in first) == {k: 2 for k in sched.learners}
+    assert sched._ask(100) == []  # every search waits for its round
+    probe = first[0][0]
+    learner = sched.learners[(probe.cell, probe.seed)]
+    for p in sorted(learner.pending):
+        learner.tell(p, p <= 10)
+    again = sched._ask(100)
+    assert {(p.cell, p.seed) for p, _ in again} == {(probe.cell, probe.seed)} and len(again) == 2
+    assert sched._ask(1) == []  # one idle actor asks no round of the others: all of them are in flight
 
 
-def test_probe_cost_orders_larger_d_and_p_first():
+def test_the_longest_probes_start_first():
+    from lamcap.orchestrator.runtime.dispatch import DispatchOrder
+
+    order = DispatchOrder(make_spec(), "cpu")
     small, big_p, big_d = (Probe(Cell("op", "adam", 1.0, d), 0, p) for d, p in ((8, 10), (8, 20), (16, 10)))
-    assert probe_cost(big_d) > probe_cost(big_p) > probe_cost(small)
-    assert probe_cost(Probe(Cell("dp", "adam", 1.0, 8), 0, 20)) > probe_cost(big_p)
+    assert order.seconds(big_d) > order.seconds(small) and order.seconds(big_p) > order.seconds(small)
+    assert order.seconds(Probe(Cell("dp", "adam", 1.0, 8), 0, 200)) > order.seconds(Probe(Cell("op", "adam", 1.0, 8), 0, 200))
+    assert order.seconds(Probe(Cell("op", "lp", 1.0, 24), 0, 100)) > order.seconds(Probe(Cell("op", "adam", 1.0, 24), 0, 100))
 
 
 def test_resume_from_partial_store_reruns_nothing_stored(pool, tmp_path):
@@ -187,7 +200,7 @@ def test_resume_from_partial_store_reruns_nothing_stored(pool, tmp_path):
     full = sweep(tmp_path / "full.zarr", spec, pool, fake_runner)
     probes, _, _ = read_tables(tmp_path / "full.zarr")
     half = probes[: len(probes) // 2]
-    partial = Store.open_or_create(tmp_path / "part.zarr", spec)
+    partial = StoreWriter.open_or_create(tmp_path / "part.zarr", spec)
     partial.append_probes([{**r, "target_hist": [], "offtarget_hist": [], "singular_values": []} for r in half])
     resumed = sweep(tmp_path / "part.zarr", spec, pool, fake_runner)
     assert stored_thresholds(tmp_path / "part.zarr") == expected(spec) == stored_thresholds(tmp_path / "full.zarr")
@@ -205,10 +218,10 @@ def test_actor_killed_mid_sweep_same_thresholds_no_duplicates(pool, tmp_path):
     assert max(r["attempt"] for r in probes if r["p"] == 17) == 2
 
 
-def test_probes_that_keep_failing_leave_their_seed_incomplete_never_a_verdict(pool, tmp_path, capsys):
+def test_probes_that_keep_failing_leave_their_seed_incomplete_never_a_verdict(pool, tmp_path, caplog):
     spec = make_spec(ds=(12,), seeds=1)
     report = sweep(tmp_path / "dead.zarr", spec, pool, failing_runner, max_attempts=2)
-    store = Store.open_or_create(tmp_path / "dead.zarr", spec)
+    store = StoreWriter.open_or_create(tmp_path / "dead.zarr", spec)
     records = store.completed_probes()
     assert_no_duplicates(tmp_path / "dead.zarr")
     died = records[("dp", "hebbian", 1.0, 12, 0, 17, "search")]
@@ -224,8 +237,9 @@ def test_probes_that_keep_failing_leave_their_seed_incomplete_never_a_verdict(po
         # no threshold was computed past the error, although the other verdicts of the seed are exact
         searched = {k[5]: r["sat"] for k, r in records.items() if k[0] == problem and r["status"] != "error"}
         assert all(sat == (p <= p_true(problem, 12, 0)) for p, sat in searched.items())
-    err = capsys.readouterr().err
-    assert err.count("failed (attempt 1 of 2)") == 2 and "giving up on this seed" in err  # said when it happened
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("lamcap")]
+    assert sum("failed (attempt 1 of 2)" in m for m in said) == 2  # said when it happened
+    assert any("giving up on this seed" in m for m in said) and report.failures == said
 
 
 def test_a_transient_error_is_retried_and_gives_the_normal_threshold(pool, tmp_path):
@@ -266,26 +280,24 @@ class _FailingStore:
 
 def test_a_failed_store_write_is_raised_not_swallowed():
     """The writer thread's error surfaces at the next flush, and the final flush waits for it."""
-    from concurrent.futures import ThreadPoolExecutor
-
     spec = make_spec(ds=(8,), seeds=1)
     sched = Scheduler(spec, _FailingStore(), _Pool(2), SchedulerSettings(progress=False), guess=lambda cell: GUESS)
-    sched._writer = ThreadPoolExecutor(max_workers=1)
+    sched.writer.start()
     try:
-        sched.buffer = [{"p": 5}]
+        sched.writer.pending.records = [{"p": 5}]
         sched.flush()  # handed to the writer thread: the dispatch loop does not wait for it
-        sched.buffer = [{"p": 6}]
+        sched.writer.pending.records = [{"p": 6}]
         with pytest.raises(OSError, match="No space left"):
             sched.flush()
         with pytest.raises(OSError, match="No space left"):
             sched.flush(wait=True)
     finally:
-        sched._writer.shutdown(wait=True)
+        sched.writer._thread.shutdown(wait=True)
 
 
 def test_progress_counts_thresholds_and_complete_cells(tmp_path):
     spec = make_spec(ds=(8,), seeds=2)  # op and dp: 2 cells x 2 seeds
-    sched = Scheduler(spec, Store.open_or_create(tmp_path / "p.zarr", spec), _Pool(2),
+    sched = Scheduler(spec, StoreWriter.open_or_create(tmp_path / "p.zarr", spec), _Pool(2),
                       SchedulerSettings(progress=False), guess=lambda cell: GUESS)
     op, dp = sorted({cell for cell, _ in sched.learners}, key=lambda c: c.problem != "op")
     sched.finished = {(op, 0), (op, 1), (dp, 0)}
@@ -309,7 +321,7 @@ class Interrupt:
 def adaptive_sweep(path, spec, pool, heartbeat=None, flush_every=8):
     """A sweep of an adaptive spec with the oracle runner, the dimension learner's cost cubic_cost."""
     pool.set_runner(adaptive_oracle.runner)
-    store = Store.open_or_create(path, spec)
+    store = StoreWriter.open_or_create(path, spec)
     settings = SchedulerSettings(progress=False, flush_every=flush_every, wait_timeout=0.2)
     scheduler = Scheduler(spec, store, pool, settings, guess=adaptive_oracle.guess,
                           expansion=Expansion(spec, cubic_cost))
@@ -323,7 +335,7 @@ def stored_decisions(path) -> tuple[dict, list[dict]]:
 
 
 def with_p_max(spec, p_max):
-    return dataclasses.replace(spec, search=SearchSettings(p_max=p_max, max_parallel_per_learner=2))
+    return dataclasses.replace(spec, search=SearchSettings(p_max=p_max, width=2))
 
 
 @pytest.mark.parametrize("axis, p_max", [("rho", None), ("d", 30)])
@@ -364,10 +376,11 @@ def test_searches_whose_probes_outlived_their_trigger_are_replayed_not_rerun(poo
     probes, rows, _ = read_tables(tmp_path / "whole.zarr")
     log = read_decisions(tmp_path / "whole.zarr")[1]
     first = {(dec["d"], rho) for dec in log if dec["round"] == 0 for rho in dec["chosen_rhos"]}
-    crashed = Store.open_or_create(tmp_path / "crashed.zarr", spec)
+    crashed = StoreWriter.open_or_create(tmp_path / "crashed.zarr", spec)
     crashed.append_probes(probes)
     crashed.append_thresholds([r for r in rows if (r["d"], r["rho"]) in first])
-    crashed.append_decisions([dec for dec in log if dec["round"] == 0])
+    first = [dec for dec in log if dec["round"] == 0]
+    crashed.append_decisions(first, [decision_row(d) for d in first])
     report = adaptive_sweep(tmp_path / "crashed.zarr", spec, pool)
     assert report.probes_run == 0 and report.probes_reused == len(probes)
     assert stored_decisions(tmp_path / "crashed.zarr")[0] == stored_decisions(tmp_path / "whole.zarr")[0]
@@ -380,22 +393,25 @@ def test_an_extended_store_holds_what_a_fresh_sweep_of_the_larger_spec_holds(poo
     small, large = make_spec(ds=(8, 12), seeds=2), make_spec(ds=(8, 12, 16), seeds=3)
     sweep(tmp_path / "grown.zarr", small, pool, fake_runner)
     before, before_rows, _ = read_tables(tmp_path / "grown.zarr")
-    Store.open_or_create(tmp_path / "grown.zarr", large)  # what the driver does after its precheck
+    added = check_store(str(tmp_path / "grown.zarr"), large).added  # what the driver does before it starts Ray
+    StoreWriter.open_or_create(tmp_path / "grown.zarr", large, added)
     report = sweep(tmp_path / "grown.zarr", large, pool, fake_runner)
     sweep(tmp_path / "fresh.zarr", large, pool, fake_runner)
     grown, grown_rows, attrs = read_tables(tmp_path / "grown.zarr")
     fresh, fresh_rows, _ = read_tables(tmp_path / "fresh.zarr")
     assert report.probes_run == len(grown) - len(before)
-    as_text = lambda rows: [json.dumps(r, sort_keys=True) for r in rows]  # noqa: E731 - NaN equals NaN
+    def as_text(rows):  # the scalars of each record (the spectra were widened); as text, NaN equals NaN
+        return [json.dumps({k: v for k, v in r.items() if not isinstance(v, list)}, sort_keys=True) for r in rows]
+
     assert as_text(grown[: len(before)]) == as_text(before)
     sv = zarr.open_group(tmp_path / "grown.zarr", mode="r")["probes/singular_values"][:]
     assert sv.shape == (len(grown), 16)  # widened to the new largest d; the old rows padded with NaN
     for i, r in enumerate(grown):
         np.testing.assert_array_equal(sv[i, : r["d"]], 1.0)
         assert np.isnan(sv[i, r["d"]:]).all()
-    fresh_by_key = {probe_key(r): r for r in fresh}  # which loads a k-section visits depends on idle actors
+    fresh_by_key = {probe_key(r): r for r in fresh}
     common = [r for r in grown if probe_key(r) in fresh_by_key]
-    assert len(common) > len(before) // 2
+    assert len(common) == len(grown) == len(fresh)  # searches ask in rounds: the very same probes
     assert as_text(common) == as_text(fresh_by_key[probe_key(r)] for r in common)
     assert sorted(map(threshold_key, grown_rows)) == sorted(map(threshold_key, fresh_rows))
     assert stored_thresholds(tmp_path / "grown.zarr") == expected(large)

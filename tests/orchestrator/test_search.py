@@ -9,8 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import lambertw
 
-from lamcap.kernels.errors import InvalidInput
-from lamcap.orchestrator.search import ThresholdLearner, curve_loads, initial_bracket, p_for_alpha
+from lamcap.errors import InvalidInput
+from lamcap.orchestrator.learners.curves import curve_loads
+from lamcap.orchestrator.learners.threshold import ThresholdLearner, initial_bracket
+from lamcap.predictions.units import alpha_to_p, alpha_of
 from lamcap.orchestrator.spec import Cell
 
 CELL = Cell("op", "adam", 1.0, 8)
@@ -217,11 +219,10 @@ def test_bad_p_max_is_named(p_max):
 
 @FAST
 @given(alpha=st.floats(0.05, 3.0), d=st.integers(2, 600))
-def test_p_for_alpha_matches_lambert_w(alpha, d):
-    big_a = alpha * d * d
-    expected = big_a / lambertw(big_a).real if big_a > 0 else 1.0
-    if expected >= 1.0:
-        assert p_for_alpha(alpha, d) == pytest.approx(expected, rel=1e-9)
+def test_alpha_to_p_inverts_the_load(alpha, d):
+    p = alpha_to_p(alpha, d)
+    assert p >= 1.0
+    assert alpha_of(p, d) == pytest.approx(alpha, rel=1e-9)
 
 
 @FAST
@@ -229,13 +230,13 @@ def test_p_for_alpha_matches_lambert_w(alpha, d):
 def test_curve_loads_are_distinct_integers_in_the_alpha_window(alpha, d, n, span):
     loads = curve_loads(alpha, d, n, span)
     assert loads == sorted(set(loads)) and all(isinstance(p, int) and p >= 2 for p in loads)
-    lo_p, hi_p = p_for_alpha(alpha * (1 - span), d), p_for_alpha(alpha * (1 + span), d)
+    lo_p, hi_p = alpha_to_p(alpha * (1 - span), d), alpha_to_p(alpha * (1 + span), d)
     in_window = [p for p in range(2, math.floor(hi_p) + 1) if p >= lo_p]
     if n >= 2:
         assert set(loads) <= set(in_window)
         assert len(loads) == min(n, len(in_window))
     elif n == 1:
-        assert loads == [max(2, round(p_for_alpha(alpha, d)))]
+        assert loads == [max(2, round(alpha_to_p(alpha, d)))]
     else:
         assert loads == []
 

@@ -5,8 +5,8 @@ import tomllib
 
 import pytest
 
-from lamcap.kernels.errors import InvalidInput
-from lamcap.orchestrator.shard_rules import ShardPlan, ShardRule, ShardRules
+from lamcap.errors import InvalidInput
+from lamcap.orchestrator.spec.shard_rules import ShardPlan, ShardRule, ShardRules
 from lamcap.orchestrator.spec import SweepSpec, load_spec, spec_from_layers, to_toml
 
 BASE = dict(problems=("op", "dp"), solvers=("adam", "lp"), rhos=(1.0,), ds=(8, 16, 32), seeds=2, device="cpu")

@@ -18,11 +18,15 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from lamcap.kernels.errors import InvalidInput, StoreError
+from lamcap.errors import InvalidInput, StoreError
 from lamcap.kernels.outcome import Outcome
-from lamcap.orchestrator.probe import error_record, probe_fields
+from lamcap.orchestrator.runtime.probe import failed_record, probe_labels
 from lamcap.orchestrator.spec import Cell, Probe, SweepSpec
-from lamcap.orchestrator.store import HIST_FIELDS, OPTIONAL_PROBE_FIELDS, PROBE_FIELDS, Store, probe_key, read_tables
+from lamcap.store.schema import PROBES
+from lamcap.store.writer import StoreWriter
+from lamcap.store.schema import probe_key
+from lamcap.store.reader import read_tables
+from lamcap.orchestrator.runtime.preflight import check_store
 
 REPO = Path(__file__).resolve().parents[2]
 N_BINS = 120
@@ -35,7 +39,7 @@ def make_spec(**changes) -> SweepSpec:
 
 
 def record(problem="op", solver="adam", rho=0.5, d=12, seed=0, p=10, purpose="search") -> dict:
-    """A record as lamcap.orchestrator.probe.run_probe builds it, from a real Outcome."""
+    """A record as lamcap.orchestrator.runtime.probe.run_probe builds it, from a real Outcome."""
     probe = Probe(Cell(problem, solver, rho, d), seed, p, purpose)
     rank = probe.cell.rank
     rng = np.random.default_rng(p * 100 + seed)
@@ -46,7 +50,7 @@ def record(problem="op", solver="adam", rho=0.5, d=12, seed=0, p=10, purpose="se
                       offtarget_hist=rng.integers(0, 9, N_BINS).tolist(),
                       singular_values=sorted(rng.uniform(0, 3, rank).tolist(), reverse=True) + [0.0] * (d - rank),
                       input_target_score=float(rng.normal(3.0)), input_competitor_hist=rng.integers(0, 3, N_BINS).tolist())
-    return {**probe_fields(probe), **outcome.as_record(), "error": ""}
+    return {**probe_labels(probe), **outcome.as_record(), "error": ""}
 
 
 def threshold(problem="op", seed=0, p_star=20) -> dict:
@@ -56,33 +60,39 @@ def threshold(problem="op", seed=0, p_star=20) -> dict:
             "p_hi": p_star + 1, "n_probes": 7, "monotone": True, "complete": True}
 
 
+def open_checked(path, spec) -> StoreWriter:
+    """What the sweep driver does: the pre-flight's checks of the store, then the writer (extending the store
+    when the spec adds cells)."""
+    return StoreWriter.open_or_create(path, spec, check_store(str(path), spec).added)
+
+
 def tree_digest(path: Path) -> dict:
     return {str(f.relative_to(path)): hashlib.sha256(f.read_bytes()).hexdigest()
             for f in sorted(path.rglob("*")) if f.is_file()}
 
 
 def test_every_outcome_field_has_a_column():
-    scalar = {f.name for f in dataclasses.fields(Outcome)} - {*HIST_FIELDS, "singular_values"}
-    assert scalar <= set(PROBE_FIELDS)
-    assert set(HIST_FIELDS) <= {f.name for f in dataclasses.fields(Outcome)}
+    assert {f.name for f in dataclasses.fields(Outcome)} <= set(PROBES.names)
+    assert {f.name for f in PROBES.wide} == {"target_hist", "offtarget_hist", "input_competitor_hist", "singular_values"}
 
 
 def test_round_trip_through_store_xarray_and_analysis_reader(tmp_path):
     from lamcap.analysis.load import open_store
 
     path = tmp_path / "s.zarr"
-    store = Store.open_or_create(path, make_spec())
+    store = StoreWriter.open_or_create(path, make_spec())
     records = [record(p=p, problem=pr) for p in (5, 6, 9) for pr in ("op", "dp")]
-    records.append(error_record(Probe(Cell("dp", "hebbian", 1.0, 8), 1, 7), "cpu", "RuntimeError: boom"))
+    records.append(failed_record(Probe(Cell("dp", "hebbian", 1.0, 8), 1, 7), "cpu", "RuntimeError: boom"))
     assert store.append_probes(records[:4]) == 4 and store.append_probes(records[4:]) == 3
     assert store.append_thresholds([threshold(), threshold("dp", 1, 18)]) == 2
 
-    back = Store.open_or_create(path, make_spec()).completed_probes()
+    back = StoreWriter.open_or_create(path, make_spec()).completed_probes()
     assert set(back) == {probe_key(r) for r in records}
     for r in records:
         got = back[probe_key(r)]
-        for name in PROBE_FIELDS:
-            want = r.get(name, OPTIONAL_PROBE_FIELDS.get(name))  # a failed probe's record lacks the optional ones
+        for f in PROBES.scalars:
+            name = f.name
+            want = r.get(name, f.absent)  # a failed probe's record lacks the optional ones
             assert got[name] == want or (isinstance(want, float) and math.isnan(want) and math.isnan(got[name]))
         assert got["error"] == r["error"]
 
@@ -117,23 +127,23 @@ def test_a_store_from_before_a_defaulted_variable_gets_it_filled_and_takes_new_r
         return [None if isinstance(v, float) and math.isnan(v) else v for v in got]
 
     path = tmp_path / "old.zarr"
-    store = Store.open_or_create(path, make_spec())
+    store = StoreWriter.open_or_create(path, make_spec())
     store.append_probes([record(p=5), record(p=6)])
     shutil.rmtree(path / "probes" / name)  # as a store written before the variable existed
     assert name not in zarr.open_group(str(path), mode="r", path="probes").array_keys()
     assert values() == [default, default]  # read as the default (NaN: None here)
 
-    store = Store.open_or_create(path, make_spec())
+    store = StoreWriter.open_or_create(path, make_spec())
     assert store.append_probes([{**record(p=7), name: later}]) == 1
     assert values() == [default, default, later]
     assert "units" in zarr.open_group(str(path), mode="r", path="probes")[name].attrs
 
 
 def test_a_probe_or_threshold_is_never_written_twice(tmp_path):
-    store = Store.open_or_create(tmp_path / "s.zarr", make_spec())
+    store = StoreWriter.open_or_create(tmp_path / "s.zarr", make_spec())
     assert store.append_probes([record(p=5), record(p=5), record(p=6)]) == 2
     assert store.append_probes([record(p=6), record(p=7)]) == 1
-    reopened = Store.open_or_create(tmp_path / "s.zarr", make_spec())
+    reopened = StoreWriter.open_or_create(tmp_path / "s.zarr", make_spec())
     assert reopened.append_probes([record(p=5)]) == 0
     assert reopened.append_thresholds([threshold()]) == 1 and reopened.append_thresholds([threshold()]) == 0
     probes, rows, _ = read_tables(tmp_path / "s.zarr")
@@ -145,12 +155,12 @@ def test_half_written_batch_is_invisible_and_truncated_on_reopen(tmp_path):
     from lamcap.analysis.load import open_store
 
     path = tmp_path / "s.zarr"
-    store = Store.open_or_create(path, make_spec())
+    store = StoreWriter.open_or_create(path, make_spec())
     store.append_probes([record(p=p) for p in (5, 6)])
     store.append_thresholds([threshold()])
     import zarr
 
-    group = store._probes.group
+    group = store._tables["probes"].group
     with zarr.config.set({"array.write_empty_chunks": True}):  # as the writer writes
         for name in ("p", "sat", "problem"):  # the crash: a few arrays of the next batch, no commit
             arr = group[name]
@@ -159,8 +169,8 @@ def test_half_written_batch_is_invisible_and_truncated_on_reopen(tmp_path):
     probes, _, _ = read_tables(path)
     assert [r["p"] for r in probes] == [5, 6]
     assert open_store(path).probes.sizes["probe"] == 2
-    reopened = Store.open_or_create(path, make_spec())
-    assert {a.shape[0] for _, a in reopened._probes.group.arrays()} == {2}
+    reopened = StoreWriter.open_or_create(path, make_spec())
+    assert {a.shape[0] for _, a in reopened._tables["probes"].group.arrays()} == {2}
     reopened.append_probes([record(p=7)])
     assert xr.open_zarr(path, group="probes", consolidated=False)["p"].values.tolist() == [5, 6, 7]
 
@@ -170,8 +180,8 @@ WRITER = textwrap.dedent("""
     sys.path.insert(0, {repo!r})
     sys.path.insert(0, {tests!r})
     from test_store import make_spec, record
-    from lamcap.orchestrator.store import Store
-    store = Store.open_or_create({path!r}, make_spec())
+    from lamcap.store.writer import StoreWriter
+    store = StoreWriter.open_or_create({path!r}, make_spec())
     batch = 0
     while True:
         store.append_probes([record(p=2 + 20 * batch + i, d=12) for i in range(20)])
@@ -182,7 +192,7 @@ WRITER = textwrap.dedent("""
 
 def test_sigkill_mid_append_leaves_every_committed_batch(tmp_path):
     path = tmp_path / "s.zarr"
-    Store.open_or_create(path, make_spec())  # created here so the writer only appends
+    StoreWriter.open_or_create(path, make_spec())  # created here so the writer only appends
     code = WRITER.format(repo=str(REPO), tests=str(Path(__file__).parent), path=str(path))
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
@@ -194,17 +204,17 @@ def test_sigkill_mid_append_leaves_every_committed_batch(tmp_path):
     probes, _, _ = read_tables(path)
     assert len(probes) % 20 == 0 and len(probes) >= 20 * committed[-1]
     assert [r["p"] for r in probes] == list(range(2, 2 + len(probes)))
-    store = Store.open_or_create(path, make_spec())  # reopening truncates; appending continues the sequence
+    store = StoreWriter.open_or_create(path, make_spec())  # reopening truncates; appending continues the sequence
     store.append_probes([record(p=1000, d=12)])
     assert len(read_tables(path)[0]) == len(probes) + 1
 
 
 def test_incompatible_spec_is_refused_naming_differences_and_store_untouched(tmp_path):
     path = tmp_path / "s.zarr"
-    Store.open_or_create(path, make_spec()).append_probes([record()])
+    StoreWriter.open_or_create(path, make_spec()).append_probes([record()])
     before = tree_digest(path)
     with pytest.raises(InvalidInput, match=r"seeds differ.*|ds differ") as info:
-        Store.open_or_create(path, make_spec(seeds=3, ds=(8, 16)))
+        open_checked(path, make_spec(seeds=3, ds=(8, 16)))
     assert "seeds" in str(info.value) and "ds" in str(info.value)
     assert tree_digest(path) == before
 
@@ -213,18 +223,18 @@ def test_a_directory_that_is_not_a_store_is_refused(tmp_path):
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "file.txt").write_text("hello")
     with pytest.raises(InvalidInput, match="not a lamcap store"):
-        Store.open_or_create(tmp_path / "junk", make_spec())
+        check_store(str(tmp_path / "junk"), make_spec())
     assert os.listdir(tmp_path / "junk") == ["file.txt"]
 
 
 def test_appending_without_zarr_internals_gives_the_same_store(tmp_path, monkeypatch):
     """The public-API fallback (grow, then write) stores exactly what the in-memory view does."""
-    from lamcap.orchestrator import store as store_mod
+    from lamcap.store import append
 
     records = [record(p=p, problem=pr) for p in (5, 6, 9) for pr in ("op", "dp")]
-    Store.open_or_create(tmp_path / "view.zarr", make_spec()).append_probes(records)
-    monkeypatch.setattr(store_mod, "_view", lambda arr, shape: None)
-    fallback = Store.open_or_create(tmp_path / "plain.zarr", make_spec())
+    StoreWriter.open_or_create(tmp_path / "view.zarr", make_spec()).append_probes(records)
+    monkeypatch.setattr(append, "view_as", lambda arr, shape: None)
+    fallback = StoreWriter.open_or_create(tmp_path / "plain.zarr", make_spec())
     fallback.append_probes(records[:2])
     fallback.append_probes(records[2:])
     a = xr.open_zarr(tmp_path / "view.zarr", group="probes", consolidated=False).load()
@@ -236,18 +246,18 @@ def test_rows_of_an_unfinished_batch_are_not_visible_to_a_plain_reader(tmp_path,
     """With the in-memory view, the arrays keep their committed length until the batch's data is on disk."""
     import zarr
 
-    from lamcap.orchestrator import store as store_mod
+    from lamcap.store import append
 
-    store = Store.open_or_create(tmp_path / "s.zarr", make_spec())
+    store = StoreWriter.open_or_create(tmp_path / "s.zarr", make_spec())
     store.append_probes([record(p=5)])
     seen = []
-    original = store_mod._pad
+    original = append.pad
 
     def spy(values, shape):  # called while the batch's chunk data is being written
         seen.append(zarr.open_group(str(tmp_path / "s.zarr"), mode="r")["probes"]["p"].shape[0])
         return original(values, shape)
 
-    monkeypatch.setattr(store_mod, "_pad", spy)
+    monkeypatch.setattr(append, "pad", spy)
     store.append_probes([record(p=6), record(p=7)])
     assert seen and set(seen) == {1}
 
@@ -256,7 +266,7 @@ def test_rows_of_an_unfinished_batch_are_not_visible_to_a_plain_reader(tmp_path,
 
 def test_a_second_writer_is_stopped_before_it_overwrites(tmp_path):
     path = tmp_path / "two.zarr"
-    first, second = Store.open_or_create(path, make_spec()), Store.open_or_create(path, make_spec())
+    first, second = StoreWriter.open_or_create(path, make_spec()), StoreWriter.open_or_create(path, make_spec())
     first.append_probes([record(p=5)])
     with pytest.raises(StoreError, match=r"changed under this sweep: its probes group holds 1 committed rows where "
                                          r"this driver committed 0.*Nothing was overwritten"):
@@ -267,7 +277,7 @@ def test_a_second_writer_is_stopped_before_it_overwrites(tmp_path):
 
 def committed_store(tmp_path) -> Path:
     path = tmp_path / "whole.zarr"
-    store = Store.open_or_create(path, make_spec())
+    store = StoreWriter.open_or_create(path, make_spec())
     store.append_probes([record(p=p) for p in range(5, 9)])
     store.append_thresholds([threshold()])
     return path
@@ -281,7 +291,7 @@ def test_a_deleted_chunk_is_named_never_read_as_fill_values(tmp_path):
     with pytest.raises(InvalidInput, match=r"store damaged: .*whole.zarr/probes/p: chunk c/0 is missing"):
         open_store(path)
     with pytest.raises(InvalidInput, match=r"store damaged: .*probes/p: chunk c/0 is missing"):
-        Store.open_or_create(path, make_spec())
+        open_checked(path, make_spec())
 
 
 def test_a_truncated_chunk_is_named(tmp_path):
@@ -296,7 +306,7 @@ def test_a_truncated_chunk_is_named(tmp_path):
 
 def test_every_chunk_is_written_even_when_it_equals_the_fill_value(tmp_path):
     path = committed_store(tmp_path)  # steps > 0 but many all-zero / all-False columns exist
-    store = Store.open_or_create(path, make_spec())
+    store = StoreWriter.open_or_create(path, make_spec())
     store.append_probes([{**record(p=p), "attempt": 0} for p in range(20, 22)])  # attempt 0 = the fill value
     assert (path / "probes" / "attempt" / "c" / "0").exists()
     assert (path / "thresholds" / "complete" / "c" / "0").exists()
@@ -307,7 +317,7 @@ def test_disk_errors_end_in_one_line_and_keep_the_committed_rows(tmp_path, monke
     import zarr.storage
 
     path = committed_store(tmp_path)
-    store = Store.open_or_create(path, make_spec())
+    store = StoreWriter.open_or_create(path, make_spec())
 
     async def refuse(self, key, value, *args, **kwargs):
         raise OSError(code, text)
@@ -318,19 +328,19 @@ def test_disk_errors_end_in_one_line_and_keep_the_committed_rows(tmp_path, monke
         store.append_probes([record(p=30)])
     monkeypatch.undo()
     assert [r["p"] for r in read_tables(path)[0]] == [5, 6, 7, 8]
-    Store.open_or_create(path, make_spec()).append_probes([record(p=30)])  # and it resumes
+    StoreWriter.open_or_create(path, make_spec()).append_probes([record(p=30)])  # and it resumes
     assert [r["p"] for r in read_tables(path)[0]] == [5, 6, 7, 8, 30]
 
 
 def test_a_spec_that_adds_cells_extends_the_store_keeping_every_row(tmp_path):
-    from lamcap.orchestrator.store import check_readable
+    from lamcap.store.reader import check_readable
 
     path = tmp_path / "s.zarr"
     records = [record(d=12, p=p) for p in (10, 11)] + [record(d=8, p=5)]
-    Store.open_or_create(path, make_spec()).append_probes(records)
+    StoreWriter.open_or_create(path, make_spec()).append_probes(records)
     before = read_tables(path)[0]
     larger = make_spec(ds=(8, 12, 24), seeds=3)
-    store = Store.open_or_create(path, larger)
+    store = open_checked(path, larger)
     store.append_probes([record(d=24, p=50, seed=2)])
     check_readable(path)  # every chunk of the widened array exists
     probes, _, attrs = read_tables(path)
@@ -347,13 +357,14 @@ def test_a_spec_that_adds_cells_extends_the_store_keeping_every_row(tmp_path):
 
 @pytest.mark.parametrize("crash_after", ["staged", "first rename", "second rename"])
 def test_a_widening_cut_short_is_settled_on_reopen(tmp_path, crash_after):
-    from lamcap.orchestrator.store import check_readable, finish_widening
+    from lamcap.store.reader import check_readable
+    from lamcap.store.writer import finish_widening
 
     path = tmp_path / "s.zarr"
-    Store.open_or_create(path, make_spec()).append_probes([record(d=12, p=10)])
+    StoreWriter.open_or_create(path, make_spec()).append_probes([record(d=12, p=10)])
     folder = path / "probes"
     shutil.copytree(folder / "singular_values", tmp_path / "narrow")
-    Store.open_or_create(path, make_spec(ds=(8, 12, 24)))  # widens to 24
+    open_checked(path, make_spec(ds=(8, 12, 24)))  # widens to 24
     wide = tmp_path / "wide"
     shutil.copytree(folder / "singular_values", wide)
     shutil.rmtree(folder / "singular_values")
@@ -377,8 +388,8 @@ def test_a_widening_cut_short_is_settled_on_reopen(tmp_path, crash_after):
 
 def test_a_spec_that_is_no_extension_is_refused_with_the_way_to_extend(tmp_path):
     path = tmp_path / "s.zarr"
-    Store.open_or_create(path, make_spec()).append_probes([record()])
+    StoreWriter.open_or_create(path, make_spec()).append_probes([record()])
     before = tree_digest(path)
     with pytest.raises(InvalidInput, match=r"ds differ.*only adds problems, solvers, rhos, ds or seeds"):
-        Store.open_or_create(path, make_spec(ds=(8,)))
+        open_checked(path, make_spec(ds=(8,)))
     assert tree_digest(path) == before

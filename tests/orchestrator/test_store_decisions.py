@@ -11,10 +11,13 @@ import xarray as xr
 import zarr
 
 from lamcap.analysis.load import open_store
-from lamcap.orchestrator.expansion import Expansion
-from lamcap.orchestrator.probe import error_record
+from lamcap.orchestrator.learners.expansion import Expansion
+from lamcap.orchestrator.runtime.probe import failed_record
 from lamcap.orchestrator.spec import Cell, Probe
-from lamcap.orchestrator.store import DECISION_FIELDS, Store, read_decisions
+from lamcap.orchestrator.learners.decisions import decision_row
+from lamcap.store.schema import DECISIONS
+from lamcap.store.writer import StoreWriter
+from lamcap.store.reader import read_decisions
 from tests.orchestrator.test_expansion import cubic_cost, make_spec, run
 
 
@@ -24,10 +27,14 @@ def _learner_run(axis: str) -> tuple:
     return spec, list(rows.values()), decisions
 
 
-def _store(path, spec, rows: list[dict]) -> Store:
+def rows_of(decisions: list[dict]) -> list[dict]:
+    return [decision_row(d) for d in decisions]
+
+
+def _store(path, spec, rows: list[dict]) -> StoreWriter:
     """A store holding one probe record and the threshold rows."""
-    store = Store.open_or_create(path, spec)
-    store.append_probes([error_record(Probe(Cell("op", "adam", 1.0, 8), 0, 5), "cpu", "RuntimeError: x")])
+    store = StoreWriter.open_or_create(path, spec)
+    store.append_probes([failed_record(Probe(Cell("op", "adam", 1.0, 8), 0, 5), "cpu", "RuntimeError: x")])
     store.append_thresholds(_threshold_rows(rows))
     return store
 
@@ -48,11 +55,11 @@ def test_decisions_round_trip_as_rows_and_log(tmp_path, axis):
     path = tmp_path / "s.zarr"
     store = _store(path, spec, rows)
     half = len(decisions) // 2
-    assert store.append_decisions(decisions[:half], "a cost") == half
-    assert Store.open_or_create(path, spec).append_decisions(decisions[half:]) == len(decisions) - half
+    assert store.append_decisions(decisions[:half], rows_of(decisions[:half]), "a cost") == half
+    assert StoreWriter.open_or_create(path, spec).append_decisions(decisions[half:], rows_of(decisions[half:])) == len(decisions) - half
     table, log = read_decisions(path)
     assert log == json.loads(json.dumps(decisions))  # every dict, in the order made
-    assert Store.open_or_create(path, spec).completed_decisions() == log
+    assert StoreWriter.open_or_create(path, spec).completed_decisions() == log
     assert len(table) == len(decisions) == zarr.open_group(str(path), path="decisions").attrs["n_committed"]
     for got, dec in zip(table, decisions):  # each column against the dict it was taken from
         assert (got["learner"], got["problem"], got["solver"], got["round"]) == \
@@ -72,14 +79,14 @@ def test_decisions_round_trip_as_rows_and_log(tmp_path, axis):
             assert got["budget_seconds"] == spec.adaptive.d.budget_seconds
     group = zarr.open_group(str(path), path="decisions")
     assert group.attrs["cost_model"] == "a cost"
-    for name in DECISION_FIELDS:  # every chunk is on disk (one here), so a missing one means damage
+    for name in DECISIONS.names:  # every chunk is on disk (one here), so a missing one means damage
         assert (path / "decisions" / name / "c" / "0").is_file(), name
 
 
 def test_labels_are_codes_with_flags_and_analysis_decodes_them(tmp_path):
     spec, rows, decisions = _learner_run("d")
     path = tmp_path / "s.zarr"
-    _store(path, spec, rows).append_decisions(decisions)
+    _store(path, spec, rows).append_decisions(decisions, rows_of(decisions))
     raw = xr.open_zarr(path, group="decisions", consolidated=False, mask_and_scale=False)
     assert raw.learner.dtype == np.int8 and raw.basis.dtype == np.int8
     assert raw.basis.attrs["flag_meanings"].split()[raw.basis.attrs["flag_values"][-1]] == "stop"
@@ -99,6 +106,6 @@ def test_a_store_written_before_the_decisions_group_opens_and_gains_it(tmp_path)
     assert read_decisions(path) == ([], [])
     old = open_store(path)
     assert old.decisions.sizes.get("decision", 0) == 0 and old.decision_log == []
-    store = Store.open_or_create(path, spec)  # resuming adds the empty group, nothing else changes
-    assert store.completed_decisions() == [] and store.append_decisions(decisions[:3]) == 3
+    store = StoreWriter.open_or_create(path, spec)  # resuming adds the empty group, nothing else changes
+    assert store.completed_decisions() == [] and store.append_decisions(decisions[:3], rows_of(decisions[:3])) == 3
     assert len(open_store(path).decision_log) == 3

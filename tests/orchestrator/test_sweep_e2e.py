@@ -23,16 +23,18 @@ import pytest
 import xarray as xr
 import zarr
 
-from lamcap.orchestrator import cli
-from lamcap.orchestrator.probe import error_record
+from lamcap import cli
+from lamcap.orchestrator.runtime.probe import failed_record
 from lamcap.orchestrator.spec import Cell, Probe, load_spec
-from lamcap.orchestrator.store import Store, probe_key, read_tables, threshold_key
+from lamcap.store.writer import StoreWriter
+from lamcap.store.schema import probe_key, threshold_key
+from lamcap.store.reader import read_tables
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = "300"  # a small Adam step budget: probes of d <= 12 take tens of milliseconds
 
 # A spec file for the kill test: real solvers, and one probe in flight per (cell, seed)
-# (max_parallel_per_learner = 1), so that each search is a fixed sequence of probes whatever the
+# (width = 1), so that each search is a fixed sequence of probes whatever the
 # timing, and a killed-and-resumed sweep must reproduce the undisturbed one probe for probe.
 KILL_SPEC = """\
 problems = ["op", "dp"]
@@ -46,7 +48,7 @@ device = "cpu"
 max_steps = 300
 
 [search]
-max_parallel_per_learner = 1
+width = 1
 """
 
 
@@ -151,7 +153,7 @@ def alive(procs: set[tuple[int, str]]) -> set[tuple[int, str]]:
 
 
 def sweep_cmd(spec_file: Path, store: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "lamcap.orchestrator.cli", "sweep", str(spec_file), "--store", str(store),
+    return [sys.executable, "-m", "lamcap.cli", "sweep", str(spec_file), "--store", str(store),
             "--workers", "2", "--no-progress", *extra]
 
 
@@ -205,7 +207,7 @@ def counts(stdout: str) -> tuple[int, int]:
 # ---- a: the real kernels end to end ----------------------------------------------------------
 @pytest.mark.slow
 def test_real_sweep_end_to_end(tmp_path):
-    from lamcap.orchestrator.driver import execute
+    from lamcap.orchestrator.runtime.driver import execute
 
     spec = load_spec(overrides={"problems": ["op", "dp"], "solvers": ["adam", "hebbian"], "d": [8, 12],
                                 "rho": [1.0, 0.5], "seeds": 2, "steps": int(STEPS), "device": "cpu"})
@@ -304,8 +306,8 @@ def existing_store(tmp_path) -> Path:
     path = tmp_path / "store.zarr"
     spec = load_spec(overrides={"problems": ["op", "dp"], "solvers": ["hebbian"], "d": [8], "rho": [1.0],
                                 "seeds": 2, "device": "cpu"})
-    store = Store.open_or_create(path, spec)
-    store.append_probes([error_record(Probe(Cell("op", "hebbian", 1.0, 8), 0, 5), "cpu", "RuntimeError: x")])
+    store = StoreWriter.open_or_create(path, spec)
+    store.append_probes([failed_record(Probe(Cell("op", "hebbian", 1.0, 8), 0, 5), "cpu", "RuntimeError: x")])
     return path
 
 

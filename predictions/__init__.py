@@ -1,0 +1,36 @@
+"""The theory lamcap measures against, as numpy/scipy code (docs/THEORY.md): the load, capacities, finite-size
+predictions, the Hebbian model and weight spectra. It knows nothing of torch, Ray or files; every layer may use it.
+
+    from lamcap import predictions as theory
+    theory.alpha_c(0.5)                         # asymptotic capacity of the rank-d/2 memory
+    theory.finite_size_prediction(64, 1.0)      # (p*, alpha_c^RS) at d = 64
+"""
+from __future__ import annotations
+
+from lamcap.errors import InvalidInput
+from lamcap.predictions.capacity import (DEFAULT_SAMPLES, G_from_sorted, G_p, alpha_c, expected_G,
+                                    extreme_value_threshold, finite_size_prediction, kappa, lower_edge)
+from lamcap.predictions.hebbian import (ALPHA_HEBBIAN, hebbian_finite_size, hebbian_log_success,
+                                   hebbian_success_probability, hebbian_target_mean)
+from lamcap.predictions.spectra import truncated_quarter_circle_pdf, two_layer_init_pdf, two_layer_init_squared_pdf
+from lamcap.predictions.units import alpha_of, alpha_to_p, p_to_alpha, rank_of
+from lamcap.predictions.validation import check_rho
+
+KINDS = ("optimal", "hebbian")
+
+
+def predicted_critical_p(d: int, rho: float, kind: str) -> float:
+    """Theory's critical p for a cell: kind 'optimal' (the finite-size p*) or 'hebbian' (rank-independent)."""
+    if kind == "optimal":
+        return finite_size_prediction(d, rho)[0]
+    if kind == "hebbian":
+        check_rho(rho)
+        return hebbian_finite_size(d)[0]
+    raise InvalidInput(f"kind {kind!r} is not 'optimal' or 'hebbian'")
+
+
+__all__ = ["ALPHA_HEBBIAN", "DEFAULT_SAMPLES", "KINDS", "G_from_sorted", "G_p", "alpha_c", "alpha_of", "alpha_to_p",
+           "expected_G", "extreme_value_threshold", "finite_size_prediction", "hebbian_finite_size",
+           "hebbian_log_success", "hebbian_success_probability", "hebbian_target_mean", "kappa", "lower_edge",
+           "p_to_alpha", "predicted_critical_p", "rank_of", "truncated_quarter_circle_pdf", "two_layer_init_pdf",
+           "two_layer_init_squared_pdf"]
