@@ -271,9 +271,24 @@ def figure_filename(name: str) -> str:
     return f"fig{FIGURES.index(name) + 1}_{name}.png"
 
 
+def provenance(store: Store) -> str:
+    """Which kernels computed the store's probes (lamcap.kernels.outcome.KERNEL), and with which lamcap."""
+    versions = json.loads(store.attrs.get("versions", "{}")).get("lamcap", "?")
+    runs = json.loads(store.attrs.get("runs", "[]"))
+    lamcaps = sorted({versions, *(r.get("lamcap", "?") for r in runs)})
+    if "kernel" not in store.probes:
+        return f"Computed by: a lamcap that did not name its kernel ({', '.join(lamcaps)}); records may mix versions"
+    counts = {str(k): int(n) for k, n in zip(*np.unique(store.probes["kernel"].values, return_counts=True))}
+    named = {k: n for k, n in counts.items() if k != "none"}
+    text = ", ".join(f"kernel {k} ({n} probes)" for k, n in sorted(named.items())) or "no kernel"
+    warn = "; MIXED: these records were computed differently" if len(named) > 1 else ""
+    return f"Computed by: {text}; lamcap {', '.join(lamcaps)}{warn}"
+
+
 def report_text(result: Analysis, rows: list[dict], level: float) -> str:
     """The tables `lamcap analyze` prints."""
     sections = [
+        provenance(result.store),
         "Thresholds per cell (alpha* = p* ln p* / d^2; median over seeds, percentile-bootstrap interval)",
         format_threshold_table(rows, level) + (f"\n{result.excluded}" if result.excluded else ""),
         "Finite-size fits per (problem, solver, rho)",

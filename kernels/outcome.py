@@ -24,6 +24,11 @@ STATUSES = (
 )
 # What generated the instance (lamcap.kernels.gaussian.GENERATOR); 'none': no instance behind the record.
 GENERATORS = ("none", "splitmix64-erfcinv-v1")
+# How probes are computed, as one name: bumped (appended here) by any change that can alter the record of the same
+# probe with the same settings (the training protocol or its stopping rule, the generator, the verification, the
+# precision of a product). A store holds the probes of one kernel: a resume by another is refused.
+KERNELS = ("none", "2026.12-1")
+KERNEL = KERNELS[-1]
 # How the fused loss walked the competitors (lamcap.kernels.competitors.SourcePlan); 'none': no fused loss
 # (hebbian, lp), or no record of it.
 PLAN_MODES = ("none", "materialize", "regenerate")
@@ -90,6 +95,9 @@ class Outcome:
                                 "of that optimal W; 0 when UNSAT", "f8", default=math.nan)
     shards: int = recorded("1", "devices the probe's inputs were split over (a gang of actors); 1: one device",
                            "i8", missing=1, default=1)
+    kernel: str = recorded("1", "how the probe was computed (lamcap.kernels.outcome.KERNEL, bumped by any change "
+                           "that can alter a record); none: not recorded (a probe that raised, or a store written "
+                           "before kernels were named)", "i1", categories=KERNELS, missing="none", default="none")
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from lamcap.errors import StoreError
-from lamcap.kernels.outcome import N_BINS
+from lamcap.kernels.outcome import KERNEL, N_BINS
 from lamcap.store.append import AppendTable, pad
 from lamcap.store.reader import read_records
 from lamcap.store.schema import (DECISIONS, PROBES, SCHEMA, TABLES, THRESHOLDS, CHUNK_ROWS, Field, Table, probe_key,
@@ -129,7 +129,7 @@ def _create(path: str, spec: SpecLike) -> Any:
     for table in TABLES:
         _create_table(root, table, int(spec.max_d))
     root.attrs.update({"lamcap_schema": SCHEMA, "spec": json.dumps(spec.to_dict()), "versions": json.dumps(versions()),
-                       "created": now(), "actors": "[]"})
+                       "kernel": KERNEL, "created": now(), "actors": "[]", "runs": "[]"})
     os.replace(tmp, path)  # a store appears whole or not at all
     return zarr.open_group(path, mode="r+", zarr_format=3)
 
@@ -254,6 +254,8 @@ class StoreWriter:
                 _complete(root)
             else:
                 root = _create(path, spec)
+            runs = json.loads(root.attrs.get("runs", "[]"))
+            root.attrs["runs"] = json.dumps(runs + [{"when": now(), "lamcap": versions()["lamcap"], "kernel": KERNEL}])
             writer = cls(path, root, int(spec.max_d))
             for table in writer._tables.values():
                 table.truncate()

@@ -21,7 +21,7 @@ from lamcap.kernels.disorder import Instance, InstanceSpec
 from lamcap.errors import InvalidInput
 from lamcap.kernels.input_scores import input_scores
 from lamcap.kernels.memory import PeakMemory
-from lamcap.kernels.outcome import Outcome
+from lamcap.kernels.outcome import KERNEL, Outcome
 from lamcap.kernels.sharding import SOLO, Collective, check_shards
 from lamcap.kernels.settings import SolverSettings
 from lamcap.kernels.vocabulary import DEVICE_CHOICES, SOLVERS
@@ -143,6 +143,7 @@ def solve_with_weights(
         offtarget_mean=check.offtarget_mean,
         offtarget_var=check.offtarget_var,
         generator=instance.generator,
+        kernel=KERNEL,
         mode=plan.mode,
         chunk_rows=plan.chunk_rows,
         chunk_cols=plan.chunk_cols,

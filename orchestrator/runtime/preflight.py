@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from lamcap.errors import InvalidInput
 from lamcap.kernels.budget import check_fits, host_memory_bytes, human, largest_p, probe_memory
+from lamcap.kernels.outcome import KERNEL
 from lamcap.orchestrator.learners.expansion import (Expansion, cells_to_check, first_round_problems, max_searches,
                                                     possible_cells)
 from lamcap.orchestrator.learners.threshold import initial_bracket, theory_guess
@@ -139,6 +140,18 @@ def check_compatible(path: str | os.PathLike, spec: SweepSpec) -> list[str]:
     return added
 
 
+def check_kernel(path: str) -> None:
+    """InvalidInput unless the store's probes were computed by this lamcap's kernel (KERNEL): a resume by code
+    that computes probes differently would mix two kinds of records in one store."""
+    attrs = reader.root_attrs(path)
+    stored = attrs.get("kernel")
+    if stored != KERNEL:
+        what = f"kernel {stored!r}" if stored else "a lamcap that did not name its kernel (before 0.2)"
+        raise InvalidInput(f"store {path!r} was computed by {what}; this lamcap computes probes with kernel "
+                           f"{KERNEL!r}: resuming would mix records computed differently (sweep into a new store; "
+                           "lamcap analyze still reads this one)")
+
+
 @dataclass
 class StoreCheck:
     """What the pre-flight learnt of the store: the spec's additions to it, and the adaptive learners replayed
@@ -157,6 +170,7 @@ def check_store(path: str, spec: SweepSpec) -> StoreCheck:
         if expansion is not None:
             expansion.start()
         return StoreCheck([], expansion)
+    check_kernel(path)
     if spec.device == "auto":
         spec = dataclasses.replace(spec, device=stored_spec(path).device)
     added = check_compatible(path, spec)
