@@ -96,7 +96,7 @@ def max_searches(spec: SweepSpec) -> int:
     if rule_d is not None:
         return sum(max(rule_d.max_seeds, spec.seeds) * len(spec.ds_for(p)) for p in spec.problems) \
             * len(spec.solvers) * len(spec.rhos)
-    return len(spec.cells()) * spec.seeds
+    return sum(spec.seeds_of(cell) for cell in spec.cells())
 
 
 class Expansion:

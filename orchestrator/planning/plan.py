@@ -47,7 +47,7 @@ def simulated_thresholds(guess: float, d: int, spread: float, n: int = SIM_SEEDS
 
 def search_trace(cell: Cell, spec: SweepSpec, guess: float, p_true: float, width: int = 1) -> list[tuple[int, bool]]:
     """The (p, SAT) probes one seed's search visits, in order, `width` points asked at a time."""
-    learner = ThresholdLearner(cell, 0, guess, spec.search.p_max, spec.search.resolution)
+    learner = ThresholdLearner(cell, 0, guess, spec.search.p_max, spec.resolution_of(cell))
     trace: list[tuple[int, bool]] = []
     while not learner.done and not learner.exhausted:
         points = learner.ask(width)
@@ -98,7 +98,7 @@ def _curve_cost(cell: Cell, spec: SweepSpec, ctx: ProbeContext, truths: list[flo
         return 0, 0.0
     loads = curve_loads(alpha, cell.d, n, spec.search.curve_span)
     mean = sum(statistics.fmean(ctx.probe_seconds(cell, p, t) for t in truths) for p in loads)
-    return len(loads) * spec.seeds, spec.seeds * mean
+    return len(loads) * spec.seeds_of(cell), spec.seeds_of(cell) * mean
 
 
 def plan_cell(cell: Cell, spec: SweepSpec, model: CostModel) -> CellPlan:
@@ -131,7 +131,7 @@ def plan_cell(cell: Cell, spec: SweepSpec, model: CostModel) -> CellPlan:
         probes_per_threshold=statistics.fmean(counts), seconds_per_probe=sum(costs) / max(1, sum(counts)),
         seconds_unsat_probe=ctx.seconds(cell, p_guess, False, ctx.max_steps if cell.solver == "adam" else 0),
         seconds_per_threshold=statistics.fmean(costs), curve_probes=curve_n, curve_seconds=curve_s,
-        seeds=spec.seeds)
+        seeds=spec.seeds_of(cell))
 
 
 def cell_cost(cell: Cell, spec: SweepSpec, model: CostModel) -> float:

@@ -118,7 +118,7 @@ class Scheduler:
             searches = sorted(expansion.searches)
             self._queue_decisions(expansion.take_decisions())  # replayed, but not stored before a crash
         else:
-            searches = [(cell, seed) for cell in spec.cells() for seed in range(spec.seeds)]
+            searches = [(cell, seed) for cell in spec.cells() for seed in range(spec.seeds_of(cell))]
         self.learners = {(cell, seed): self._learner(cell, seed) for cell, seed in searches}
         self.actor_infos: list[dict] = []  # actors that became ready, for the store
         self.ready: list[tuple[Probe, int]] = []  # (probe, attempt) waiting for an actor
@@ -129,7 +129,7 @@ class Scheduler:
 
     def _learner(self, cell: Cell, seed: int) -> ThresholdLearner:
         return ThresholdLearner(cell, seed, self.guess(cell), _cap(self.spec.search.p_max, self.p_caps.get(cell)),
-                                self.spec.search.resolution)
+                                self.spec.resolution_of(cell))
 
     def _queue_decisions(self, decisions: list[dict]) -> None:
         self.writer.pending.decisions += decisions
@@ -309,13 +309,13 @@ class Scheduler:
         (An adaptive dimension axis may give a cell other seeds, or more: only these decide the loads, so
         that an interrupted sweep queues the same curve probes.)"""
         n = self.spec.search.curve_points
-        seeds = range(self.spec.seeds)
+        seeds = range(self.spec.seeds_of(cell))
         if n == 0 or cell in self.curved or any((cell, s) not in self.finished for s in seeds):
             return
         self.curved.add(cell)
         alphas = [r["alpha_star"] for r in self.report.thresholds
                   if (r["problem"], r["solver"], r["rho"], r["d"]) == (cell.problem, cell.solver, cell.rho, cell.d)
-                  and r["seed"] < self.spec.seeds and r["p_star"] >= 2 and r.get("complete", True)]
+                  and r["seed"] < len(seeds) and r["p_star"] >= 2 and r.get("complete", True)]
         if not alphas:
             return
         for p in curve_loads(statistics.median(alphas), cell.d, n, self.spec.search.curve_span):

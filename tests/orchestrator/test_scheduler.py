@@ -418,3 +418,19 @@ def test_an_extended_store_holds_what_a_fresh_sweep_of_the_larger_spec_holds(poo
     assert [threshold_key(r) for r in grown_rows[: len(before_rows)]] == [threshold_key(r) for r in before_rows]
     assert SweepSpec.from_dict(json.loads(attrs["spec"])) == large
     assert [h["added"] for h in json.loads(attrs["extended"])] == [["ds + [16]", "seeds 2 -> 3"]]
+
+
+def test_per_cell_seeds_and_resolutions_decide_the_searches(pool, tmp_path):
+    import math
+
+    spec = dataclasses.replace(make_spec(ds=(8, 12), seeds=3), seeds_for={"dp,d>=12": 1},
+                               resolution_for={"op,d=12": 0.3})
+    sweep(tmp_path / "cells.zarr", spec, pool, fake_runner)
+    _, rows, _ = read_tables(tmp_path / "cells.zarr")
+    seeds = Counter((r["problem"], r["d"]) for r in rows)
+    assert seeds == {("op", 8): 3, ("op", 12): 3, ("dp", 8): 3, ("dp", 12): 1}
+    for r in rows:
+        exact = not (r["problem"] == "op" and r["d"] == 12)
+        assert (r["p_hi"] == r["p_lo"] + 1) if exact else (r["p_hi"] - r["p_lo"] <= max(1, 0.3 * r["p_lo"]))
+        assert r["p_lo"] <= p_true(r["problem"], r["d"], r["seed"]) < r["p_hi"]
+        assert math.isfinite(r["alpha_star"])

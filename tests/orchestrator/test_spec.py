@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -301,3 +302,41 @@ def test_compatible_with():
         reasons = spec.compatible_with(other)
         assert len(reasons) == 1 and reasons[0].startswith(f"{name} differ"), (name, reasons)
         assert other.compatible_with(spec)
+
+
+# ---- per-cell seeds and resolutions ---------------------------------------------------------------------
+def test_seeds_for_caps_the_cells_its_keys_select_and_resolution_for_takes_the_first_match():
+    spec = SweepSpec.from_dict(small(solvers=["adam", "lp"], rhos=[1.0], ds=[8, 12, 16], seeds=6,
+                                     seeds_for={"lp,d>=12": 2, "dp": 4, "d=16": 3},
+                                     resolution_for={"lp": 0.0, "d>=12": 0.1}, search={"resolution": 0.02}))
+    seeds = {(c.problem, c.solver, c.d): spec.seeds_of(c) for c in spec.cells()}
+    assert seeds[("op", "adam", 8)] == 6 and seeds[("dp", "adam", 8)] == 4 and seeds[("op", "lp", 8)] == 6
+    assert seeds[("op", "lp", 12)] == 2 and seeds[("dp", "lp", 16)] == 2 and seeds[("op", "adam", 16)] == 3
+    res = {(c.problem, c.solver, c.d): spec.resolution_of(c) for c in spec.cells()}
+    assert res[("op", "lp", 16)] == 0.0 and res[("op", "adam", 16)] == 0.1 and res[("dp", "adam", 8)] == 0.02
+    assert SweepSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    assert load_spec_from_text(to_toml(spec)) == spec
+
+
+def load_spec_from_text(text: str) -> SweepSpec:
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as fh:
+        fh.write(text)
+    return load_spec(fh.name)
+
+
+@pytest.mark.parametrize("table, named", [
+    ({"seeds_for": {"lpx": 2}}, "'lpx' names no problem"), ({"seeds_for": {"lp": 9}}, "seeds_for.'lp'=9"),
+    ({"seeds_for": {"d>=x": 2}}, "'d>=x': d>=D needs an integer"), ({"seeds_for": {"rho=2": 1}}, "'rho=2': R"),
+    ({"resolution_for": {"dp": 0.7}}, "resolution_for.'dp'=0.7"), ({"seeds_for": {"": 1}}, "must name labels")])
+def test_bad_selector_tables_are_named(table, named):
+    with pytest.raises(InvalidInput, match=re.escape(named)):
+        SweepSpec.from_dict(small(**table))
+
+
+def test_selector_tables_must_agree_for_a_store_to_be_shared():
+    spec = SweepSpec.from_dict(small(seeds_for={"dp": 1}))
+    assert any(r.startswith("seeds_for differ") for r in spec.compatible_with(SweepSpec.from_dict(small())))
+    other = SweepSpec.from_dict(small(resolution_for={"op": 0.1}))
+    assert any(r.startswith("resolution_for differ") for r in other.compatible_with(SweepSpec.from_dict(small())))
