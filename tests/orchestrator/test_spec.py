@@ -137,13 +137,16 @@ def test_presets_match_the_issues():
     assert min(paper.ds_for("op")) == 16 and max(paper.ds_for("op")) == 512
 
 
-def test_the_scale_preset_is_issue_10s_curve():
-    scale = preset_spec("scale")
-    assert set(scale.problems) == {"op", "dp"} and {"adam", "hebbian"} <= set(scale.solvers) and scale.seeds >= 4
+def test_the_scale_presets_are_exact_to_d_64_with_the_oracle_on_the_same_seeds_to_d_32():
+    scale, lp = preset_spec("scale"), preset_spec("scale-lp")
+    assert set(scale.problems) == set(lp.problems) == {"op", "dp"} and set(scale.solvers) == {"adam", "hebbian"}
     top = {(c.problem, c.rho): max(x.d for x in scale.cells() if (x.problem, x.rho) == (c.problem, c.rho))
            for c in scale.cells()}
-    assert top == {("op", 1.0): 128, ("dp", 1.0): 96, ("op", 0.5): 64, ("dp", 0.5): 64}
-    assert 0 < scale.search.resolution < 0.5 and scale.device == "cpu"
+    assert top == {("op", 1.0): 64, ("dp", 1.0): 64, ("op", 0.5): 64, ("dp", 0.5): 64}
+    assert scale.search.resolution == lp.search.resolution == 0 and not scale.resolution_for
+    assert {c.d for c in lp.cells()} == {8, 12, 16, 24, 32} and lp.solvers == ("lp",)
+    for cell in lp.cells():  # the oracle's seeds are among the gradient solver's
+        assert lp.seeds_of(cell) == scale.seeds_of(Cell(cell.problem, "adam", 1.0, cell.d)) >= (4 if cell.d >= 32 else 8)
 
 
 BAD_VALUES = [
