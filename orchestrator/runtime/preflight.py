@@ -121,9 +121,14 @@ def stored_spec(path: str | os.PathLike) -> SweepSpec:
     """The SweepSpec recorded in the store at `path` (read-only); InvalidInput if it is no lamcap store."""
     attrs = reader.root_attrs(path)
     try:
-        return SweepSpec.from_dict(json.loads(attrs["spec"]))
+        raw = json.loads(attrs["spec"])
     except (KeyError, TypeError, json.JSONDecodeError) as exc:
         raise reader.damaged(f"{os.fspath(path)}/zarr.json", f"its spec attribute cannot be read ({exc})") from None
+    try:
+        return SweepSpec.from_dict(raw)
+    except InvalidInput as exc:
+        raise InvalidInput(f"store {os.fspath(path)!r} holds a spec this lamcap cannot read ({exc}); it was written "
+                           "by another lamcap: sweep into a new store") from None
 
 
 def check_compatible(path: str | os.PathLike, spec: SweepSpec) -> list[str]:
@@ -134,7 +139,7 @@ def check_compatible(path: str | os.PathLike, spec: SweepSpec) -> list[str]:
     added = spec.additions_to(stored)
     if added is None:
         raise InvalidInput(f"store {path!r} was written by a different sweep: "
-                           + "; ".join(spec.compatible_with(stored))
+                           + "; ".join(spec.conflicts_with(stored))
                            + " (use another --store, the same spec to resume, or a spec that only adds "
                            "problems, solvers, rhos, ds or seeds to extend it)")
     return added
@@ -170,11 +175,11 @@ def check_store(path: str, spec: SweepSpec) -> StoreCheck:
         if expansion is not None:
             expansion.start()
         return StoreCheck([], expansion)
+    reader.check_readable(path)  # damage first: every metadata file and committed row reads
     check_kernel(path)
     if spec.device == "auto":
         spec = dataclasses.replace(spec, device=stored_spec(path).device)
     added = check_compatible(path, spec)
-    reader.check_readable(path)
     if expansion is not None:
         rows = reader.read_records(path, THRESHOLDS)
         log = json.loads(reader.read_table(path, DECISIONS).group_attrs.get("log", "[]"))

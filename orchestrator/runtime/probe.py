@@ -35,3 +35,13 @@ def run_probe(probe: Probe, solver_settings: Any, device: str, collective: Any =
         return {**probe_labels(probe), **outcome.as_record(), "error": ""}
     except Exception as exc:  # noqa: BLE001 - a probe that raises is recorded, not fatal
         return failed_record(probe, device, f"{type(exc).__name__}: {exc}")
+
+
+def _warm_up(device: str) -> None:
+    """Pay the kernels' one-off costs (imports, the generator's table) before the first timed probe."""
+    from lamcap.kernels.solvers import warm_up
+
+    warm_up(device)
+
+
+run_probe.warm_up = _warm_up  # type: ignore[attr-defined] - ProbeWorker calls a runner's warm_up at start

@@ -204,7 +204,7 @@ class SweepSpec:
         """What this spec adds to a store written for `stored`, when it only adds cells: [] when the two
         are compatible, one line per grown axis ("ds + [128]", "seeds 4 -> 8") when this spec has every
         stored problem, solver, rank fraction, dimension and seed and agrees on everything else, None
-        otherwise.
+        otherwise (`conflicts_with` then says why).
 
         Every stored probe and threshold is then one this spec would produce, because a cell's search
         depends on nothing outside the cell. Two things break that, so they are not extensions: an
@@ -213,26 +213,29 @@ class SweepSpec:
         """
         if not self.compatible_with(stored):
             return []
+        if self.conflicts_with(stored):
+            return None
+        added = [f"{name} + {sorted(set(getattr(self, name)) - set(getattr(stored, name)))}"
+                 for name in ("problems", "solvers", "rhos", "ds") if set(getattr(self, name)) - set(getattr(stored, name))]
+        return added + ([f"seeds {stored.seeds} -> {self.seeds}"] if self.seeds > stored.seeds else [])
+
+    def conflicts_with(self, stored: SweepSpec) -> list[str]:
+        """Why this spec can neither resume nor extend a store written for `stored`: what it drops or changes
+        (what it only adds is no conflict); empty when it can."""
         if self.adaptive or stored.adaptive:
-            return None
-        added = []
-        for name in ("problems", "solvers", "rhos", "ds"):
-            mine, theirs = set(getattr(self, name)), set(getattr(stored, name))
-            if not theirs <= mine:
-                return None
-            if mine - theirs:
-                added.append(f"{name} + {sorted(mine - theirs)}")
-        if self.seeds < stored.seeds or (self.seeds > stored.seeds and self.search.curve_points):
-            return None
-        if self.seeds > stored.seeds:
-            added.append(f"seeds {stored.seeds} -> {self.seeds}")
+            return self.compatible_with(stored)
+        out = [f"{name}: this spec drops {sorted(set(getattr(stored, name)) - set(getattr(self, name)))}"
+               for name in ("problems", "solvers", "rhos", "ds") if set(getattr(stored, name)) - set(getattr(self, name))]
+        if self.seeds < stored.seeds:
+            out.append(f"seeds: this spec has fewer ({self.seeds} < {stored.seeds})")
+        elif self.seeds > stored.seeds and self.search.curve_points:
+            out.append("seeds: more seeds with curve points (a cell's curve loads follow the median over its seeds)")
         same_axes = {name: getattr(stored, name) for name in ("problems", "solvers", "rhos", "ds", "seeds")}
         try:
             narrowed = dataclasses.replace(self, **same_axes)
-        except InvalidInput:  # this spec's other settings cannot hold the stored axes: not an extension
-            return None
-        return None if narrowed.compatible_with(stored) else added
-
+        except InvalidInput as exc:  # this spec's other settings cannot hold the stored axes
+            return out + [f"its settings do not hold the stored cells ({exc})"]
+        return out + narrowed.compatible_with(stored)
 
 
 def validate(spec: SweepSpec) -> None:

@@ -318,8 +318,8 @@ def existing_store(tmp_path) -> Path:
     (["--rho", "0"], ["rhos: 0.0", "(0, 1]"]),
     (["--solvers", "lp", "--rho", "0.5"], ["rhos = [0.5]", "'lp' needs rho = 1"]),
     (["--seeds", "0"], ["seeds=0"]),
-    (["--seeds", "1"], ["seeds differ: 1 vs 2", "store.zarr"]),  # contradicts the existing store
-    (["--d", "12"], ["ds differ: [12] vs [8]", "only adds"]),  # not an extension: d = 8 would be dropped
+    (["--seeds", "1"], ["seeds: this spec has fewer (1 < 2)", "store.zarr"]),  # contradicts the existing store
+    (["--d", "12"], ["ds: this spec drops [8]", "only adds"]),  # not an extension: d = 8 would be dropped
     (["--seeds", "3", "--curve-points", "2"], ["search.curve_points differ: 2 vs 0"]),
     (["--d", "eight"], ["--d", "'eight'"]),  # refused by the argument parser itself
     (["--flush-seconds", "0"], ["--flush-seconds 0.0"]),
