@@ -170,7 +170,7 @@ def adaptive_trajectory(spread: str, p_rs: dict[int, float], seed: int) -> list[
     while batches := learner.ask():
         for batch in batches:
             for s, alpha in zip(batch.seeds, seed_alphas(p_rs[batch.d], batch.d, spread, len(batch.seeds), rng)):
-                learner.tell(batch.d, s, float(alpha))
+                learner.tell((batch.d, s), float(alpha))
         counts = {d: len(learner.values(d)) for d in LADDER}
         out.append((learner.committed_seconds, counts, learner.width()))
     return out

@@ -66,7 +66,7 @@ def run_dimension(rule: DimensionRule, cost=cubic_cost, seed: int = 0, shuffle: 
         if shuffle:
             order.shuffle(jobs)
         for d, s in jobs:
-            learner.tell(d, s, law(d) + spread(d) * np.random.default_rng([seed, d, s]).standard_normal())
+            learner.tell((d, s), law(d) + spread(d) * np.random.default_rng([seed, d, s]).standard_normal())
     return learner
 
 
@@ -318,10 +318,10 @@ def test_dimension_learner_is_deterministic_order_free_and_replays():
     assert replay(fresh, a.decisions).decisions == json.loads(json.dumps(a.decisions))
     stored = a.told
     resumed = DimensionLearner(rule, cubic_cost, "op", "adam", 1.0, 3)
-    assert resumed.fast_forward(lambda d, s: stored.get((d, s))) == [] and chosen(resumed) == chosen(a)
+    assert resumed.fast_forward(stored.get) == [] and chosen(resumed) == chosen(a)
     partial = dict(list(stored.items())[: len(stored) // 2])
     cut = DimensionLearner(rule, cubic_cost, "op", "adam", 1.0, 3)
-    missing = cut.fast_forward(lambda d, s: partial.get((d, s)))
+    missing = cut.fast_forward(partial.get)
     assert missing and all(key not in partial for key in missing)
     assert chosen(cut) == chosen(a)[: len(cut.decisions)]
 
@@ -336,7 +336,7 @@ def test_dimension_learner_refuses_bad_input():
     with pytest.raises(ValueError, match="positive finite"):
         learner.ask()
     with pytest.raises(InvalidInput, match="d=10"):
-        learner.tell(10, 0, 0.5)
+        learner.tell((10, 0), 0.5)
 
 
 # ---- the statistics --------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ def reference(spec: SweepSpec, cost=cubic_cost, p_max: int | None = None) -> dic
                 while batches := lrn.ask():
                     for b in batches:
                         for s in b.seeds:
-                            lrn.tell(b.d, s, row(Cell(problem, solver, 1.0, b.d), s, p_max)["alpha_star"])
+                            lrn.tell((b.d, s), row(Cell(problem, solver, 1.0, b.d), s, p_max)["alpha_star"])
                 out["dimension", problem, solver, 1.0] = lrn.decisions
     return out
 
