@@ -26,10 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from lamcap.orchestrator.runtime.probe import probe_labels
 from lamcap.orchestrator.learners.threshold import ThresholdLearner
-from lamcap.predictions.units import alpha_to_p
+from lamcap.orchestrator.runtime.probe import probe_labels
 from lamcap.orchestrator.spec import Cell, Probe, SearchSettings, SweepSpec
+from lamcap.predictions.units import alpha_to_p
 
 DS = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 KINDS = (("adam", 1.0), ("adam", 0.5), ("hebbian", 1.0))  # hebbian's theory does not depend on rho
@@ -175,7 +175,7 @@ def utilisation_run(pool, seconds: float, seeds: int, workdir: Path) -> dict:
 
 
 def print_utilisation(rows: list[dict]) -> None:
-    print(f"\n(b) actor utilisation, embedded Ray, 2 workers, sleeping probes, default SchedulerSettings")
+    print("\n(b) actor utilisation, embedded Ray, 2 workers, sleeping probes, default SchedulerSettings")
     print("  idle ms: actor time outside probes, per probe (dispatch round trip, the sweep's tail)\n"
           "  flush/fill/collect ms: dispatch-loop time per call (flush: blocked handing a batch to the store's\n"
           "  writer thread; the final flush waits for the disk)")
@@ -196,7 +196,7 @@ def print_utilisation(rows: list[dict]) -> None:
 
 def measure_utilisation(quick: bool) -> list[dict]:
     from lamcap.orchestrator.runtime.pool import WorkerPlan, WorkerPool
-from lamcap.orchestrator.runtime.ray_session import start_ray, stop_ray
+    from lamcap.orchestrator.runtime.ray_session import start_ray, stop_ray
 
     start_ray(None, num_cpus=2)
     pool = WorkerPool(WorkerPlan(count=2, num_gpus=0, num_cpus=1, device="cpu"))

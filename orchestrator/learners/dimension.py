@@ -38,10 +38,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from lamcap.errors import InvalidInput
-from lamcap.orchestrator.spec import Cell
-from lamcap.orchestrator.spec.adaptive_rules import DimensionRule
 from lamcap.orchestrator.learners.base import AdaptiveLearner, Search, nan_for_none, row_alpha
 from lamcap.orchestrator.learners.stats import finite, intercept_sd, median_variance_factor, spreads, z_value
+from lamcap.orchestrator.spec import Cell
+from lamcap.orchestrator.spec.adaptive_rules import DimensionRule
 
 CostFn = Callable[[str, str, float, int, int], float]  # cost(problem, solver, rho, d, seeds) -> device-seconds
 

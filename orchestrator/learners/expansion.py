@@ -14,14 +14,12 @@ against the stored decisions, refusing (InvalidInput, one line) on a mismatch ra
 """
 from __future__ import annotations
 
-
 from lamcap.errors import InvalidInput
 from lamcap.orchestrator.learners.base import AdaptiveLearner, Search
 from lamcap.orchestrator.learners.decisions import ReplayMismatch, check_replayed, learner_key
 from lamcap.orchestrator.learners.dimension import CostFn, DimensionLearner
 from lamcap.orchestrator.learners.rank import RankLearner
 from lamcap.orchestrator.spec import Cell, SweepSpec
-
 
 
 def _describe(key: tuple) -> str:

@@ -28,10 +28,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from lamcap.errors import InvalidInput
-from lamcap.orchestrator.spec import Cell
-from lamcap.orchestrator.spec.adaptive_rules import RhoRule, rank_of
 from lamcap.orchestrator.learners.base import AdaptiveLearner, Search, nan_for_none, row_alpha
 from lamcap.orchestrator.learners.stats import finite, median_variance_factor, second_difference, spreads
+from lamcap.orchestrator.spec import Cell
+from lamcap.orchestrator.spec.adaptive_rules import RhoRule, rank_of
 
 FLOOR = 0.1  # floor on |c|, relative to the largest |c| seen
 NOISE_SIGMAS = 2.0  # a second difference within this many of its standard deviations counts as no bend

@@ -12,8 +12,16 @@ import os
 
 from lamcap.orchestrator.runtime.cluster import actor_memory, local_device, local_pool_size
 from lamcap.orchestrator.runtime.pool import WorkerPool, plan_workers
-from lamcap.orchestrator.runtime.preflight import (StoreCheck, check_budget, check_cells, check_searches_fit,
-                                                   check_store, check_writable, memory_caps, shard_plan)
+from lamcap.orchestrator.runtime.preflight import (
+    StoreCheck,
+    check_budget,
+    check_cells,
+    check_searches_fit,
+    check_store,
+    check_writable,
+    memory_caps,
+    shard_plan,
+)
 from lamcap.orchestrator.runtime.ray_session import start_ray, stop_ray
 from lamcap.orchestrator.runtime.scheduler import Scheduler, SchedulerSettings, SweepReport
 from lamcap.orchestrator.spec import SweepSpec

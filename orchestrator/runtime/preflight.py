@@ -16,13 +16,18 @@ from dataclasses import dataclass
 from lamcap.errors import InvalidInput
 from lamcap.kernels.budget import check_fits, host_memory_bytes, human, largest_p, probe_memory
 from lamcap.kernels.outcome import KERNEL
-from lamcap.orchestrator.learners.expansion import (Expansion, cells_to_check, first_round_problems, max_searches,
-                                                    possible_cells)
+from lamcap.orchestrator.learners.expansion import (
+    Expansion,
+    cells_to_check,
+    first_round_problems,
+    max_searches,
+    possible_cells,
+)
 from lamcap.orchestrator.learners.threshold import initial_bracket, theory_guess
 from lamcap.orchestrator.planning.plan_cost import PlanCost
+from lamcap.orchestrator.runtime.cluster import local_device
 from lamcap.orchestrator.spec import Cell, SweepSpec
 from lamcap.orchestrator.spec.shard_rules import AUTO, ShardPlan
-from lamcap.orchestrator.runtime.cluster import local_device
 from lamcap.store import reader
 from lamcap.store.schema import DECISIONS, THRESHOLDS, threshold_key
 

@@ -19,17 +19,18 @@ ray = pytest.importorskip("ray")
 
 from lamcap.orchestrator.learners.decisions import decision_row
 from lamcap.orchestrator.learners.expansion import Expansion  # noqa: E402
+from lamcap.orchestrator.runtime.pool import WorkerPlan, WorkerPool
 from lamcap.orchestrator.runtime.preflight import check_store  # noqa: E402
 from lamcap.orchestrator.runtime.probe import failed_record, probe_labels  # noqa: E402
+from lamcap.orchestrator.runtime.ray_session import start_ray, stop_ray  # noqa: E402
 from lamcap.orchestrator.runtime.scheduler import Scheduler, SchedulerSettings  # noqa: E402
 from lamcap.orchestrator.spec import Cell, Probe, SearchSettings, SweepSpec  # noqa: E402
-from lamcap.store.writer import StoreWriter  # noqa: E402
-from lamcap.store.schema import probe_key, threshold_key  # noqa: E402
 from lamcap.store.reader import read_decisions, read_tables  # noqa: E402
-from lamcap.orchestrator.runtime.pool import WorkerPlan, WorkerPool
-from lamcap.orchestrator.runtime.ray_session import start_ray, stop_ray  # noqa: E402
-from tests.orchestrator import adaptive_oracle  # noqa: E402
-from tests.orchestrator.test_expansion import by_learner, cubic_cost, make_spec as adaptive_spec, run  # noqa: E402
+from lamcap.store.schema import probe_key, threshold_key  # noqa: E402
+from lamcap.store.writer import StoreWriter  # noqa: E402
+from tests.orchestrator.learners import adaptive_oracle  # noqa: E402
+from tests.orchestrator.learners.test_expansion import by_learner, cubic_cost, run  # noqa: E402
+from tests.orchestrator.learners.test_expansion import make_spec as adaptive_spec
 
 GUESS = 20.0
 

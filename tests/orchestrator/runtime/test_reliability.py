@@ -28,7 +28,7 @@ from lamcap.store.reader import read_tables
 from lamcap.store.schema import probe_key
 from tests.analysis.store_factory import synthetic_sweep, write_store
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SMALL = ["--problems", "op", "--solvers", "hebbian", "--rho", "1", "--d", "8", "--seeds", "1", "--no-progress"]
 
 

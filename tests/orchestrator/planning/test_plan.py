@@ -7,16 +7,16 @@ from dataclasses import dataclass
 
 import pytest
 
+from lamcap.api import load_spec
 from lamcap.errors import InvalidInput
-from lamcap.orchestrator.planning import cost_model as cm
 from lamcap.kernels.budget import DEFAULT_CPU_BUDGET_BYTES, competitor_mode, step_work
 from lamcap.kernels.vocabulary import STORAGE_BYTES
+from lamcap.orchestrator.learners.threshold import ThresholdLearner
 from lamcap.orchestrator.learners.threshold import theory_guess as theory_p
+from lamcap.orchestrator.planning import cost_model as cm
 from lamcap.orchestrator.planning.calibration import CAL_MAX_ELEMENTS, calibration_sizes
 from lamcap.orchestrator.planning.plan import cell_cost, plan_cell, plan_spec, search_trace, simulated_thresholds
 from lamcap.orchestrator.planning.stated import stated_gpu_model
-from lamcap.orchestrator.learners.threshold import ThresholdLearner
-from lamcap.api import load_spec
 from lamcap.orchestrator.spec import Cell
 
 

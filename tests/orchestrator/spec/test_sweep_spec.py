@@ -13,15 +13,15 @@ import pytest
 
 from lamcap.errors import InvalidInput
 from lamcap.kernels.settings import SolverSettings
-from lamcap.orchestrator.spec.presets import PRESETS, preset_dict
 from lamcap.orchestrator.spec import Cell, Probe, SearchSettings, SweepSpec, load_spec, to_toml
+from lamcap.orchestrator.spec.presets import PRESETS, preset_dict
 from lamcap.orchestrator.spec.sweep import validate
 
 
 def preset_spec(name: str) -> SweepSpec:
     return SweepSpec.from_dict(preset_dict(name))
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def small(**changes) -> dict:
@@ -269,7 +269,7 @@ def test_additions_to_accepts_only_specs_that_add_cells():
     with_curves = SweepSpec.from_dict(small())  # curve loads follow each cell's median over its seeds
     assert SweepSpec.from_dict(small(seeds=3)).additions_to(with_curves) is None
     assert SweepSpec.from_dict(small(ds=[8, 12, 16])).additions_to(with_curves) == ["ds + [16]"]
-    from tests.orchestrator.test_expansion import make_spec as adaptive_spec
+    from tests.orchestrator.learners.test_expansion import make_spec as adaptive_spec
 
     adaptive = adaptive_spec("rho", ds=(8, 16))  # its decisions read every cell: resume only
     assert adaptive.additions_to(adaptive) == []

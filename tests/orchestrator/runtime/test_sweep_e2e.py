@@ -26,11 +26,11 @@ import zarr
 from lamcap import cli
 from lamcap.orchestrator.runtime.probe import failed_record
 from lamcap.orchestrator.spec import Cell, Probe, load_spec
-from lamcap.store.writer import StoreWriter
-from lamcap.store.schema import probe_key, threshold_key
 from lamcap.store.reader import read_tables
+from lamcap.store.schema import probe_key, threshold_key
+from lamcap.store.writer import StoreWriter
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 STEPS = "300"  # a small Adam step budget: probes of d <= 12 take tens of milliseconds
 
 # A spec file for the kill test: real solvers, and one probe in flight per (cell, seed)
@@ -63,7 +63,7 @@ def n_committed(path: Path, table: str = "probes") -> int:
     """The committed rows of one table of the store (0 while the store does not exist yet)."""
     try:
         return int(zarr.open_group(str(path), mode="r", zarr_format=3)[table].attrs.get("n_committed", 0))
-    except Exception:  # noqa: BLE001 - not created yet
+    except Exception:
         return 0
 
 

@@ -20,13 +20,12 @@ import xarray as xr
 
 from lamcap.errors import InvalidInput, StoreError
 from lamcap.kernels.outcome import Outcome
+from lamcap.orchestrator.runtime.preflight import check_store
 from lamcap.orchestrator.runtime.probe import failed_record, probe_labels
 from lamcap.orchestrator.spec import Cell, Probe, SweepSpec
-from lamcap.store.schema import PROBES
-from lamcap.store.writer import StoreWriter
-from lamcap.store.schema import probe_key
 from lamcap.store.reader import read_tables
-from lamcap.orchestrator.runtime.preflight import check_store
+from lamcap.store.schema import PROBES, probe_key
+from lamcap.store.writer import StoreWriter
 
 REPO = Path(__file__).resolve().parents[2]
 N_BINS = 120
@@ -179,7 +178,7 @@ WRITER = textwrap.dedent("""
     import sys
     sys.path.insert(0, {repo!r})
     sys.path.insert(0, {tests!r})
-    from test_store import make_spec, record
+    from test_writer import make_spec, record
     from lamcap.store.writer import StoreWriter
     store = StoreWriter.open_or_create({path!r}, make_spec())
     batch = 0

@@ -10,17 +10,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lamcap.errors import InvalidInput
 from lamcap.analysis.decisions import added_cells
+from lamcap.errors import InvalidInput
 from lamcap.orchestrator.learners.decisions import ReplayMismatch, replay
 from lamcap.orchestrator.learners.dimension import DimensionLearner
 from lamcap.orchestrator.learners.rank import RankLearner
-from lamcap.orchestrator.spec.adaptive_rules import DimensionRule, RhoRule
-from lamcap.orchestrator.learners.stats import (intercept_sd, median_variance_factor, second_difference, spreads,
-                                                quantisation_sd)
+from lamcap.orchestrator.learners.stats import (
+    intercept_sd,
+    median_variance_factor,
+    quantisation_sd,
+    second_difference,
+    spreads,
+)
 from lamcap.orchestrator.spec import SweepSpec, load_spec, to_toml
+from lamcap.orchestrator.spec.adaptive_rules import DimensionRule, RhoRule
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LADDER = (8, 12, 16, 24, 32, 48, 64)
 
 

@@ -12,13 +12,18 @@ import pytest
 
 from lamcap.errors import InvalidInput
 from lamcap.orchestrator.learners.dimension import DimensionLearner
+from lamcap.orchestrator.learners.expansion import (
+    Expansion,
+    cells_to_check,
+    first_round_problems,
+    max_searches,
+    possible_cells,
+)
 from lamcap.orchestrator.learners.rank import RankLearner
-from lamcap.orchestrator.learners.expansion import (Expansion, cells_to_check, first_round_problems, max_searches,
-                                           possible_cells)
-from lamcap.predictions.units import alpha_of
 from lamcap.orchestrator.spec import Cell, SweepSpec
+from lamcap.predictions.units import alpha_of
 from lamcap.store.schema import threshold_key
-from tests.orchestrator.adaptive_oracle import p_true
+from tests.orchestrator.learners.adaptive_oracle import p_true
 
 RHO = {"min": 0.1, "max": 1.0, "points": 6}
 DIM = {"ladder": [8, 12, 16, 24, 32], "budget_device_hours": 0.02, "target": 0.01, "seeds_per_round": 3}
