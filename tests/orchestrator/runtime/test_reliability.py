@@ -23,7 +23,7 @@ from lamcap.orchestrator.runtime import driver
 from lamcap.orchestrator.runtime.driver import execute
 from lamcap.orchestrator.runtime.preflight import check_store
 from lamcap.orchestrator.runtime.probe import probe_labels
-from lamcap.orchestrator.spec import SearchSettings, SweepSpec
+from lamcap.orchestrator.spec import Probe, SearchSettings, SweepSpec
 from lamcap.store.reader import read_tables
 from lamcap.store.schema import probe_key
 from tests.analysis.store_factory import synthetic_sweep, write_store
@@ -224,3 +224,41 @@ def _alive(pid: int) -> bool:
             return fh.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
     except OSError:
         return False
+
+
+def old_store(path: Path, records: list[dict] | None = None) -> Path:
+    """A store as lamcap 0.1 wrote it: no kernel named (root attribute and variable), a spec with a key since
+    dropped, probes of the splitmix64 generator (`records`, or two per cell)."""
+    import shutil
+
+    from lamcap.store.writer import StoreWriter
+
+    stored = spec(seeds=1)
+    writer = StoreWriter.open_or_create(path, stored)
+    if records is None:
+        records = [oracle(Probe(cell, 0, p), None, "cpu") for cell in stored.cells() for p in (9, 30)]
+    writer.append_probes([{**r, "generator": "splitmix64-erfcinv-v1"} for r in records])
+    root = zarr.open_group(str(path), mode="r+")
+    raw = stored.to_dict()
+    raw["search"]["max_parallel_per_learner"] = 4
+    root.attrs["spec"] = json.dumps(raw)
+    del root.attrs["kernel"]
+    shutil.rmtree(path / "probes" / "kernel")
+    return path
+
+
+def test_a_store_of_lamcap_0_1_is_taken_for_its_kernel_and_resumes(tmp_path):
+    store = old_store(tmp_path / "old.zarr")
+    assert check_store(str(store), spec(seeds=1)).added == []
+    assert "spec this lamcap cannot read" not in str(lamcap.open_store(store).spec)
+
+
+@pytest.mark.slow
+def test_a_store_of_lamcap_0_1_resumes_to_the_thresholds_of_a_fresh_sweep(tmp_path):
+    fresh = execute(spec(seeds=1), str(tmp_path / "fresh.zarr"), workers=2, progress=False, runner=oracle)
+    probes, _, _ = read_tables(tmp_path / "fresh.zarr")
+    store = old_store(tmp_path / "old.zarr", probes[: len(probes) // 2])
+    report = execute(spec(seeds=1), str(store), workers=2, progress=False, runner=oracle)
+    assert report.probes_reused == len(probes) // 2 and report.probes_run == len(probes) - len(probes) // 2
+    assert sorted((r["problem"], r["d"], r["p_star"]) for r in report.thresholds) == \
+        sorted((r["problem"], r["d"], r["p_star"]) for r in fresh.thresholds)
