@@ -75,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lamcap {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"lamcap {args.command}: interrupted", file=sys.stderr)
+        resume = "; finished probes are in the store, run the same command to resume" \
+            if args.command in ("sweep", "demo") else ""
+        print(f"lamcap {args.command}: interrupted{resume}", file=sys.stderr)
         return 130
 
 

@@ -181,6 +181,7 @@ def test_each_idle_search_is_asked_a_round_of_its_width_and_nothing_more_until_i
     learner = sched.learners[(probe.cell, probe.seed)]
     for p in sorted(learner.pending):
         learner.tell(p, p <= 10)
+    sched._check_learner((probe.cell, probe.seed), learner)  # what a finished probe's record does
     again = sched._ask(100)
     assert {(p.cell, p.seed) for p, _ in again} == {(probe.cell, probe.seed)} and len(again) == 2
     assert sched._ask(1) == []  # one idle actor asks no round of the others: all of them are in flight
