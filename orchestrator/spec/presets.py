@@ -11,7 +11,7 @@ import copy
 from lamcap.errors import InvalidInput
 
 PRESETS: dict[str, dict] = {
-    # The demo of issue 5: both problems, both gradient and Hebbian memories, full and half rank,
+    # The demo: both problems, both gradient and Hebbian memories, full and half rank,
     # d up to 24, 3 seeds; a few curve loads per cell for the accuracy-vs-alpha figure. Adam's
     # settings are the kernels' defaults, lp at rho = 1 to d = 16. `lamcap demo` took 400 s on 2 cores
     # (d = 32 as well would add about 2.5 minutes: too close to the 10 minutes `make demo` may take on a
