@@ -261,7 +261,7 @@ def test_rows_of_an_unfinished_batch_are_not_visible_to_a_plain_reader(tmp_path,
     assert seen and set(seen) == {1}
 
 
-# ---- one writer, damage, disk errors (issue 11) -------------------------------------------------
+# ---- one writer, damage, disk errors ------------------------------------------------------------
 
 def test_a_second_writer_is_stopped_before_it_overwrites(tmp_path):
     path = tmp_path / "two.zarr"
