@@ -1,5 +1,6 @@
 """Named sweeps: `demo` (minutes on 2 CPU cores), `scale` and `scale-lp` (the measured curve on CPU cores:
-`lamcap plan --preset scale` prices them) and `paper` (a multi-GPU cluster).
+`lamcap plan --preset scale` prices them), `gpu` (beyond the paper on one GPU) and `paper` (a multi-GPU
+cluster).
 
 Each preset is a `SweepSpec.to_dict()`-shaped dict, so a TOML file or flags can override any
 key of it (`lamcap.orchestrator.spec.load_spec`).
@@ -52,6 +53,21 @@ PRESETS: dict[str, dict] = {
         "seeds": 8,
         "seeds_for": {"d>=32": 4},
         "device": "cpu",
+        "solver_settings": {},
+        "search": {"curve_points": 0, "resolution": 0.0},
+    },
+    # Beyond the paper on one GPU: exact per-seed thresholds of Adam at full rank, OP d = 128 .. 512, DP d = 128 ..
+    # 256 (float32 storage: bfloat16 changes float32 sums, and no threshold-equality check of it has run
+    # on a GPU). The stated H200 model prices 2 seeds at about 48 GPU-minutes (docs/results/gpu-scale/plan.json):
+    # more than one 9-minute command, so the run is resumed command after command (benchmarks/gpu_scale.sh).
+    "gpu": {
+        "problems": ["op", "dp"],
+        "solvers": ["adam"],
+        "rhos": [1.0],
+        "ds": [128, 192, 256, 384, 512],
+        "d_max": {"dp": 256},
+        "seeds": 2,
+        "device": "cuda",
         "solver_settings": {},
         "search": {"curve_points": 0, "resolution": 0.0},
     },
