@@ -53,7 +53,7 @@ def _theory(ax, cells, rho: float, grid: np.ndarray) -> None:
         ax.axhline(predicted.asymptote("adam", rho), color="k", ls=(0, (6, 2, 1, 2)), lw=0.8,
                    label=f"limit α_c(ρ) = {predicted.asymptote('adam', rho):.3f}")
     for problem in ordered({p for p, s, _ in cells if s == "hebbian"}):
-        ax.plot(_x(grid[::4]), predicted.curve(problem, "hebbian", rho, grid[::4]), ":",
+        ax.plot(_x(grid[::8]), predicted.curve(problem, "hebbian", rho, grid[::8]), ":",
                 color=SERIES_COLOURS[(problem, "hebbian")], lw=1.2, label=f"Hebbian theory, {problem}")
     if "hebbian" in solvers:
         ax.axhline(predicted.asymptote("hebbian", rho), color="grey", ls=(0, (6, 2, 1, 2)), lw=0.8,

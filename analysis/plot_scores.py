@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 
 from lamcap import predictions as theory
 from lamcap.analysis import mechanism
-from lamcap.analysis.plot_style import PROBLEM_NAMES, SOLVER_ORDER, grid, legend_outside, ordered
+from lamcap.analysis.plot_style import PROBLEM_NAMES, SOLVER_ORDER, grid, legend_outside, ordered, unique_legend
 
 SOLVER_COLOURS = {"adam": "C0", "lp": "C2", "hebbian": "C3"}
 
@@ -80,7 +80,9 @@ def scores_figure(hists: xr.Dataset) -> Figure:
                        label=f"{solver}: √(2 ln p) = {np.sqrt(2 * np.log(p)):.2f}, p = {p:.0f}")
         ax.set(title=f"{reg} threshold", xlabel="normalised score (s − mean_off) / σ_off", ylabel="density",
                xlim=(-5.0, 12.0))
-        ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.18))  # below: never on the densities
+        if not ax.get_legend_handles_labels()[1]:
+            ax.text(0.5, 0.5, f"no probe {reg} threshold", ha="center", va="center", transform=ax.transAxes)
+        unique_legend(ax, fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.18))  # below: never on data
     fig.suptitle(f"Score distributions, {hists.attrs.get('problem', '')}, ρ = {hists.attrs.get('rho', '')}, "
                  f"d = {hists.attrs.get('d', '')}")
     return fig

@@ -4,7 +4,7 @@ target score t, the mean by a factor g and the spread by a factor h (docs/THEORY
 Both are measured on seeded Gaussian instances: for every row of W_H and of its cut, t = y_mu . v / |v| with
 v = W x_mu (the DP statistic of lamcap.predictions.hebbian_dp; no competitors are needed), g = mean(t_cut) /
 mean(t) and h = sd(t_cut) / sd(t) over the same rows. They depend on p / d and rho, hardly on d (d = 32 and
-64 agree to 1%), so they are measured at d = 32. g = h = 1 while p <= r (W_H has rank p). For p >> d,
+64 agree to 1%), so they are measured at d = 32 for every d. g = h = 1 while p <= r (W_H has rank p). For p >> d,
 W_H / sqrt(p) is a Gaussian matrix and X^T X = p I; summed over rows the target scores are tr(P W W^T) and the
 squared row scales tr(P W X^T X W^T) (P: the projector on the top r left singular vectors), so
 g -> sqrt(kappa(rho)) and h -> 1: the asymptotic Hebbian capacity of the rank-r memory is kappa(rho) / 8.
@@ -20,7 +20,7 @@ from lamcap.predictions.capacity import kappa
 from lamcap.predictions.units import rank_of
 from lamcap.predictions.validation import check_d, check_p, check_rho
 
-SIM_D = 32  # instances are drawn at this d at most
+SIM_D = 32  # instances are drawn at this d, at the same rank fraction r / d
 RATIO_MAX = 64.0  # beyond p / d = 64 the asymptote (sqrt(kappa(rho)), 1) is used: within 0.5% there
 RATIOS = 20  # points of the p / d grid (g, h) are measured on, interpolated in ln(p / d) between them
 ROWS = 3000  # rows pooled per point of the grid (at least 4 instances)
@@ -65,7 +65,6 @@ def cut_factors(p: float, d: int, rho: float, seed: int = 0) -> tuple[float, flo
         return 1.0, 1.0
     if p >= RATIO_MAX * d:
         return math.sqrt(kappa(rho)), 1.0
-    d_sim = min(d, SIM_D)
-    log_ratio, g, h = _curve(d_sim, max(1, round(rank * d_sim / d)), seed)
+    log_ratio, g, h = _curve(SIM_D, max(1, round(rank * SIM_D / d)), seed)
     at = math.log(p / d)
     return float(np.interp(at, log_ratio, g)), float(np.interp(at, log_ratio, h))
