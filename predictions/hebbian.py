@@ -57,7 +57,7 @@ def median_load(log_success: Callable[[float], float], d: int) -> float:
         lo, hi = max(math.log(2.0), lo - math.log(2.0)), lo
     while log_excess(hi) > 0:
         lo, hi = hi, hi + math.log(2.0)
-    return math.exp(optimize.brentq(log_excess, lo, hi, xtol=1e-7))
+    return math.exp(optimize.brentq(log_excess, lo, hi, xtol=1e-10))
 
 
 @lru_cache(maxsize=4096)
