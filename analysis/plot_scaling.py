@@ -15,9 +15,9 @@ MARKERS = {"op": "o", "dp": "s"}
 SERIES_COLOURS = {("op", "adam"): "C0", ("dp", "adam"): "C1", ("op", "lp"): "C2", ("dp", "lp"): "C4",
                   ("op", "hebbian"): "C3", ("dp", "hebbian"): "C5"}
 NOT_TRAINED = ("lp", "hebbian")  # the residual panel shows gradient-trained solvers only
-CAPTION = ("points: median α* over seeds; bars: {level:.0%} percentile-bootstrap interval of the median over seeds "
-           "(widened to the search brackets);\ngrey boxes (residuals): the search's bracket, median over seeds (none when "
-           "thresholds are exact); fits and theory drawn to d = 10¹²")
+CAPTION = ("points: median α* over seeds; bars: {level:.0%} percentile-bootstrap interval of the median over "
+           "seeds (widened to the search brackets);\ngrey boxes (residuals): the search's bracket, median over seeds "
+           "(none when thresholds are exact); fits and theory drawn to d = 10¹²")
 
 
 def _x(d) -> np.ndarray:

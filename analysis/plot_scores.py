@@ -39,7 +39,8 @@ def _spectrum_series(ax, at_rho: xr.Dataset, distances: xr.Dataset | None, edges
         counts, _ = np.histogram(values[~np.isnan(values)], edges, density=True)
         ks = ""
         if distances is not None:
-            ks = f", KS = {float(distances.ks_truncated.sel(problem=problem, solver=solver, rho=float(at_rho.rho[0]), d=d)):.2f}"
+            ks_value = distances.ks_truncated.sel(problem=problem, solver=solver, rho=float(at_rho.rho[0]), d=d)
+            ks = f", KS = {float(ks_value):.2f}"
         ax.stairs(counts, edges, label=f"{problem} {solver}, d = {d}, {sel.sizes['probe']} seeds{ks}")
 
 

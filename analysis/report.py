@@ -88,7 +88,8 @@ def make_figures(result: Analysis) -> dict[str, Figure]:
     builders = {
         "accuracy": lambda: figures.accuracy_figure(thresholds.accuracy_curves(probes)),
         "scaling": lambda: figures.scaling_figure(result.summary, result.fits),
-        "spectra": lambda: figures.spectra_figure(result.spectra, result.distances) if result.spectra is not None else None,
+        "spectra": lambda: (figures.spectra_figure(result.spectra, result.distances)
+                            if result.spectra is not None else None),
         "scores": lambda: figures.scores_figure(
             mechanism.score_histograms(probes, result.store.thresholds, *_score_cell(probes))),
         "steps": lambda: figures.steps_figure(result.steps, step_cap(probes)) if result.steps is not None else None,

@@ -13,7 +13,8 @@ if REPO not in _paths:
 import pytest  # noqa: E402
 
 # Tests run torch in the pytest process beside another xdist worker and Ray actors: one thread each, and
-# OpenMP told to sleep rather than spin while it waits (PITFALLS.md, "CPU threads"; before torch's import).
+# OpenMP told to sleep rather than spin while it waits (a spinning thread steals the other worker's core; it must be
+# set before torch's import).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
