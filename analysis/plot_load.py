@@ -9,7 +9,7 @@ from matplotlib.lines import Line2D
 from lamcap.analysis.plot_style import ALPHA_LABEL, PROBLEM_NAMES, SOLVER_ORDER, SOLVER_STYLE, colours, grid, ordered
 
 NO_ACCURACY = ("lp",)  # the exact oracle returns no W when infeasible: it has a verdict, not an accuracy
-LOSS_FLOOR = 1e-12  # a mean loss below this is zero to float precision: marked on the axis, not drawn on a log scale
+LOSS_FLOOR = 1e-12  # a mean loss below this is zero to float precision: marked on the bottom edge, not on a log scale
 
 
 def _figure_legend(fig: Figure, axes) -> None:
@@ -80,16 +80,17 @@ def steps_figure(steps: xr.Dataset, cap: float | None = None) -> Figure:
 
 
 def _loss_series(ax, sel: xr.Dataset, solver: str, colour, label: str) -> bool:
-    """A mean-loss line with its ± 1 s.d. band; means below LOSS_FLOOR marked on the axis instead. True if drawn."""
+    """A mean-loss line with its ± 1 s.d. band; means below LOSS_FLOOR marked as triangles on the bottom edge of the
+    axes instead (they do not stretch the log axis). True if any positive mean was drawn."""
     mean, std = sel.loss_mean.values, np.nan_to_num(sel.loss_std.values)
     tiny = mean < LOSS_FLOOR
     shown = np.where(tiny, np.nan, mean)
     ax.plot(sel.alpha_bin, shown, SOLVER_STYLE.get(solver, "-."), marker="o", ms=3, color=colour, label=label)
     ax.fill_between(sel.alpha_bin, np.where(tiny, np.nan, np.maximum(mean - std, mean / 20)),
                     np.where(tiny, np.nan, mean + std), color=colour, alpha=0.15, lw=0)
-    if tiny.any():
-        ax.plot(sel.alpha_bin.values[tiny], np.full(int(tiny.sum()), LOSS_FLOOR), "v", ms=5, color=colour,
-                label=f"mean loss < {LOSS_FLOOR:g} (zero in float)")
+    if tiny.any():  # y in axes units: 0 is the bottom edge
+        ax.plot(sel.alpha_bin.values[tiny], np.zeros(int(tiny.sum())), "v", ms=6, color=colour, clip_on=False,
+                transform=ax.get_xaxis_transform(), label=f"mean loss < {LOSS_FLOOR:g} (zero in float): ▼ on the axis")
     return bool((~tiny).any())
 
 

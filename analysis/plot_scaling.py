@@ -12,6 +12,7 @@ from lamcap.analysis.plot_style import SOLVER_ORDER, legend_outside, ordered
 D_FAR = 1e12  # the fits and the theory are drawn to this d
 FIT_STYLE = {"theory": "-", "naive": "--", "order2": "-."}
 MARKERS = {"op": "o", "dp": "s"}
+HEBBIAN_STYLE = {"op": (0, (1, 1.5)), "dp": (0, (4, 1.5, 1, 1.5))}  # OP's Gaussian model, DP's row law
 SERIES_COLOURS = {("op", "adam"): "C0", ("dp", "adam"): "C1", ("op", "lp"): "C2", ("dp", "lp"): "C4",
                   ("op", "hebbian"): "C3", ("dp", "hebbian"): "C5"}
 NOT_TRAINED = ("lp", "hebbian")  # the residual panel shows gradient-trained solvers only
@@ -53,8 +54,8 @@ def _theory(ax, cells, rho: float, grid: np.ndarray) -> None:
         ax.axhline(predicted.asymptote("adam", rho), color="k", ls=(0, (6, 2, 1, 2)), lw=0.8,
                    label=f"limit α_c(ρ) = {predicted.asymptote('adam', rho):.3f}")
     for problem in ordered({p for p, s, _ in cells if s == "hebbian"}):
-        ax.plot(_x(grid[::8]), predicted.curve(problem, "hebbian", rho, grid[::8]), ":",
-                color=SERIES_COLOURS[(problem, "hebbian")], lw=1.2, label=f"Hebbian theory, {problem}")
+        ax.plot(_x(grid[::8]), predicted.curve(problem, "hebbian", rho, grid[::8]), ls=HEBBIAN_STYLE.get(problem, ":"),
+                color=SERIES_COLOURS[(problem, "hebbian")], lw=1.3, label=f"Hebbian theory, {problem}")
     if "hebbian" in solvers:
         ax.axhline(predicted.asymptote("hebbian", rho), color="grey", ls=(0, (6, 2, 1, 2)), lw=0.8,
                    label=f"Hebbian limit κ(ρ)/8 = {predicted.asymptote('hebbian', rho):.3f}")
@@ -85,7 +86,7 @@ def _residuals(ax, cells, rho: float) -> None:
         half = 0.5 * np.nan_to_num(cell.alpha_star_bracket.values) if "alpha_star_bracket" in cell else None
         if half is not None and (half > 0).any():
             x = _x(cell.d.values) + (0.0015 if problem == "dp" else 0.0)
-            ax.bar(x, 2 * half, bottom=residual - half, width=0.004, color="0.6", alpha=0.35, zorder=0,
+            ax.bar(x, 2 * half, bottom=residual - half, width=0.008, color="0.45", alpha=0.45, zorder=1,
                    label="search bracket (median over seeds)")
         drawn = True
     ax.axhline(0.0, color="k", lw=0.8)
