@@ -80,3 +80,18 @@ def test_a_contradictory_probe_verdict_is_refused(stores, tmp_path):
 def test_the_same_store_twice_is_refused(stores):
     with pytest.raises(InvalidInput, match="named twice"):
         merge_stores([open_store(stores["a"]), open_store(stores["a"])])
+
+
+def test_the_python_api_takes_a_list_of_stores(monkeypatch, stores):
+    import lamcap
+    from lamcap.analysis import report
+
+    seen = []
+    monkeypatch.setattr(report, "build_report", lambda s, out, level, n_boot: seen.append(s) or (None, "", {}, {}))
+    lamcap.analyze([stores["a"], stores["b"]])
+    lamcap.analyze([stores["a"]])
+    lamcap.analyze(stores["a"])
+    assert seen == [[stores["a"], stores["b"]], stores["a"], stores["a"]]
+    for bad in ([], [stores["a"], 3], 7):
+        with pytest.raises(InvalidInput, match="store="):
+            lamcap.analyze(bad)
