@@ -63,7 +63,7 @@ def adaptive_rank_figure(thresholds: xr.Dataset, added: xr.Dataset | None = None
     added them. One panel per (problem, solver).
 
     thresholds: the store's thresholds table (dim threshold; problem, solver, d, rank, rho_eff, alpha_star, labels
-    decoded). added: the learner's table of chosen cells (lamcap.orchestrator.learners.decisions.added_cells as a Dataset
+    decoded). added: the learner's table of chosen cells (lamcap.analysis.decisions.added_cells as a Dataset
     of one dimension: problem, solver, d, rank, order), None when the ranks were a fixed list.
     """
     table = thresholds.to_dataframe()

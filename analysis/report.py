@@ -14,8 +14,15 @@ from lamcap.analysis import figures, mechanism, observables, oracle, pairing, sc
 from lamcap.analysis.decisions import added_cells
 from lamcap.analysis.load import Store, open_store
 from lamcap.analysis.merge import merge_stores
-from lamcap.analysis.tables import (format_fit_table, format_op_dp_table, format_threshold_table, num,
-                                    summary_rows, write_fits_json, write_summary_csv)
+from lamcap.analysis.tables import (
+    format_fit_table,
+    format_op_dp_table,
+    format_threshold_table,
+    num,
+    summary_rows,
+    write_fits_json,
+    write_summary_csv,
+)
 from lamcap.errors import InvalidInput
 
 FIGURES = ("accuracy", "scaling", "spectra", "scores", "steps", "loss", "input_scores", "hebbian_scores",

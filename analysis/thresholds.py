@@ -153,7 +153,8 @@ def _sample_std(values: xr.DataArray) -> xr.DataArray:
 
 def threshold_summary(store_thresholds: xr.Dataset, probes: xr.Dataset | None = None,
                       level: float = 0.95, n_boot: int = 1000, seed: int = 0) -> xr.Dataset:
-    """Per cell: n_seeds, median/mean/std of alpha* and p*, bootstrap interval; first-violation stats if probes given."""
+    """Per cell: n_seeds, median/mean/std of alpha* and p*, bootstrap interval, the search's bracket; first-violation
+    statistics if probes are given."""
     alpha = per_seed(store_thresholds, "alpha_star")
     brackets = alpha_brackets(store_thresholds)
     stats = median_with_interval(alpha, level, n_boot, seed, brackets)

@@ -9,10 +9,24 @@ predictions, the Hebbian model and weight spectra. It knows nothing of torch, Ra
 from __future__ import annotations
 
 from lamcap.errors import InvalidInput
-from lamcap.predictions.capacity import (DEFAULT_SAMPLES, G_from_sorted, G_p, alpha_c, expected_G,
-                                    extreme_value_threshold, finite_size_prediction, kappa, lower_edge)
-from lamcap.predictions.hebbian import (ALPHA_HEBBIAN, hebbian_finite_size, hebbian_log_success,
-                                   hebbian_success_probability, hebbian_target_mean)
+from lamcap.predictions.capacity import (
+    DEFAULT_SAMPLES,
+    G_from_sorted,
+    G_p,
+    alpha_c,
+    expected_G,
+    extreme_value_threshold,
+    finite_size_prediction,
+    kappa,
+    lower_edge,
+)
+from lamcap.predictions.hebbian import (
+    ALPHA_HEBBIAN,
+    hebbian_finite_size,
+    hebbian_log_success,
+    hebbian_success_probability,
+    hebbian_target_mean,
+)
 from lamcap.predictions.hebbian_dp import hebbian_dp_finite_size, hebbian_dp_log_success
 from lamcap.predictions.hebbian_rank import cut_factors
 from lamcap.predictions.large_p import expected_G_expansion, finite_size_prediction_expansion

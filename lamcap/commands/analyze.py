@@ -18,7 +18,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                    description=__doc__)
     parser.add_argument("store", nargs="+", help="path of a lamcap Zarr store (written by `lamcap sweep`); several "
                         "are analysed together, refused where their records disagree")
-    parser.add_argument("--out", default=DEFAULT_OUT, help=f"folder for summary.csv, fits.json, PNGs (default {DEFAULT_OUT})")
+    parser.add_argument("--out", default=DEFAULT_OUT,
+                        help=f"folder for summary.csv, fits.json, PNGs (default {DEFAULT_OUT})")
     parser.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
     parser.add_argument("--n-boot", type=int, default=400, help="bootstrap replicates over seeds (default 400)")
     parser.set_defaults(run=run)

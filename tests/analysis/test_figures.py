@@ -1,4 +1,4 @@
-"""lamcap.analysis.figures from a tiny stored sweep: axes, labels and number of series (matplotlib objects, not pixels)."""
+"""lamcap.analysis.figures from a tiny stored sweep: axes, labels, series (matplotlib objects, not pixels)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,6 +8,7 @@ from matplotlib.container import ErrorbarContainer
 
 from lamcap.analysis import figures, mechanism, predicted, thresholds
 from lamcap.analysis.report import analyze
+
 # The tiny sweep (tests/analysis/store_factory.synthetic_sweep): op, dp x adam, hebbian x rho 1, 0.5 x d 8, 12.
 N_D, N_SOLVERS, N_PROBLEMS, N_RHOS = 2, 2, 2, 2
 

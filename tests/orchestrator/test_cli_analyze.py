@@ -10,8 +10,7 @@ import zarr
 
 from lamcap import cli
 from lamcap.commands import demo
-from tests.analysis.store_factory import (synthetic_sweep, threshold_record, tiny_store,  # noqa: F401 (fixture)
-                                          write_store)
+from tests.analysis.store_factory import synthetic_sweep, threshold_record, tiny_store, write_store  # noqa: F401 (fixture)
 
 
 @pytest.fixture(autouse=True)

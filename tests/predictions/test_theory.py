@@ -8,8 +8,8 @@ import pytest
 from scipy import integrate, optimize, stats
 
 from lamcap import predictions as theory
-from lamcap.predictions import capacity
 from lamcap.errors import InvalidInput
+from lamcap.predictions import capacity
 
 D_SAMPLED = 1000
 
