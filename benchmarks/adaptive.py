@@ -32,12 +32,12 @@ import statistics
 import time
 
 import numpy as np
+from proxy_cost import proxy_cost
 
 from lamcap import predictions as theory
 from lamcap.orchestrator.learners.dimension import DimensionLearner
 from lamcap.orchestrator.learners.rank import RankLearner
 from lamcap.orchestrator.spec.adaptive_rules import DimensionRule, RhoRule
-from proxy_cost import proxy_cost
 
 SPREADS = {"none": lambda d: 0.0, "sqrt": lambda d: 0.15 * math.sqrt(8 / d), "1/d": lambda d: 0.15 * 8 / d}
 RANK_DS = (64, 128)
@@ -170,7 +170,7 @@ def adaptive_trajectory(spread: str, p_rs: dict[int, float], seed: int) -> list[
     while batches := learner.ask():
         for batch in batches:
             for s, alpha in zip(batch.seeds, seed_alphas(p_rs[batch.d], batch.d, spread, len(batch.seeds), rng)):
-                learner.tell(batch.d, s, float(alpha))
+                learner.tell((batch.d, s), float(alpha))
         counts = {d: len(learner.values(d)) for d in LADDER}
         out.append((learner.committed_seconds, counts, learner.width()))
     return out

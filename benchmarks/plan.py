@@ -20,8 +20,8 @@ import torch
 def expected_steps(spec, cell) -> float:
     """The plan's mean Adam steps per threshold of a cell (timings play no part: any model will do)."""
     from lamcap.orchestrator.planning.cost_model import ProbeContext
-    from lamcap.orchestrator.planning.stated import stated_gpu_model
     from lamcap.orchestrator.planning.plan import SPREAD, search_trace, simulated_thresholds, theory_p
+    from lamcap.orchestrator.planning.stated import stated_gpu_model
 
     ctx = ProbeContext.of(spec, stated_gpu_model())
     guess = theory_p(cell)

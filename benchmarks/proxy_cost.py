@@ -21,8 +21,8 @@ WORK_PER_SECOND = {"op": 2e12, "dp": 2e11}  # multiply-adds per device-second (g
 
 def proxy_cost(problem: str, solver: str, rho: float, d: int, seeds: int) -> float:
     """Device-seconds of `seeds` threshold searches of the cell (problem, solver, rho, d) (the proxy above)."""
-    from lamcap.predictions import predicted_critical_p
     from lamcap.orchestrator.spec.adaptive_rules import rank_of
+    from lamcap.predictions import predicted_critical_p
 
     kind = "hebbian" if solver == "hebbian" else "optimal"
     p = predicted_critical_p(d, rank_of(rho, d) / d, kind)

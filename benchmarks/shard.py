@@ -1,4 +1,4 @@
-"""Sharded probes on this machine's cores: step time, memory per shard, time in communication (issue 9).
+"""Sharded probes on this machine's cores: step time, memory per shard, time in communication.
 
     .venv/bin/python benchmarks/shard.py [--d 64 96] [--p 600 1200] [--k 2] [--steps 20] [--repeats 3]
 
@@ -12,7 +12,7 @@ each training its shard of the same DP instance with `materialize`d competitors.
   * time in communication: seconds inside the per-step all-reduce of the long run, per step (waiting
     for the slower shard included: on a busy machine that is most of it).
 The median over `repeats` fresh runs is reported, with the 1-minute load average before and after
-(the machine is shared: compare ratios within one run). Targets on this 2-core machine (issue 9):
+(the machine is shared: compare ratios within one run). Targets on this 2-core machine:
 k = 2 steps >= 1.7x faster than k = 1; peak memory per shard <= 0.55x of unsharded.
 """
 from __future__ import annotations

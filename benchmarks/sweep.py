@@ -26,10 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from lamcap.orchestrator.runtime.probe import probe_labels
 from lamcap.orchestrator.learners.threshold import ThresholdLearner
-from lamcap.predictions.units import alpha_to_p
+from lamcap.orchestrator.runtime.probe import probe_labels
 from lamcap.orchestrator.spec import Cell, Probe, SearchSettings, SweepSpec
+from lamcap.predictions.units import alpha_to_p
 
 DS = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 KINDS = (("adam", 1.0), ("adam", 0.5), ("hebbian", 1.0))  # hebbian's theory does not depend on rho
@@ -153,14 +153,14 @@ def timed(obj, name: str, totals: dict) -> None:
     setattr(obj, name, wrapper)
 
 
-def utilisation_run(pool, seconds: float, seeds: int, workdir: Path) -> dict:
+def utilisation_run(pool, seconds: float, seeds: int, workdir: Path, ds=(8, 12, 16, 24)) -> dict:
     """One sweep of sleeping probes through the real Scheduler (default settings); its numbers."""
     import functools
 
     from lamcap.orchestrator.runtime.scheduler import Scheduler, SchedulerSettings
     from lamcap.store.writer import StoreWriter
 
-    spec = SweepSpec(problems=("op", "dp"), solvers=("hebbian",), rhos=(1.0,), ds=(8, 12, 16, 24), seeds=seeds,
+    spec = SweepSpec(problems=("op", "dp"), solvers=("hebbian",), rhos=(1.0,), ds=ds, seeds=seeds,
                      device="cpu", search=SearchSettings())
     pool.set_runner(functools.partial(sleeping_runner, seconds))
     store = StoreWriter.open_or_create(workdir / f"util-{seconds}.zarr", spec)
@@ -170,16 +170,18 @@ def utilisation_run(pool, seconds: float, seeds: int, workdir: Path) -> dict:
         timed(sched, name, totals)
     report = sched.run()
     return {"seconds": seconds, "probes": report.probes_run, "wall": report.wall_seconds,
+            "probes_per_s": report.probes_run / report.wall_seconds,
             "busy": report.busy_seconds, "util": report.utilisation, "totals": totals,
             "per_actor": dict(report.per_actor)}
 
 
 def print_utilisation(rows: list[dict]) -> None:
-    print(f"\n(b) actor utilisation, embedded Ray, 2 workers, sleeping probes, default SchedulerSettings")
+    print(f"\n(b) actor utilisation, embedded Ray, {len(rows[0]['per_actor'])} actors, sleeping probes, default "
+          "SchedulerSettings")
     print("  idle ms: actor time outside probes, per probe (dispatch round trip, the sweep's tail)\n"
           "  flush/fill/collect ms: dispatch-loop time per call (flush: blocked handing a batch to the store's\n"
           "  writer thread; the final flush waits for the disk)")
-    header = (f"{'probe':>6} {'probes':>6} {'wall s':>7} {'busy s':>7} {'util':>6} {'idle ms':>7} {'flushes':>7} "
+    header = (f"{'probe':>6} {'probes':>6} {'wall s':>7} {'busy s':>7} {'util':>6} {'rate':>9} {'idle ms':>7} {'flushes':>7} "
               f"{'flush ms':>8} {'fill ms':>7} {'collect ms':>10}  per actor")
     print(header + "\n" + "-" * len(header))
     for r in rows:
@@ -187,6 +189,7 @@ def print_utilisation(rows: list[dict]) -> None:
         per_call = {k: 1000 * s / max(1, n) for k, (n, s) in t.items()}
         idle = 1000 * (len(r["per_actor"]) * r["wall"] - r["busy"]) / r["probes"]
         print(f"{r['seconds'] * 1000:4.0f}ms {r['probes']:6d} {r['wall']:7.2f} {r['busy']:7.2f} {r['util']:6.1%} "
+              f"{r['probes_per_s']:7.0f}/s "
               f"{idle:7.1f} {t['flush'][0]:7d} {per_call['flush']:8.1f} {per_call['_fill']:7.2f} "
               f"{per_call['_collect']:10.2f}  {r['per_actor']}")
     worst = min(r["util"] for r in rows)
@@ -194,16 +197,20 @@ def print_utilisation(rows: list[dict]) -> None:
           f"{'met' if worst >= TARGET_UTILISATION else 'NOT met'}")
 
 
-def measure_utilisation(quick: bool) -> list[dict]:
+def measure_utilisation(quick: bool, actors: int = 2, probe_ms: float | None = None) -> list[dict]:
+    """Sleeping probes on `actors` actors (each reserves no CPU when there are more actors than cores: they only
+    sleep); enough searches that every actor has one (seeds grow with the actors)."""
     from lamcap.orchestrator.runtime.pool import WorkerPlan, WorkerPool
-from lamcap.orchestrator.runtime.ray_session import start_ray, stop_ray
+    from lamcap.orchestrator.runtime.ray_session import start_ray, stop_ray
 
-    start_ray(None, num_cpus=2)
-    pool = WorkerPool(WorkerPlan(count=2, num_gpus=0, num_cpus=1, device="cpu"))
+    start_ray(None, num_cpus=max(2, actors))
+    pool = WorkerPool(WorkerPlan(count=actors, num_gpus=0, num_cpus=1, device="cpu"))
     try:
-        pool.wait_ready()
+        pool.wait_ready(timeout=600.0)
+        scale = max(1, actors // 2)
+        runs = ((0.05, 2 if quick else 6), (0.2, 1 if quick else 2)) if probe_ms is None else \
+            ((probe_ms / 1000, (2 if quick else 6) * scale),)
         with tempfile.TemporaryDirectory() as tmp:
-            runs = ((0.05, 2 if quick else 6), (0.2, 1 if quick else 2))
             return [utilisation_run(pool, seconds, seeds, Path(tmp)) for seconds, seeds in runs]
     finally:
         pool.shutdown()
@@ -214,12 +221,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer probes in (b)")
     parser.add_argument("--probes-only", action="store_true", help="(a) only: no Ray")
+    parser.add_argument("--utilisation-only", action="store_true", help="(b) only")
+    parser.add_argument("--actors", type=int, default=2, help="actors of (b) (default 2)")
+    parser.add_argument("--probe-ms", type=float, default=None, help="one probe length for (b) (default: 50 and 200)")
     args = parser.parse_args()
     start = time.perf_counter()
-    for bias in (1.0, 0.8):
-        print_probes(probes_table(bias), bias)
+    if not args.utilisation_only:
+        for bias in (1.0, 0.8):
+            print_probes(probes_table(bias), bias)
     if not args.probes_only:
-        print_utilisation(measure_utilisation(args.quick))
+        print_utilisation(measure_utilisation(args.quick, args.actors, args.probe_ms))
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
 
 

@@ -155,3 +155,37 @@ def calibrate(sizes: Sequence[Size], device: str = "cpu", repeats: int = 3) -> l
     with one_thread():
         train_adam(Instance(InstanceSpec("op", 2, 2, 0), device), 2, SolverSettings(max_steps=1))  # warm-up
         return [t for size in sizes for t in time_size(size, device, repeats)]
+
+
+def device_rates(device: str = "cpu", seconds: float = 0.05) -> dict[str, float]:
+    """Peak rates of `device` measured here (one thread on a CPU): float32 and float64 GEMM flops, streaming bytes per
+    second (a sum over a large tensor), and the instance generator's samples per second; each the best of a few
+    runs sized to take about `seconds`. The planner prices large GPU steps from these (a roofline), never by
+    extrapolating small host-bound ones."""
+    device = resolve_device(device)
+    big = device == "cuda"
+    n = 8192 if big else 384
+    a = torch.randn(n, n, device=device)
+    flops = 2.0 * n**3 / _best(lambda: a @ a, device)
+    a64 = a[: n // 2, : n // 2].double()
+    flops64 = 2.0 * (n // 2) ** 3 / _best(lambda: a64 @ a64, device)
+    stream = torch.ones((1 << 28) if big else (1 << 23), device=device)
+    bytes_per_s = 4.0 * stream.numel() / _best(lambda: stream.sum(), device)
+    del a, a64, stream
+    rows = 64 if big else 4
+    instance = Instance(InstanceSpec("dp", 256, 4096, 0), device)
+    samples = rows * 256 * 4096 / _best(lambda: instance.competitor_block(0, rows), device)
+    return {"flops": flops, "flops64": flops64, "bytes_per_s": bytes_per_s, "samples_per_s": samples}
+
+
+def _best(run: Callable[[], object], device: str, tries: int = 5) -> float:
+    """The fastest of a few timed runs after a warm-up (peak rates: the best run is the least disturbed)."""
+    run()
+    best = float("inf")
+    for _ in range(tries):
+        _sync(device)
+        start = time.perf_counter()
+        run()
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return best

@@ -29,6 +29,9 @@ GENERATORS = ("none", "splitmix64-erfcinv-v1")
 # precision of a product). A store holds the probes of one kernel: a resume by another is refused.
 KERNELS = ("none", "2026.12-1")
 KERNEL = KERNELS[-1]
+# The kernel of a store written before kernels were named (lamcap 0.1), from the generator its probes name: the
+# splitmix64 generator's probes were computed as kernel 2026.12-1 computes them.
+KERNEL_OF_GENERATOR = {"splitmix64-erfcinv-v1": "2026.12-1"}
 # How the fused loss walked the competitors (lamcap.kernels.competitors.SourcePlan); 'none': no fused loss
 # (hebbian, lp), or no record of it.
 PLAN_MODES = ("none", "materialize", "regenerate")

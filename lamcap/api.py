@@ -100,14 +100,16 @@ def load_spec(spec: Any, **overrides: Any) -> SweepSpec:
 
 
 def sweep(spec: Any, store: str | os.PathLike, *, address: str | None = None, workers: int | None = None,
-          progress: bool = True, flush_seconds: float | None = None, **overrides: Any) -> SweepReport:
+          progress: bool = True, flush_seconds: float | None = None, ray_logs: bool = False,
+          **overrides: Any) -> SweepReport:
     """Search every (cell, seed)'s threshold on Ray into the Zarr store at `store`; return the report.
 
     `spec` as for `load_spec`. An existing store is resumed (its spec must agree); nothing already
     stored is recomputed. `address` joins a Ray cluster ('auto' or ray://...), else an embedded Ray
     runs on this machine. Everything is checked before Ray starts or the store is touched: the
     store's lock (one driver per store), its spec, integrity and writability, the device, and the
-    memory every cell's probes need.
+    memory every cell's probes need. `ray_logs` shows Ray's own log lines too (they stay in Ray's log files
+    otherwise); lamcap's messages go through `logging` (logger 'lamcap').
     """
     from lamcap.orchestrator.runtime.driver import execute
 
@@ -120,7 +122,8 @@ def sweep(spec: Any, store: str | os.PathLike, *, address: str | None = None, wo
     if flush_seconds is not None and not (isinstance(flush_seconds, (int, float)) and math.isfinite(flush_seconds)
                                           and flush_seconds > 0):
         raise InvalidInput(f"flush_seconds={flush_seconds!r} must be a positive number")
-    return execute(sweep_spec, store, address, workers, progress=progress, flush_seconds=flush_seconds)
+    return execute(sweep_spec, store, address, workers, progress=progress, flush_seconds=flush_seconds,
+                   ray_logs=ray_logs)
 
 
 # ---- reading and analysing stores ---------------------------------------------------------------

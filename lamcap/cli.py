@@ -36,7 +36,7 @@ class TerminalHandler(logging.Handler):
 
         try:
             tqdm.write(f"lamcap {self.command}: {record.getMessage()}", file=sys.stderr)
-        except Exception:  # noqa: BLE001 - a log line must never end a sweep
+        except Exception:
             self.handleError(record)
 
 
@@ -75,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lamcap {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"lamcap {args.command}: interrupted", file=sys.stderr)
+        resume = "; finished probes are in the store, run the same command to resume" \
+            if args.command in ("sweep", "demo") else ""
+        print(f"lamcap {args.command}: interrupted{resume}", file=sys.stderr)
         return 130
 
 

@@ -19,8 +19,18 @@ from typing import Any
 import numpy as np
 
 from lamcap.errors import InvalidInput
-from lamcap.store.schema import (DECISIONS, OPTIONAL_GROUPS, PROBES, SCHEMA, TABLES, THRESHOLDS, Table, probe_key,
-                                 threshold_key, threshold_relations)
+from lamcap.store.schema import (
+    DECISIONS,
+    OPTIONAL_GROUPS,
+    PROBES,
+    SCHEMA,
+    TABLES,
+    THRESHOLDS,
+    Table,
+    probe_key,
+    threshold_key,
+    threshold_relations,
+)
 
 META = "zarr.json"
 
@@ -99,7 +109,7 @@ def read_committed(path: str, arr: Any, n: int) -> np.ndarray:
                 raise damaged(where, f"chunk {key} is missing; the rows of that chunk cannot be read")
         try:
             parts.append(arr[i * rows: min(n, (i + 1) * rows)])
-        except Exception as exc:  # noqa: BLE001 - a truncated or corrupt chunk raises codec-specific errors
+        except Exception as exc:
             raise damaged(where, f"chunk {i} cannot be decoded ({type(exc).__name__}: {exc})") from None
     return np.concatenate(parts) if parts else arr[:0]
 

@@ -24,8 +24,18 @@ from lamcap.errors import StoreError
 from lamcap.kernels.outcome import KERNEL, N_BINS
 from lamcap.store.append import AppendTable, pad
 from lamcap.store.reader import read_records
-from lamcap.store.schema import (DECISIONS, PROBES, SCHEMA, TABLES, THRESHOLDS, CHUNK_ROWS, Field, Table, probe_key,
-                                 threshold_key)
+from lamcap.store.schema import (
+    CHUNK_ROWS,
+    DECISIONS,
+    PROBES,
+    SCHEMA,
+    TABLES,
+    THRESHOLDS,
+    Field,
+    Table,
+    probe_key,
+    threshold_key,
+)
 
 SV = "singular_values"  # the 2-D variable as wide as the sweep's largest d
 

@@ -3,7 +3,7 @@ import os
 from pathlib import Path
 
 # lamcap itself is importable in Ray workers from its installation. Tests also hand Ray fake probe
-# runners defined in test modules (`tests.orchestrator...`), which workers import by name: put the
+# runners defined in test modules (`tests.orchestrator.runtime...`), which workers import by name: put the
 # repository root (home of the `tests` package) on the path every worker process inherits.
 REPO = str(Path(__file__).resolve().parents[1])
 _paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
@@ -13,8 +13,8 @@ if REPO not in _paths:
 import pytest  # noqa: E402
 
 # Tests run torch in the pytest process beside another xdist worker and Ray actors: one thread each, and
-# OpenMP told to sleep rather than spin while it waits (a spinning thread steals the other worker's core; it must be
-# set before torch's import).
+# OpenMP told to sleep rather than spin while it waits (a spinning wait steals the other worker's core; set
+# before torch is imported).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
@@ -29,16 +29,17 @@ def _one_torch_thread():
 # `make test` hands whole modules to two xdist workers in collection order: the longest go first, so that
 # both workers finish together (seconds per module with two workers on 2 cores, 2026-11-23).
 LONGEST_FIRST = [
-    "tests/orchestrator/test_sweep_e2e.py",  # 230 s (before its kill and Ctrl-C tests were merged)
-    "tests/orchestrator/test_cluster_gpus.py",  # 170 s
-    "tests/orchestrator/test_scheduler.py",  # 150 s
-    "tests/orchestrator/test_gangs.py",  # 90 s
-    "tests/orchestrator/test_adaptive_e2e.py",  # 75 s
-    "tests/kernels/test_sharding.py",  # 65 s
-    "tests/orchestrator/test_api.py",  # 60 s
-    "tests/kernels/test_lp.py",  # 40 s
-    "tests/test_packaging.py",  # 30 s
-    "tests/orchestrator/test_cli_analyze.py",  # 20 s
+    "tests/orchestrator/runtime/test_sweep_e2e.py",
+    "tests/orchestrator/runtime/test_cluster_gpus.py",
+    "tests/orchestrator/runtime/test_scheduler.py",
+    "tests/orchestrator/runtime/test_reliability.py",
+    "tests/orchestrator/runtime/test_gangs.py",
+    "tests/orchestrator/runtime/test_adaptive_e2e.py",
+    "tests/kernels/test_sharding.py",
+    "tests/test_api.py",
+    "tests/kernels/test_lp.py",
+    "tests/test_packaging.py",
+    "tests/commands/test_analyze.py",
 ]
 
 

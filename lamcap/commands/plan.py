@@ -16,13 +16,14 @@ import json
 import sys
 
 from lamcap.errors import InvalidInput
+from lamcap.orchestrator.spec.presets import PRESETS
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("plan", help="predicted cost of a sweep per cell, before it runs",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("spec", nargs="?", default=None, help="sweep spec TOML file (keys of SweepSpec.to_dict)")
-    parser.add_argument("--preset", default=None, help="start from a named spec: demo, scale or paper")
+    parser.add_argument("--preset", default=None, help="start from a named spec: " + ", ".join(PRESETS))
     parser.add_argument("--device", default=None, help="cpu, cuda or auto: the device to plan for (default: the spec's)")
     parser.add_argument("--workers", type=int, default=None, help="actors the sweep will run on: adds a wall time")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")

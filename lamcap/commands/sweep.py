@@ -11,13 +11,14 @@ import statistics
 import sys
 
 from lamcap.errors import InvalidInput
+from lamcap.orchestrator.spec.presets import PRESETS
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("sweep", help="search SAT/UNSAT thresholds over a grid of cells (Ray)",
                                    description=__doc__)
     parser.add_argument("spec", nargs="?", default=None, help="sweep spec TOML file (keys of SweepSpec.to_dict)")
-    parser.add_argument("--preset", default=None, help="start from a named spec: demo or paper")
+    parser.add_argument("--preset", default=None, help="start from a named spec: " + ", ".join(PRESETS))
     parser.add_argument("--store", required=True, help="Zarr store directory to write or resume")
     parser.add_argument("--address", default=None,
                         help="join a Ray cluster ('auto' or ray://host:port); default: embedded local Ray")
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from lamcap import api
 
     report = api.sweep(build_spec(args), args.store, address=args.address, workers=args.workers,
-                       progress=not args.no_progress, flush_seconds=args.flush_seconds)
+                       progress=not args.no_progress, flush_seconds=args.flush_seconds, ray_logs=getattr(args, "verbose", False))
     print(format_table(report.thresholds))
     print(f"\n{report.probes_run} probes run, {report.probes_reused} reused from the store, "
           f"{report.retries} retried; actor utilisation {report.utilisation:.0%}; store: {args.store}")

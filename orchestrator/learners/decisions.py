@@ -12,12 +12,12 @@ decisions in their order and checks that the learner chooses the same again.
 from __future__ import annotations
 
 import math
-from typing import Union
 
+from lamcap.orchestrator.learners.base import AdaptiveLearner
 from lamcap.orchestrator.learners.dimension import DimensionLearner
 from lamcap.orchestrator.learners.rank import RankLearner
 
-Learner = Union[RankLearner, DimensionLearner]
+KINDS: dict[str, type[AdaptiveLearner]] = {RankLearner.kind: RankLearner, DimensionLearner.kind: DimensionLearner}
 
 
 class ReplayMismatch(ValueError):
@@ -28,21 +28,12 @@ def _nan(value: float | None) -> float:
     return math.nan if value is None else value
 
 
-def _tell_recorded(learner: Learner, told: list[dict]) -> None:
-    for row in told:
-        if isinstance(learner, RankLearner):
-            learner.tell(row["rho"], [_nan(a) for a in row["alpha_star"]])
-        else:
-            learner.tell(row["d"], row["seed"], _nan(row["alpha_star"]))
+def learner_key(decision: dict) -> tuple:
+    """(kind, problem, solver, d or rho): the identity of the learner that took a recorded decision."""
+    return KINDS[decision["learner"]].key_of(decision)
 
 
-def _chosen(decision: dict) -> list:
-    if decision["learner"] == RankLearner.kind:
-        return list(decision["chosen_ranks"])
-    return [(c["d"], list(c["seeds"])) for c in decision["chosen"]]
-
-
-def replay(learner: Learner, decisions: list[dict]) -> Learner:
+def replay(learner: AdaptiveLearner, decisions: list[dict]) -> AdaptiveLearner:
     """Tell a fresh learner each recorded decision's results, in order, ask, and check it chooses the same.
 
     Returns the learner, positioned after the last recorded decision (its chosen cells pending).
@@ -51,24 +42,28 @@ def replay(learner: Learner, decisions: list[dict]) -> Learner:
     if learner.decisions:
         raise ValueError("replay needs a fresh learner (it has decisions already)")
     for recorded in decisions:
-        _tell_recorded(learner, recorded["told"])
+        for point, result in learner.told_in(recorded):
+            learner.tell(point, result)
         learner.ask()
         mine = learner.decisions[-1] if learner.decisions else None
-        if mine is None or mine["round"] != recorded["round"] or _chosen(mine) != _chosen(recorded):
-            raise ReplayMismatch(f"round {recorded['round']}: recorded {_chosen(recorded)}, replayed"
-                                 f" {_chosen(mine) if mine else 'nothing'}")
+        if mine is None or mine["round"] != recorded["round"] or learner.chosen(mine) != learner.chosen(recorded):
+            raise ReplayMismatch(f"round {recorded['round']}: recorded {learner.chosen(recorded)}, replayed"
+                                 f" {learner.chosen(mine) if mine else 'nothing'}")
     return learner
 
 
-def check_replayed(replayed: list[dict], recorded: list[dict], what: str) -> None:
+def check_replayed(learner: AdaptiveLearner, recorded: list[dict], what: str) -> None:
     """Raise ReplayMismatch unless the recorded decisions of one learner (`what` names it) are the first
     decisions of its replay, round by round: same round, basis and chosen cells."""
+    replayed = learner.decisions
     for i, old in enumerate(recorded):
         new = replayed[i] if i < len(replayed) else None
-        if new is None or (new["round"], new["basis"], _chosen(new)) != (old["round"], old["basis"], _chosen(old)):
-            got = f"{new['basis']} {_chosen(new)}" if new is not None else "nothing (its thresholds are not stored)"
-            raise ReplayMismatch(f"{what}, round {old['round']}: the store recorded {old['basis']} {_chosen(old)},"
-                                 f" the stored thresholds replay to {got}")
+        same = new is not None and (new["round"], new["basis"], learner.chosen(new)) == \
+            (old["round"], old["basis"], learner.chosen(old))
+        if not same:
+            got = f"{new['basis']} {learner.chosen(new)}" if new is not None else "nothing (its thresholds are not stored)"
+            raise ReplayMismatch(f"{what}, round {old['round']}: the store recorded {old['basis']} "
+                                 f"{learner.chosen(old)}, the stored thresholds replay to {got}")
 
 
 BASIS_TOKENS = {"width per device-second": "width_per_device_second"}  # flag_meanings hold no spaces

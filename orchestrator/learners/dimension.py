@@ -38,8 +38,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from lamcap.errors import InvalidInput
-from lamcap.orchestrator.spec.adaptive_rules import DimensionRule
+from lamcap.orchestrator.learners.base import AdaptiveLearner, Search, nan_for_none, row_alpha
 from lamcap.orchestrator.learners.stats import finite, intercept_sd, median_variance_factor, spreads, z_value
+from lamcap.orchestrator.spec import Cell
+from lamcap.orchestrator.spec.adaptive_rules import DimensionRule
 
 CostFn = Callable[[str, str, float, int, int], float]  # cost(problem, solver, rho, d, seeds) -> device-seconds
 
@@ -56,7 +58,7 @@ def _json_float(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-class DimensionLearner:
+class DimensionLearner(AdaptiveLearner):
     """Chooses the dimensions and seed counts of one (problem, solver, rho); see the module docstring."""
 
     kind = "dimension"
@@ -83,6 +85,42 @@ class DimensionLearner:
         self.decisions: list[dict] = []
         self._z = z_value(rule.level)
         self.rungs: tuple[int, ...] = self.ladder  # the rungs of the fit: those the first round could pay for
+
+    # ---- the learner contract (lamcap.orchestrator.learners.base) ---------------------------------
+    @property
+    def key(self) -> tuple:
+        return (self.kind, self.problem, self.solver, self.rho)
+
+    @classmethod
+    def key_of(cls, decision: dict) -> tuple:
+        return (cls.kind, decision["problem"], decision["solver"], float(decision["rho"]))
+
+    @classmethod
+    def key_for(cls, cell: Cell) -> tuple:
+        return (cls.kind, cell.problem, cell.solver, float(cell.rho))
+
+    def points(self, asked: list) -> list[tuple[int, int]]:
+        """The (d, seed) of every seed of the batches asked."""
+        return [(b.d, s) for b in asked for s in b.seeds]
+
+    def searches(self, points: list, seeds: int) -> list[Search]:
+        return [(Cell(self.problem, self.solver, self.rho, d), s) for d, s in points]
+
+    def chosen(self, decision: dict) -> list:
+        return [(c["d"], s) for c in decision["chosen"] for s in c["seeds"]]
+
+    def told_in(self, decision: dict) -> list[tuple]:
+        return [((row["d"], row["seed"]), nan_for_none(row["alpha_star"])) for row in decision["told"]]
+
+    def lookup(self, thresholds: dict[tuple, dict], seeds: int) -> Callable[[tuple[int, int]], float | None]:
+        def seed_alpha(point: tuple[int, int]) -> float | None:
+            row = thresholds.get((self.problem, self.solver, self.rho, point[0], point[1]))
+            return None if row is None else row_alpha(row)
+        return seed_alpha
+
+    def observe(self, row: dict, seeds: int) -> bool:
+        self.tell((int(row["d"]), int(row["seed"])), row_alpha(row))
+        return True
 
     # ---- state -------------------------------------------------------------------------------
     @property
@@ -149,8 +187,10 @@ class DimensionLearner:
         return not self._plan()[0]
 
     # ---- tell --------------------------------------------------------------------------------
-    def tell(self, d: int, seed: int, alpha_star: float) -> None:
-        """Record one seed's alpha* (NaN: no threshold); asked or not (a replay); a repeat is a no-op."""
+    def tell(self, point: tuple[int, int], alpha_star: float) -> None:
+        """Record one seed's alpha* at point (d, seed) (NaN: no threshold); asked or not (a replay); a repeat is a
+        no-op."""
+        d, seed = point
         if d not in self._asked:
             raise InvalidInput(f"d={d!r} is not a rung of the ladder {list(self.ladder)}")
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -235,8 +275,9 @@ class DimensionLearner:
             width = best["width"]
         return planned, steps, width, why
 
-    def ask(self) -> list[SeedBatch]:
-        """The next round's seed batches, marked pending; [] while a round is pending or when done.
+    def ask(self, n: int | None = None) -> list[SeedBatch]:
+        """The next round's seed batches, marked pending; [] while a round is pending or when done (a round is
+        what the greedy plan adds, up to the rule's seeds_per_round: n is not used).
 
         The first ask after the learner is done records a final decision saying why it stopped.
         """
@@ -277,23 +318,3 @@ class DimensionLearner:
             "predicted_width": _json_float(predicted), "reason": why,
         })
         self._new = []
-
-    # ---- resume ------------------------------------------------------------------------------
-    def fast_forward(self, lookup: Callable[[int, int], float | None]) -> list[tuple[int, int]]:
-        """Replay the rounds whose thresholds are already known (a resumed sweep); return the (d, seed) still to run.
-
-        lookup(d, seed) gives a stored alpha* (NaN for a search without threshold), or None when not stored.
-        """
-        while True:
-            asked = [(b.d, s) for b in self.ask() for s in b.seeds] or self.pending
-            if not asked:
-                return []
-            missing = []
-            for d, seed in asked:
-                value = lookup(d, seed)
-                if value is None:
-                    missing.append((d, seed))
-                else:
-                    self.tell(d, seed, value)
-            if missing:
-                return missing

@@ -14,40 +14,17 @@ against the stored decisions, refusing (InvalidInput, one line) on a mismatch ra
 """
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-
 from lamcap.errors import InvalidInput
-from lamcap.orchestrator.learners.decisions import ReplayMismatch, check_replayed
-from lamcap.orchestrator.learners.dimension import CostFn, DimensionLearner, SeedBatch
+from lamcap.orchestrator.learners.base import AdaptiveLearner, Search
+from lamcap.orchestrator.learners.decisions import ReplayMismatch, check_replayed, learner_key
+from lamcap.orchestrator.learners.dimension import CostFn, DimensionLearner
 from lamcap.orchestrator.learners.rank import RankLearner
 from lamcap.orchestrator.spec import Cell, SweepSpec
-
-Search = tuple[Cell, int]  # (cell, seed)
-Learner = RankLearner | DimensionLearner
-
-
-def learner_key(decision_or_learner) -> tuple:
-    """(kind, problem, solver, d or rho): the identity of one adaptive learner, from it or from a decision."""
-    if isinstance(decision_or_learner, RankLearner):
-        lrn = decision_or_learner
-        return (lrn.kind, lrn.label["problem"], lrn.label["solver"], lrn.d)
-    if isinstance(decision_or_learner, DimensionLearner):
-        lrn = decision_or_learner
-        return (lrn.kind, lrn.problem, lrn.solver, lrn.rho)
-    dec = decision_or_learner
-    at = dec["d"] if dec["learner"] == RankLearner.kind else float(dec["rho"])
-    return (dec["learner"], dec["problem"], dec["solver"], at)
 
 
 def _describe(key: tuple) -> str:
     kind, problem, solver, at = key
     return f"the {kind} learner of ({problem}, {solver}, {'d' if kind == RankLearner.kind else 'rho'}={at:g})"
-
-
-def _alpha(row: dict) -> float:
-    """A threshold row's alpha*, NaN when the search ended without one."""
-    return float(row["alpha_star"]) if row.get("complete", True) and row["p_star"] >= 1 else math.nan
 
 
 def possible_cells(spec: SweepSpec) -> list[Cell]:
@@ -96,7 +73,7 @@ def max_searches(spec: SweepSpec) -> int:
     if rule_d is not None:
         return sum(max(rule_d.max_seeds, spec.seeds) * len(spec.ds_for(p)) for p in spec.problems) \
             * len(spec.solvers) * len(spec.rhos)
-    return len(spec.cells()) * spec.seeds
+    return sum(spec.seeds_of(cell) for cell in spec.cells())
 
 
 class Expansion:
@@ -111,7 +88,8 @@ class Expansion:
                              "(lamcap.orchestrator.planning.plan_cost.PlanCost)")
         self.cost_model = "" if spec.adaptive.d is None else getattr(
             cost, "name", f"{cost.__module__}.{cost.__qualname__}")
-        self.learners: dict[tuple, Learner] = {}
+        self.kind: type[AdaptiveLearner] = RankLearner if spec.adaptive.rho is not None else DimensionLearner
+        self.learners: dict[tuple, AdaptiveLearner] = {}
         for problem in spec.problems:
             for solver in spec.solvers:
                 if spec.adaptive.rho is not None:
@@ -122,22 +100,15 @@ class Expansion:
                         self._add(DimensionLearner(spec.adaptive.d, cost, problem, solver, rho, spec.seeds,
                                                    ladder=spec.ds_for(problem, solver, rho)))
         self.searches: set[Search] = set()  # every (cell, seed) asked for so far
-        self._rows: dict[Cell, dict[int, float]] = {}  # rank axis: alpha* per seed of cells not yet told whole
         self._handed = {key: 0 for key in self.learners}  # decisions already handed out (stored or taken)
         self._started = False
 
-    def _add(self, learner: Learner) -> None:
-        self.learners[learner_key(learner)] = learner
-
-    # ---- the learners' choices as searches -------------------------------------------------------
-    def _searches_of(self, key: tuple, chosen: list) -> list[Search]:
-        _, problem, solver, at = key
-        if key[0] == RankLearner.kind:
-            return [(Cell(problem, solver, rho, at), s) for rho in chosen for s in range(self.spec.seeds)]
-        return [(Cell(problem, solver, at, batch.d), s) for batch in chosen for s in batch.seeds]
+    def _add(self, learner: AdaptiveLearner) -> None:
+        self.learners[learner.key] = learner
 
     def _ask(self, key: tuple) -> list[Search]:
-        new = [s for s in self._searches_of(key, self.learners[key].ask()) if s not in self.searches]
+        learner = self.learners[key]
+        new = [s for s in learner.searches(learner.points(learner.ask()), self.spec.seeds) if s not in self.searches]
         self.searches.update(new)
         return new
 
@@ -167,54 +138,27 @@ class Expansion:
                                    " refusing to resume (use another --store)")
             by_learner[key].append(dec)
         for key, learner in self.learners.items():
-            learner.fast_forward(self._lookup(key, thresholds))
+            learner.fast_forward(learner.lookup(thresholds, self.spec.seeds))
             try:
-                check_replayed(learner.decisions, by_learner[key], _describe(key))
+                check_replayed(learner, by_learner[key], _describe(key))
             except ReplayMismatch as exc:
                 raise InvalidInput(f"refusing to resume: {exc}; the code or its cost model changed since the store"
                                    " was written (use another --store)") from None
             self._handed[key] = len(by_learner[key])
-            for i, dec in enumerate(learner.decisions):
-                self.searches.update(self._searches_of(key, self._chosen_of(learner, i)))
+            for dec in learner.decisions:
+                self.searches.update(learner.searches(learner.chosen(dec), self.spec.seeds))
         return sorted(self.searches)
-
-    def _chosen_of(self, learner: Learner, i: int) -> list:
-        """What decision i of a learner asked for, as `ask` returned it."""
-        dec = learner.decisions[i]
-        if isinstance(learner, RankLearner):
-            return list(dec["chosen_rhos"])
-        return [SeedBatch(c["d"], tuple(c["seeds"])) for c in dec["chosen"]]
-
-    def _lookup(self, key: tuple, thresholds: dict[tuple, dict]) -> Callable:
-        _, problem, solver, at = key
-        if key[0] == RankLearner.kind:
-            def cell_alphas(rho: float) -> list[float] | None:
-                rows = [thresholds.get((problem, solver, float(rho), at, s)) for s in range(self.spec.seeds)]
-                return None if any(r is None for r in rows) else [_alpha(r) for r in rows]
-            return cell_alphas
-
-        def seed_alpha(d: int, seed: int) -> float | None:
-            row = thresholds.get((problem, solver, float(at), d, seed))
-            return None if row is None else _alpha(row)
-        return seed_alpha
 
     # ---- as thresholds arrive ----------------------------------------------------------------------
     def tell(self, row: dict) -> list[Search]:
-        """One threshold row of a search of this sweep; the searches its learner now asks for (often none)."""
+        """One threshold row of a search of this sweep; the searches its learner now asks for (often none).
+        An incomplete row is told as NaN: a seed without a threshold is no evidence for either side."""
         cell = Cell(row["problem"], row["solver"], float(row["rho"]), int(row["d"]))
         if (cell, int(row["seed"])) not in self.searches:
             raise ValueError(f"threshold of {cell}, seed {row['seed']}: no adaptive learner asked for it")
-        if self.spec.adaptive.rho is not None:
-            key = (RankLearner.kind, cell.problem, cell.solver, cell.d)
-            seeds = self._rows.setdefault(cell, {})
-            seeds[int(row["seed"])] = _alpha(row)
-            if len(seeds) < self.spec.seeds:
-                return []
-            del self._rows[cell]
-            self.learners[key].tell(cell.rho, [seeds[s] for s in range(self.spec.seeds)])
-        else:
-            key = (DimensionLearner.kind, cell.problem, cell.solver, cell.rho)
-            self.learners[key].tell(cell.d, int(row["seed"]), _alpha(row))
+        key = self.kind.key_for(cell)
+        if not self.learners[key].observe(row, self.spec.seeds):
+            return []
         return self._ask(key)
 
     def take_decisions(self) -> list[dict]:

@@ -28,8 +28,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from lamcap.errors import InvalidInput
-from lamcap.orchestrator.spec.adaptive_rules import RhoRule, rank_of
+from lamcap.orchestrator.learners.base import AdaptiveLearner, Search, nan_for_none, row_alpha
 from lamcap.orchestrator.learners.stats import finite, median_variance_factor, second_difference, spreads
+from lamcap.orchestrator.spec import Cell
+from lamcap.orchestrator.spec.adaptive_rules import RhoRule, rank_of
 
 FLOOR = 0.1  # floor on |c|, relative to the largest |c| seen
 NOISE_SIGMAS = 2.0  # a second difference within this many of its standard deviations counts as no bend
@@ -52,7 +54,7 @@ def _json_float(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-class RankLearner:
+class RankLearner(AdaptiveLearner):
     """Chooses the rank fractions of one (problem, solver, d); see the module docstring for the rule."""
 
     kind = "rank"
@@ -68,7 +70,50 @@ class RankLearner:
         self._told: dict[int, tuple[float, ...]] = {}
         self._pending: set[int] = set()
         self._new: list[dict] = []  # told since the last decision, in order
+        self._rows: dict[float, dict[int, float]] = {}  # rho -> seed -> alpha*: a cell's rows until all are in
         self.decisions: list[dict] = []
+
+    # ---- the learner contract (lamcap.orchestrator.learners.base) ---------------------------------
+    @property
+    def key(self) -> tuple:
+        return (self.kind, self.label.get("problem"), self.label.get("solver"), self.d)
+
+    @classmethod
+    def key_of(cls, decision: dict) -> tuple:
+        return (cls.kind, decision["problem"], decision["solver"], decision["d"])
+
+    @classmethod
+    def key_for(cls, cell: Cell) -> tuple:
+        return (cls.kind, cell.problem, cell.solver, cell.d)
+
+    def searches(self, points: list, seeds: int) -> list[Search]:
+        """Every seed of the cell at each rank fraction asked."""
+        problem, solver = self.label["problem"], self.label["solver"]
+        return [(Cell(problem, solver, rho, self.d), s) for rho in points for s in range(seeds)]
+
+    def chosen(self, decision: dict) -> list:
+        return [self.rho_of(r) for r in decision["chosen_ranks"]]
+
+    def told_in(self, decision: dict) -> list[tuple]:
+        return [(row["rho"], [nan_for_none(a) for a in row["alpha_star"]]) for row in decision["told"]]
+
+    def lookup(self, thresholds: dict[tuple, dict], seeds: int) -> Callable[[float], list[float] | None]:
+        problem, solver = self.label["problem"], self.label["solver"]
+
+        def cell_alphas(rho: float) -> list[float] | None:
+            rows = [thresholds.get((problem, solver, float(rho), self.d, s)) for s in range(seeds)]
+            return None if any(r is None for r in rows) else [row_alpha(r) for r in rows]
+        return cell_alphas
+
+    def observe(self, row: dict, seeds: int) -> bool:
+        """A cell is told once every seed of it has a threshold row."""
+        cell_rows = self._rows.setdefault(float(row["rho"]), {})
+        cell_rows[int(row["seed"])] = row_alpha(row)
+        if len(cell_rows) < seeds:
+            return False
+        del self._rows[float(row["rho"])]
+        self.tell(float(row["rho"]), [cell_rows[s] for s in range(seeds)])
+        return True
 
     # ---- state -------------------------------------------------------------------------------
     def rank_of(self, rho: float) -> int:
@@ -124,8 +169,9 @@ class RankLearner:
         self._new.append({"rank": rank, "rho": self.rho_of(rank), "alpha_star": [_json_float(v) for v in values]})
 
     # ---- ask ---------------------------------------------------------------------------------
-    def ask(self) -> list[float]:
-        """The next round's rank fractions (r / d), marked pending; [] while a round is pending or when done.
+    def ask(self, n: int | None = None) -> list[float]:
+        """The next round's rank fractions (r / d), marked pending; [] while a round is pending or when done
+        (a round is the rule's `initial` ranks, then its `batch`: n is not used).
 
         The first ask after the learner is done records a final decision saying why it stopped.
         """
@@ -209,24 +255,3 @@ class RankLearner:
             "chosen_rhos": [self.rho_of(r) for r in ranks], "budget": self.budget, "reason": reason,
         })
         self._new = []
-
-    # ---- resume ------------------------------------------------------------------------------
-    def fast_forward(self, lookup: Callable[[float], Sequence[float] | None]) -> list[float]:
-        """Replay the rounds whose results are already known (a resumed sweep); return the cells still to run.
-
-        lookup(rho) gives a cell's per-seed alpha* when all its seeds are stored, else None. The same stored
-        results give the same decisions as the interrupted run, which chose from exactly these results.
-        """
-        while True:
-            asked = self.ask() or self.pending
-            if not asked:
-                return []
-            missing = []
-            for rho in asked:
-                result = lookup(rho)
-                if result is None:
-                    missing.append(rho)
-                else:
-                    self.tell(rho, result)
-            if missing:
-                return missing

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 from lamcap import predictions as theory
 from lamcap.errors import InvalidInput
+from lamcap.orchestrator.learners.base import Learner
 from lamcap.predictions.units import alpha_of
 
 LOW_FACTOR = 0.85  # the initial bracket is [floor(0.85 g), ceil(1.15 g)]
@@ -78,7 +79,7 @@ class ThresholdResult:
     failure: str = ""  # why the search stopped short of a threshold (a probe that kept failing), or ""
 
 
-class ThresholdLearner:
+class ThresholdLearner(Learner):
     """Ask/tell search for one (cell, seed)'s critical p* on nested disorder (python-adaptive style)."""
 
     def __init__(self, cell, seed: int, guess_p: float, p_max: int | None = None, resolution: float = 0.0) -> None:

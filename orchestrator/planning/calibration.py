@@ -83,7 +83,7 @@ def calibrated_model(spec: SweepSpec, device: str = "auto", repeats: int = 3, cl
     """
     import torch
 
-    from lamcap.kernels.calibrate import Size, calibrate
+    from lamcap.kernels.calibrate import Size, calibrate, device_rates
 
     if device not in ("cpu", "cuda", "auto"):
         raise InvalidInput(f"device={device!r} is not one of ('cpu', 'cuda', 'auto')")
@@ -103,9 +103,10 @@ def calibrated_model(spec: SweepSpec, device: str = "auto", repeats: int = 3, cl
     sizes = [Size(problem, d, p, mode) for problem, d, p, mode in calibration_sizes(spec, budget)]
     start, cpu = time.perf_counter(), time.process_time()
     timings = calibrate(sizes, device, repeats)
+    rates = device_rates(device) if device == "cuda" else None  # a GPU's large steps: a roofline of its peaks
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     clock = "wall" if device == "cuda" else clock
     busy = f"; the calibration took {wall / cpu:.1f}x its CPU time: this machine is busy" if wall > 1.3 * cpu else ""
     source = (f"calibrated on this machine's {device} (1 thread, {len(sizes)} sizes, {wall:.0f} s; "
               f"{'wall clock' if clock == 'wall' else 'CPU time: as if the core were free'}{busy})")
-    return from_timings(timings, device, source, budget, clock, memory)
+    return from_timings(timings, device, source, budget, clock, memory, rates)

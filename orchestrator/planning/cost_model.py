@@ -75,6 +75,19 @@ class Curve:
         return cls(((0.0, overhead), (1e18, overhead + 1e18 / rate)))
 
 
+@dataclass(frozen=True)
+class Roofline:
+    """Seconds of a step whose host and device work overlap: the larger of the host's fixed cost per step and the
+    device's time, work / rate (a GPU: small probes are bound by the host's kernel launches, large ones by
+    arithmetic or memory bandwidth). `share`: probes sharing the device, each getting 1/share of its rate."""
+
+    overhead: float  # host seconds per step
+    rate: float  # work per device-second
+
+    def __call__(self, work: float, share: int = 1) -> float:
+        return max(self.overhead, share * work / self.rate)
+
+
 # ---- the parts of the model ---------------------------------------------------------------------
 def _interpolate(knots: tuple[tuple[float, float], ...], x: float) -> float:
     """Piecewise linear through (x, y) knots, flat outside them."""
@@ -153,7 +166,7 @@ class CostModel:
 
     device: str  # 'cpu' or 'cuda'
     source: str  # how the numbers were obtained (calibrated here, or a stated model), for the reader
-    step: dict[tuple[str, str], Curve]
+    step: dict[tuple[str, str], Curve | Roofline]
     setup: dict[tuple[str, str], Curve]
     verify: dict[str, Curve]
     probe: dict[str, Curve]  # what any probe costs around its solver (a whole Hebbian probe)
@@ -162,7 +175,7 @@ class CostModel:
     sat_steps: SatSteps = SatSteps()
     lp: LpModel = LpModel()
 
-    def step_curve(self, problem: str, mode: str) -> Curve:
+    def step_curve(self, problem: str, mode: str) -> Curve | Roofline:
         key = (problem, "materialize" if problem == "op" else mode)
         if key not in self.step:
             raise InvalidInput(f"the cost model ({self.source}) has no timing for {problem} steps in mode {mode!r}")
@@ -184,12 +197,13 @@ class ProbeContext:
     storage_bytes: int
     budget_bytes: int
     model: CostModel
+    share: int = 1  # probes sharing one device (actors per GPU): each holds 1/share of it
 
     @classmethod
-    def of(cls, spec: SweepSpec, model: CostModel) -> ProbeContext:
+    def of(cls, spec: SweepSpec, model: CostModel, share: int = 1) -> ProbeContext:
         s = spec.solver_settings
         budget = s.memory_budget_bytes if s.memory_budget_bytes is not None else model.budget_bytes
-        return cls(s.max_steps, s.mode, STORAGE_BYTES[s.storage_dtype], budget, model)
+        return cls(s.max_steps, s.mode, STORAGE_BYTES.get(s.storage_dtype, 4), budget // share, model, share)
 
     def mode_at(self, cell: Cell, p: int) -> str:
         return competitor_mode(cell.problem, cell.d, p, self.mode, self.storage_bytes, self.budget_bytes)
@@ -201,7 +215,12 @@ class ProbeContext:
         return round(self.max_steps * self.model.sat_steps.fraction(p / p_true, cell.rho_eff, cell.d))
 
     def seconds(self, cell: Cell, p: int, sat: bool, steps: int) -> float:
-        """Device-seconds of one probe that takes `steps` Adam steps (ignored for hebbian and lp)."""
+        """Device-seconds of one probe that takes `steps` Adam steps (ignored for hebbian and lp): its wall time
+        over the probes sharing its device."""
+        return self.wall_seconds(cell, p, sat, steps) / self.share
+
+    def wall_seconds(self, cell: Cell, p: int, sat: bool, steps: int) -> float:
+        """Wall seconds of one probe that takes `steps` Adam steps, its device shared `share` ways."""
         m, n = self.model, float(p) * p * cell.d
         if cell.solver == "lp":
             return m.lp(cell.d)
@@ -209,7 +228,9 @@ class ProbeContext:
         if cell.solver == "hebbian":
             return around
         mode = self.mode_at(cell, p)
-        step = m.step_curve(cell.problem, mode)(step_work(cell.problem, cell.d, p, mode))
+        curve = m.step_curve(cell.problem, mode)
+        work = step_work(cell.problem, cell.d, p, mode)
+        step = curve(work, self.share) if isinstance(curve, Roofline) else curve(work)
         setup = m.setup[(cell.problem, mode)](n) if (cell.problem, mode) in m.setup else 0.0
         return setup + steps * step + around + (m.verify[cell.problem](n) / 2 if sat else 0.0)
 
@@ -223,13 +244,41 @@ class ProbeContext:
 CLOCKS = ("wall", "cpu")
 
 
+# What the fused loss's step achieves of a device's measured peak (rates from lamcap.kernels.calibrate.device_rates):
+# OP's two products per step against the float32 GEMM rate, DP's two reads of its competitors against the
+# streaming bandwidth; measured on an H200 (OP d = 512, p = 21,000: 22 ms per step of 4 p^2 d flops, 0.68 of its
+# 60 TFLOP/s; DP d = 256, p = 6,300: 20.5 ms per step of two float32 reads, 0.92 of its 4.3 TB/s).
+STEP_EFFICIENCY = {("op", "materialize"): 0.68, ("dp", "materialize"): 0.92, ("dp", "regenerate"): 0.9}
+
+
+def device_step_rates(rates: dict) -> dict[tuple[str, str], float]:
+    """Step work per second on a device whose peak rates were measured (flops, bytes_per_s, samples_per_s)."""
+    reads = rates["bytes_per_s"] / 4  # float32 competitors read per second
+    generated = 1.0 / (1.0 / rates["samples_per_s"] + 2.0 / reads)  # each sample generated, then read twice
+    peak = {("op", "materialize"): rates["flops"], ("dp", "materialize"): reads, ("dp", "regenerate"): generated}
+    return {key: STEP_EFFICIENCY[key] * value for key, value in peak.items()}
+
+
+def device_probe_rates(rates: dict) -> dict[tuple, float]:
+    """p^2 d per second of the per-probe parts on a device whose peak rates were measured: the float64
+    verification (OP: two passes of 2 flops per score at the float64 rate; DP: each competitor generated once and
+    read in float64 twice), the whole Hebbian probe (the same), and DP's materialising setup (generate, write)."""
+    fp64 = rates.get("flops64", rates["flops"] / 2)
+    per_sample, bandwidth = 1.0 / rates["samples_per_s"], rates["bytes_per_s"]
+    check = {"op": fp64 / 4, "dp": 1.0 / (per_sample + 16.0 / bandwidth)}
+    return {**{("verify", k): v for k, v in check.items()}, **{("probe", k): v for k, v in check.items()},
+            ("setup", "op", "materialize"): bandwidth, ("setup", "dp", "materialize"): 1.0 / (per_sample + 4.0 / bandwidth)}
+
+
 def from_timings(timings: Iterable, device: str, source: str, budget_bytes: int, clock: str = "wall",
-                 memory_bytes: float = math.inf) -> CostModel:
+                 memory_bytes: float = math.inf, rates: dict | None = None) -> CostModel:
     """A model fitted to lamcap.kernels.calibrate timings (objects with kind, problem, mode, d, p,
     seconds and, for clock 'cpu', cpu_seconds: what one free core would take on a busy machine).
 
     Steps are fitted to their work count (step_work, float32 storage: calibration times float32),
-    setup, verification and the whole-probe overhead to p^2 d.
+    setup, verification and the whole-probe overhead to p^2 d. With a device's measured peak `rates` (a GPU),
+    a step is a Roofline instead: the host's cost per step (the smallest size timed, where the host binds) against
+    the device's rate, so that no large probe is priced by extrapolating the host-bound small ones.
     """
     if clock not in CLOCKS:
         raise InvalidInput(f"clock={clock!r} is not one of {CLOCKS}")
@@ -239,7 +288,13 @@ def from_timings(timings: Iterable, device: str, source: str, budget_bytes: int,
         work = step_work(t.problem, t.d, t.p, t.mode) if t.kind == "step" else n
         key = (t.kind, t.problem) if t.kind in ("verify", "probe") else (t.kind, t.problem, t.mode)
         groups.setdefault(key, []).append((work, t.seconds if clock == "wall" else t.cpu_seconds))
-    curves = {key: Curve(tuple(points)) for key, points in groups.items()}
+    curves: dict[tuple, Curve | Roofline] = {key: Curve(tuple(points)) for key, points in groups.items()}
+    if rates is not None:
+        step_rates = {("step", *k): v for k, v in device_step_rates(rates).items()}
+        for key, points in groups.items():
+            rate = step_rates.get(key, device_probe_rates(rates).get(key))
+            if rate is not None:
+                curves[key] = Roofline(min(t for _, t in points), rate)
     return CostModel(
         device=device, source=source, budget_bytes=budget_bytes, memory_bytes=memory_bytes,
         step={k[1:]: c for k, c in curves.items() if k[0] == "step"},

@@ -47,7 +47,7 @@ def simulated_thresholds(guess: float, d: int, spread: float, n: int = SIM_SEEDS
 
 def search_trace(cell: Cell, spec: SweepSpec, guess: float, p_true: float, width: int = 1) -> list[tuple[int, bool]]:
     """The (p, SAT) probes one seed's search visits, in order, `width` points asked at a time."""
-    learner = ThresholdLearner(cell, 0, guess, spec.search.p_max, spec.search.resolution)
+    learner = ThresholdLearner(cell, 0, guess, spec.search.p_max, spec.resolution_of(cell))
     trace: list[tuple[int, bool]] = []
     while not learner.done and not learner.exhausted:
         points = learner.ask(width)
@@ -98,13 +98,13 @@ def _curve_cost(cell: Cell, spec: SweepSpec, ctx: ProbeContext, truths: list[flo
         return 0, 0.0
     loads = curve_loads(alpha, cell.d, n, spec.search.curve_span)
     mean = sum(statistics.fmean(ctx.probe_seconds(cell, p, t) for t in truths) for p in loads)
-    return len(loads) * spec.seeds, spec.seeds * mean
+    return len(loads) * spec.seeds_of(cell), spec.seeds_of(cell) * mean
 
 
-def plan_cell(cell: Cell, spec: SweepSpec, model: CostModel) -> CellPlan:
+def plan_cell(cell: Cell, spec: SweepSpec, model: CostModel, share: int = 1) -> CellPlan:
     """Simulate the cell's searches (in rounds of the spec's width) and price every probe they visit."""
     width = spec.search.width
-    ctx = ProbeContext.of(spec, model)
+    ctx = ProbeContext.of(spec, model, share)
     guess = theory_guess(cell)
     truths = simulated_thresholds(guess, cell.d, SPREAD[cell.theory_kind])
     costs, counts, visited = [], [], []
@@ -131,7 +131,7 @@ def plan_cell(cell: Cell, spec: SweepSpec, model: CostModel) -> CellPlan:
         probes_per_threshold=statistics.fmean(counts), seconds_per_probe=sum(costs) / max(1, sum(counts)),
         seconds_unsat_probe=ctx.seconds(cell, p_guess, False, ctx.max_steps if cell.solver == "adam" else 0),
         seconds_per_threshold=statistics.fmean(costs), curve_probes=curve_n, curve_seconds=curve_s,
-        seeds=spec.seeds)
+        seeds=spec.seeds_of(cell))
 
 
 def cell_cost(cell: Cell, spec: SweepSpec, model: CostModel) -> float:
@@ -148,6 +148,7 @@ class Plan:
     cells: list[CellPlan]
     workers: int | None
     width: int
+    share: int = 1  # actors per device: each probe holds 1/share of its device
 
     @property
     def device_seconds(self) -> float:
@@ -159,24 +160,27 @@ class Plan:
 
     @property
     def wall_seconds(self) -> float | None:
-        """With workers: the larger of total / workers and the longest single search (None without)."""
+        """With workers (actors): the larger of total / devices and the longest single search (None without)."""
         if self.workers is None:
             return None
         longest = max((c.seconds_per_threshold for c in self.cells), default=0.0)
-        return max(self.device_seconds / self.workers, longest)
+        return max(self.device_seconds * self.share / self.workers, longest * self.share)
 
     def to_dict(self) -> dict:
         """The plan as JSON-ready values (what `lamcap plan --json` prints)."""
         return {"device": self.device, "source": self.source, "workers": self.workers, "width": self.width,
+                "share": self.share,
                 "device_seconds": self.device_seconds, "device_hours": self.device_hours,
                 "wall_seconds": self.wall_seconds,
                 "cells": [{**asdict(c), "seconds": c.seconds} for c in self.cells]}
 
 
-def plan_spec(spec: SweepSpec, model: CostModel, workers: int | None = None) -> Plan:
-    """Plan every cell of `spec` with `model`; `workers` adds a wall time (and may widen the searches)."""
+def plan_spec(spec: SweepSpec, model: CostModel, workers: int | None = None, share: int = 1) -> Plan:
+    """Plan every cell of `spec` with `model`; `workers` (actors) adds a wall time; `share` actors per device."""
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise InvalidInput(f"workers={workers!r} must be an integer >= 1")
+    if isinstance(share, bool) or not isinstance(share, int) or share < 1:
+        raise InvalidInput(f"share={share!r} (actors per device) must be an integer >= 1")
     width = spec.search.width
-    cells = [plan_cell(cell, spec, model) for cell in spec.cells()]
-    return Plan(device=model.device, source=model.source, cells=cells, workers=workers, width=width)
+    cells = [plan_cell(cell, spec, model, share) for cell in spec.cells()]
+    return Plan(device=model.device, source=model.source, cells=cells, workers=workers, width=width, share=share)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import functools
 
-from lamcap.orchestrator.planning.stated import stated_model
 from lamcap.orchestrator.planning.plan import cell_cost
+from lamcap.orchestrator.planning.stated import stated_model
 from lamcap.orchestrator.spec import Cell, SweepSpec
 
 

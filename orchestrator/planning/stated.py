@@ -5,38 +5,36 @@ from __future__ import annotations
 from lamcap.errors import InvalidInput
 from lamcap.kernels.budget import CUDA_BUDGET_FRACTION
 from lamcap.kernels.budget import DEFAULT_CPU_BUDGET_BYTES as CPU_BUDGET_BYTES
-from lamcap.orchestrator.planning.cost_model import CostModel, Curve
+from lamcap.orchestrator.planning.cost_model import CostModel, Curve, Roofline, device_step_rates
 
-# A stated model of one data-centre GPU (H100 80 GB class), for planning where none can be timed.
-# Effective rates, not peaks: fp32 matrix products without tensor cores 25 Tflop/s (peak 67),
-# memory 2 TB/s (peak 3.35), counter-based Gaussian generation ~1e10 samples/s, float64 4e12
-# flop/s in the verification's small batched products; per step 1 ms of launches, the loss's
-# host synchronisation and the Adam update. An estimate until lamcap has run on a GPU.
-GPU_MEMORY_BYTES = 80 * 10**9
-GPU_FP32_FLOPS = 25e12
-GPU_BANDWIDTH = 2e12
-GPU_SAMPLES = GPU_BANDWIDTH / 204  # the counter-based generator moves ~204 bytes per sample (README "GPU")
+# A stated model of one NVIDIA H200 (the GPU lamcap has run on), for planning where none can be timed: its peak
+# rates as measured there (float32 GEMMs without tensor cores about 60 TFLOP/s, a device read streaming at
+# about 4.3 TB/s, the fused counter-based generator about 290 G samples/s), a step priced as a roofline of them
+# (cost_model.Roofline, with the fused loss's measured share of each peak, cost_model.STEP_EFFICIENCY); the host's
+# cost per step, 2.4 ms, was measured when every step read the device back (the stopping rule decided on the
+# device should lower it: a calibration on the GPU measures it). float64 in the verification's products: 4e12
+# flop/s. Against single UNSAT probes measured there: OP d = 512 43 s (measured 50), DP d = 256 52 s (60).
+GPU_MEMORY_BYTES = 139 * 2**30
+GPU_RATES = {"flops": 60e12, "bytes_per_s": 4.3e12, "samples_per_s": 2.9e11}
 GPU_FP64_FLOPS = 4e12
-GPU_STEP_OVERHEAD_S = 1e-3
-GPU_PROBE_OVERHEAD_S = 0.05  # instance, verification passes' launches, the record
+GPU_STEP_OVERHEAD_S = 2.4e-3
+GPU_PROBE_OVERHEAD_S = 0.05  # the instance, the verification passes' launches, the record
 
 
 def stated_gpu_model() -> CostModel:
     """The stated GPU model above as a CostModel (device 'cuda')."""
     lin = Curve.linear
-    per_sample = 1 / GPU_SAMPLES
-    # a DP verification regenerates the competitors twice (statistics, then histograms), each read in float64
-    dp_verify = 2 * (per_sample + 8 / GPU_BANDWIDTH + 2 / GPU_FP64_FLOPS)
+    per_sample = 1 / GPU_RATES["samples_per_s"]
+    bandwidth = GPU_RATES["bytes_per_s"]
+    # a DP verification regenerates the competitors once per walk and reads them in float64
+    dp_verify = 2 * (per_sample + 8 / bandwidth + 2 / GPU_FP64_FLOPS)
     return CostModel(
         device="cuda",
-        source="stated GPU model (H100 80 GB class; not measured: no GPU has run lamcap yet)",
+        source="stated GPU model (NVIDIA H200: measured peak rates, estimated host cost per step)",
         budget_bytes=int(CUDA_BUDGET_FRACTION * GPU_MEMORY_BYTES), memory_bytes=GPU_MEMORY_BYTES,
-        step={("op", "materialize"): lin(GPU_STEP_OVERHEAD_S, GPU_FP32_FLOPS),
-              ("dp", "materialize"): lin(GPU_STEP_OVERHEAD_S, GPU_BANDWIDTH / 4),  # float32 reads per second
-              # regenerate: generate every sample, then read it twice from the device's cache
-              ("dp", "regenerate"): lin(GPU_STEP_OVERHEAD_S, 1 / (per_sample + 8 / GPU_BANDWIDTH))},
-        setup={("op", "materialize"): lin(GPU_PROBE_OVERHEAD_S, GPU_BANDWIDTH),
-               ("dp", "materialize"): lin(GPU_PROBE_OVERHEAD_S, 1 / (per_sample + 4 / GPU_BANDWIDTH)),
+        step={key: Roofline(GPU_STEP_OVERHEAD_S, rate) for key, rate in device_step_rates(GPU_RATES).items()},
+        setup={("op", "materialize"): lin(GPU_PROBE_OVERHEAD_S, bandwidth),
+               ("dp", "materialize"): lin(GPU_PROBE_OVERHEAD_S, 1 / (per_sample + 4 / bandwidth)),
                ("dp", "regenerate"): lin(GPU_PROBE_OVERHEAD_S, 1e30)},
         verify={"op": lin(GPU_PROBE_OVERHEAD_S, GPU_FP64_FLOPS / 4),  # two passes of 2 p^2 d flops
                 "dp": lin(GPU_PROBE_OVERHEAD_S, 1 / dp_verify)},

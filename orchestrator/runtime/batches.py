@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+BACKLOG = 16  # batches' worth of records the loop buffers while the writer is busy, before it waits for it
+
+
 @dataclass
 class Batch:
     records: list[dict] = field(default_factory=list)
@@ -54,7 +57,12 @@ class BatchWriter:
 
     def flush(self, wait: bool = False) -> None:
         """Hand the buffered batch to the writer (after the previous one: if that failed, this one stays
-        buffered and the error is raised); `wait` blocks until every batch is stored."""
+        buffered and the error is raised); `wait` blocks until every batch is stored. While the writer is still
+        busy with the previous batch the loop does not wait for it: the batch keeps growing (up to
+        BACKLOG x flush_every records) and goes at the next flush."""
+        busy = self._writing is not None and not self._writing.done()
+        if busy and not wait and len(self.pending.records) < BACKLOG * self.flush_every:
+            return
         if self.pending:
             self._await()
             batch, self.pending = self.pending, Batch()

@@ -2,6 +2,7 @@
 ready probe starts first (the longest by the stated cost model), and when waiting for actors is hopeless."""
 from __future__ import annotations
 
+import heapq
 import time
 from dataclasses import dataclass
 
@@ -15,22 +16,34 @@ class RoundLimiter:
     """Searches ask in rounds: a search with nothing in flight is asked `width` points (the spec's
     search.width), and is asked again only when all of them are answered. So the probes of a search are a
     function of the spec and the verdicts alone, whatever the number of actors or the order of events
-    (a rerun, a resume, or more workers visit the same probes)."""
+    (a rerun, a resume, or more workers visit the same probes).
+
+    The searches waiting for their next round are kept in a heap, largest cells first (their searches run
+    longest), so that asking for n actors costs O(n log searches), not a pass over every search."""
 
     def __init__(self, width: int) -> None:
         self.width = width
+        self._heap: list[tuple] = []
+        self._queued: set = set()
 
-    def quotas(self, searches: list[tuple[tuple, object]], n: int) -> dict[tuple, int]:
-        """How many points to ask of each search (in the order given): `width` for each idle one, while at least
-        one of `n` idle actors is left to start them."""
-        out, left = {}, n
-        for key, learner in searches:
-            if left <= 0:
-                break
-            if not learner.pending:
-                out[key] = self.width
-                left -= self.width
+    def offer(self, key: tuple, priority: tuple) -> None:
+        """A search is ready for its next round (a no-op if it already waits)."""
+        if key not in self._queued:
+            self._queued.add(key)
+            heapq.heappush(self._heap, (priority, key))
+
+    def take(self, n: int) -> list[tuple]:
+        """The searches to ask a round of `width` points for n idle actors: as many rounds as start at least one
+        probe each, largest cells first."""
+        out = []
+        while self._heap and len(out) * self.width < n:
+            _, key = heapq.heappop(self._heap)
+            self._queued.discard(key)
+            out.append(key)
         return out
+
+    def __bool__(self) -> bool:
+        return bool(self._heap)
 
 
 class DispatchOrder:

@@ -12,8 +12,16 @@ import os
 
 from lamcap.orchestrator.runtime.cluster import actor_memory, local_device, local_pool_size
 from lamcap.orchestrator.runtime.pool import WorkerPool, plan_workers
-from lamcap.orchestrator.runtime.preflight import (StoreCheck, check_budget, check_cells, check_searches_fit,
-                                                   check_store, check_writable, memory_caps, shard_plan)
+from lamcap.orchestrator.runtime.preflight import (
+    StoreCheck,
+    check_budget,
+    check_cells,
+    check_searches_fit,
+    check_store,
+    check_writable,
+    memory_caps,
+    shard_plan,
+)
 from lamcap.orchestrator.runtime.ray_session import start_ray, stop_ray
 from lamcap.orchestrator.runtime.scheduler import Scheduler, SchedulerSettings, SweepReport
 from lamcap.orchestrator.spec import SweepSpec
@@ -28,11 +36,13 @@ PLACEMENT_TIMEOUT_S = {False: 300.0, True: 1800.0}
 
 
 def execute(spec: SweepSpec, store_path: str, address: str | None = None, workers: int | None = None,
-            progress: bool = True, runner=None, flush_seconds: float | None = None) -> SweepReport:
+            progress: bool = True, runner=None, flush_seconds: float | None = None,
+            ray_logs: bool = False) -> SweepReport:
     """Check everything, start (or join) Ray, open the store, run the scheduler; returns its report.
 
     flush_seconds: the most seconds between store commits (None: SchedulerSettings' default).
     runner: a probe runner for the actors instead of the kernels (tests).
+    ray_logs: Ray's own log lines on the terminal too (else they stay in Ray's log files).
     """
     lock = StoreLock(store_path)
     check_writable(store_path)
@@ -59,15 +69,16 @@ def execute(spec: SweepSpec, store_path: str, address: str | None = None, worker
             gpu_memory = gpu_total_memory() if device == "cuda" else None
             caps = memory_caps(spec, device, memory, gpu_memory,
                                shard_plan(spec, local_pool_size(spec.device, workers), device, gpu_memory))
-        return _run(spec, store_path, address, workers, progress, runner, flush_seconds, caps, lock, stored)
+        return _run(spec, store_path, address, workers, progress, runner, flush_seconds, caps, lock, stored, ray_logs)
     finally:
         lock.release()
 
 
 def _run(spec: SweepSpec, store_path: str, address: str | None, workers: int | None, progress: bool, runner,
-         flush_seconds: float | None, caps: dict | None, lock: StoreLock, stored: StoreCheck) -> SweepReport:
+         flush_seconds: float | None, caps: dict | None, lock: StoreLock, stored: StoreCheck,
+         ray_logs: bool) -> SweepReport:
     num_cpus = max(os.cpu_count() or 1, workers or 1) if address is None else None
-    start_ray(address, num_cpus=num_cpus)
+    start_ray(address, num_cpus=num_cpus, ray_logs=ray_logs)
     pool = None
     try:
         elastic = address is not None  # a joined cluster may autoscale: start with the actors placed

@@ -24,7 +24,6 @@ from typing import Any
 
 import ray
 
-from lamcap.errors import InvalidInput
 from lamcap.kernels.sharding import DEFAULT_TIMEOUT_S, Rendezvous
 from lamcap.orchestrator.spec.shard_rules import UNSHARDED, ShardPlan
 

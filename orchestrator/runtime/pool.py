@@ -210,7 +210,7 @@ class WorkerPool:
         """Kill whatever is left of the actor in `slot` and start a fresh one there (ready once placed)."""
         try:
             ray.kill(self.actors[slot], no_restart=True)
-        except Exception:  # noqa: BLE001 - the actor is usually dead already
+        except Exception:
             pass
         self.info.pop(slot, None)
         self.actors[slot] = self._make(slot)
@@ -221,13 +221,13 @@ class WorkerPool:
         for actor in self.actors:
             try:
                 ray.kill(actor, no_restart=True)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
         from ray.util.placement_group import remove_placement_group
 
         for pg in self._pgs:  # or their resources stay reserved
             try:
                 remove_placement_group(pg)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
         self._pgs = []

@@ -15,16 +15,22 @@ from dataclasses import dataclass
 
 from lamcap.errors import InvalidInput
 from lamcap.kernels.budget import check_fits, host_memory_bytes, human, largest_p, probe_memory
-from lamcap.kernels.outcome import KERNEL
-from lamcap.orchestrator.learners.expansion import (Expansion, cells_to_check, first_round_problems, max_searches,
-                                                    possible_cells)
+from lamcap.kernels.outcome import KERNEL, KERNEL_OF_GENERATOR
+from lamcap.orchestrator.learners.expansion import (
+    Expansion,
+    cells_to_check,
+    first_round_problems,
+    max_searches,
+    possible_cells,
+)
 from lamcap.orchestrator.learners.threshold import initial_bracket, theory_guess
 from lamcap.orchestrator.planning.plan_cost import PlanCost
+from lamcap.orchestrator.runtime.cluster import local_device
 from lamcap.orchestrator.spec import Cell, SweepSpec
 from lamcap.orchestrator.spec.shard_rules import AUTO, ShardPlan
-from lamcap.orchestrator.runtime.cluster import local_device
+from lamcap.orchestrator.spec.upgrades import upgrade_stored
 from lamcap.store import reader
-from lamcap.store.schema import DECISIONS, THRESHOLDS, threshold_key
+from lamcap.store.schema import DECISIONS, PROBES, THRESHOLDS, threshold_key
 
 SEARCH_BYTES = 4096  # driver memory per (cell, seed): its learner, threshold row and probe keys
 
@@ -121,9 +127,14 @@ def stored_spec(path: str | os.PathLike) -> SweepSpec:
     """The SweepSpec recorded in the store at `path` (read-only); InvalidInput if it is no lamcap store."""
     attrs = reader.root_attrs(path)
     try:
-        return SweepSpec.from_dict(json.loads(attrs["spec"]))
+        raw = json.loads(attrs["spec"])
     except (KeyError, TypeError, json.JSONDecodeError) as exc:
         raise reader.damaged(f"{os.fspath(path)}/zarr.json", f"its spec attribute cannot be read ({exc})") from None
+    try:
+        return SweepSpec.from_dict(upgrade_stored(raw))
+    except InvalidInput as exc:
+        raise InvalidInput(f"store {os.fspath(path)!r} holds a spec this lamcap cannot read ({exc}); it was written "
+                           "by another lamcap: sweep into a new store") from None
 
 
 def check_compatible(path: str | os.PathLike, spec: SweepSpec) -> list[str]:
@@ -134,7 +145,7 @@ def check_compatible(path: str | os.PathLike, spec: SweepSpec) -> list[str]:
     added = spec.additions_to(stored)
     if added is None:
         raise InvalidInput(f"store {path!r} was written by a different sweep: "
-                           + "; ".join(spec.compatible_with(stored))
+                           + "; ".join(spec.conflicts_with(stored))
                            + " (use another --store, the same spec to resume, or a spec that only adds "
                            "problems, solvers, rhos, ds or seeds to extend it)")
     return added
@@ -142,14 +153,24 @@ def check_compatible(path: str | os.PathLike, spec: SweepSpec) -> list[str]:
 
 def check_kernel(path: str) -> None:
     """InvalidInput unless the store's probes were computed by this lamcap's kernel (KERNEL): a resume by code
-    that computes probes differently would mix two kinds of records in one store."""
+    that computes probes differently would mix two kinds of records in one store. A store from before kernels
+    were named is taken for the kernel its generator stands for (KERNEL_OF_GENERATOR), whose computation did
+    not change when the name was introduced."""
     attrs = reader.root_attrs(path)
-    stored = attrs.get("kernel")
+    stored = attrs.get("kernel") or unnamed_kernel(path)
     if stored != KERNEL:
         what = f"kernel {stored!r}" if stored else "a lamcap that did not name its kernel (before 0.2)"
         raise InvalidInput(f"store {path!r} was computed by {what}; this lamcap computes probes with kernel "
                            f"{KERNEL!r}: resuming would mix records computed differently (sweep into a new store; "
                            "lamcap analyze still reads this one)")
+
+
+def unnamed_kernel(path: str) -> str | None:
+    """The kernel of a store written before kernels were named: the one its probes' generator stands for, if they
+    all name the same generator (None otherwise)."""
+    probes = reader.read_table(path, PROBES)
+    generators = {str(g) for g, s in zip(probes.columns["generator"], probes.columns["status"]) if s != "error"}
+    return KERNEL_OF_GENERATOR.get(generators.pop()) if len(generators) == 1 else None
 
 
 @dataclass
@@ -170,11 +191,11 @@ def check_store(path: str, spec: SweepSpec) -> StoreCheck:
         if expansion is not None:
             expansion.start()
         return StoreCheck([], expansion)
+    reader.check_readable(path)  # damage first: every metadata file and committed row reads
     check_kernel(path)
     if spec.device == "auto":
         spec = dataclasses.replace(spec, device=stored_spec(path).device)
     added = check_compatible(path, spec)
-    reader.check_readable(path)
     if expansion is not None:
         rows = reader.read_records(path, THRESHOLDS)
         log = json.loads(reader.read_table(path, DECISIONS).group_attrs.get("log", "[]"))

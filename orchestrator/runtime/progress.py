@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 
@@ -20,18 +21,19 @@ class ProgressBar:
         if self.bar is not None:
             self.bar.total = total
 
-    def update(self, progress: dict, force: bool = False) -> None:
-        """Move the bar to the thresholds found; redraw the counts at most every 0.5 s."""
+    def update(self, progress: Callable[[], dict], force: bool = False) -> None:
+        """Redraw the bar (thresholds found, and the counts `progress()` gives) at most every 0.5 s."""
         if self.bar is None:
             return
-        self.bar.n = progress["thresholds"]
         now = time.monotonic()
         if force or now - self._drawn >= 0.5:
+            progress = progress()
+            self.bar.n = progress["thresholds"]
             self.bar.set_postfix_str(f"cells done {progress['cells_done']}/{progress['cells']}, probes done "
                                      f"{progress['probes_done']}, in flight {progress['in_flight']}", refresh=True)
             self._drawn = now
 
-    def close(self, progress: dict) -> None:
+    def close(self, progress: Callable[[], dict]) -> None:
         if self.bar is not None:
             self.update(progress, force=True)
             self.bar.close()

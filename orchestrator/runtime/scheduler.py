@@ -118,18 +118,20 @@ class Scheduler:
             searches = sorted(expansion.searches)
             self._queue_decisions(expansion.take_decisions())  # replayed, but not stored before a crash
         else:
-            searches = [(cell, seed) for cell in spec.cells() for seed in range(spec.seeds)]
+            searches = [(cell, seed) for cell in spec.cells() for seed in range(spec.seeds_of(cell))]
         self.learners = {(cell, seed): self._learner(cell, seed) for cell, seed in searches}
         self.actor_infos: list[dict] = []  # actors that became ready, for the store
         self.ready: list[tuple[Probe, int]] = []  # (probe, attempt) waiting for an actor
         self.in_flight: dict[Any, tuple[int, Probe, int]] = {}  # ref -> (slot, probe, attempt)
         self.finished: set[tuple] = set()  # learner keys whose threshold row exists
+        for lkey in self.learners:
+            self._offer(lkey)
         self.curved: set[Cell] = set()
         self.bar = ProgressBar(0, False)
 
     def _learner(self, cell: Cell, seed: int) -> ThresholdLearner:
         return ThresholdLearner(cell, seed, self.guess(cell), _cap(self.spec.search.p_max, self.p_caps.get(cell)),
-                                self.spec.search.resolution)
+                                self.spec.resolution_of(cell))
 
     def _queue_decisions(self, decisions: list[dict]) -> None:
         self.writer.pending.decisions += decisions
@@ -143,15 +145,18 @@ class Scheduler:
         self._queue_decisions(self.expansion.take_decisions())
         for lkey in added:
             self.learners[lkey] = self._learner(*lkey)
+            self._offer(lkey)
         if added:
             self.bar.grow(len(self.learners))
 
     # ---- asking ------------------------------------------------------------------------------
-    def _active(self) -> list[tuple[tuple, ThresholdLearner]]:
-        """Unfinished searches, largest (longest-running) cells first."""
-        active = [(k, lrn) for k, lrn in self.learners.items()
-                  if k not in self.finished and not lrn.done and not lrn.exhausted and not lrn.failed]
-        return sorted(active, key=lambda kv: (-kv[0][0].d, kv[0][0].problem != "dp", kv[0]))
+    def _offer(self, lkey: tuple) -> None:
+        """A search with nothing in flight and something left to learn waits for its next round."""
+        learner = self.learners[lkey]
+        if lkey in self.finished or learner.pending or learner.done or learner.exhausted or learner.failed:
+            return
+        cell = lkey[0]
+        self.rounds.offer(lkey, (-cell.d, cell.problem != "dp", lkey))
 
     def _answer(self, lkey: tuple, learner: ThresholdLearner, p: int, record: dict) -> None:
         """A proposal the store already holds: told from the record, never run again."""
@@ -165,20 +170,17 @@ class Scheduler:
         """Rounds of new probes for up to n idle actors; proposals already stored are answered at once (and the
         search asked its next round)."""
         out: list[tuple[Probe, int]] = []
-        answered = True
-        while answered and len(out) < n:
-            answered = False
-            for lkey, width in self.rounds.quotas(self._active(), n - len(out)).items():
+        while len(out) < n and self.rounds:
+            for lkey in self.rounds.take(n - len(out)):
                 learner = self.learners[lkey]
-                for p in learner.ask(width):
+                for p in learner.ask(self.rounds.width):
                     probe = Probe(lkey[0], lkey[1], p, "search")
                     record = self.stored.get(probe.key)
                     if record is None:
                         out.append((probe, 1))
                     else:
                         self._answer(lkey, learner, p, record)
-                        answered = True
-                self._check_learner(lkey, learner)
+                self._check_learner(lkey, learner)  # a round answered whole from the store: the next one at once
         return out
 
     # ---- dispatching -------------------------------------------------------------------------
@@ -291,9 +293,12 @@ class Scheduler:
             self._check_learner(lkey, self.learners[lkey])
 
     def _check_learner(self, lkey: tuple, learner: ThresholdLearner) -> None:
-        """Emit a search's threshold once it is done and nothing of it is in flight; then curves."""
-        if lkey in self.finished or learner.pending or not (learner.done or learner.exhausted or learner.failed):
+        """Emit a search's threshold once it is done and nothing of it is in flight (then curves); a search whose
+        round is answered and that is not done waits for its next round."""
+        if lkey in self.finished or learner.pending:
             return
+        if not (learner.done or learner.exhausted or learner.failed):
+            return self._offer(lkey)
         self.finished.add(lkey)
         row = threshold_row(learner)
         self.report.thresholds.append(row)
@@ -309,13 +314,13 @@ class Scheduler:
         (An adaptive dimension axis may give a cell other seeds, or more: only these decide the loads, so
         that an interrupted sweep queues the same curve probes.)"""
         n = self.spec.search.curve_points
-        seeds = range(self.spec.seeds)
+        seeds = range(self.spec.seeds_of(cell))
         if n == 0 or cell in self.curved or any((cell, s) not in self.finished for s in seeds):
             return
         self.curved.add(cell)
         alphas = [r["alpha_star"] for r in self.report.thresholds
                   if (r["problem"], r["solver"], r["rho"], r["d"]) == (cell.problem, cell.solver, cell.rho, cell.d)
-                  and r["seed"] < self.spec.seeds and r["p_star"] >= 2 and r.get("complete", True)]
+                  and r["seed"] < len(seeds) and r["p_star"] >= 2 and r.get("complete", True)]
         if not alphas:
             return
         for p in curve_loads(statistics.median(alphas), cell.d, n, self.spec.search.curve_span):
@@ -342,7 +347,7 @@ class Scheduler:
                 "probes_done": self.report.probes_run, "in_flight": len(self.in_flight)}
 
     def _work_left(self) -> bool:
-        return bool(self.ready or self._active())
+        return bool(self.ready or self.rounds)
 
     def run(self, heartbeat: Callable[[], None] | None = None) -> SweepReport:
         """Search every (cell, seed) to its threshold; Ctrl-C stops dispatching and keeps what finished.
@@ -365,13 +370,15 @@ class Scheduler:
                 if heartbeat is not None:
                     heartbeat()
                 waiting = [*self.in_flight, *self.pool.placing]
-                ready, _ = ray.wait(waiting, num_returns=1, timeout=self.settings.wait_timeout)
+                ready, _ = ray.wait(waiting, num_returns=len(waiting), timeout=0)  # every result in, at once
+                if not ready:
+                    ready, _ = ray.wait(waiting, num_returns=1, timeout=self.settings.wait_timeout)
                 for ref in ready:
                     if ref in self.pool.placing:
                         self._admit(ref)
-                    else:
+                    elif ref in self.in_flight:  # a gang's abandoned members are gone already
                         self._collect(ref)
-                self.bar.update(self._progress())
+                self.bar.update(self._progress)
         except KeyboardInterrupt:
             self.report.interrupted = True
         finally:
@@ -380,5 +387,5 @@ class Scheduler:
             self.writer.pending.actors += self.actor_infos
             self.actor_infos = []
             self.writer.stop()
-            self.bar.close(self._progress())
+            self.bar.close(self._progress)
         return self.report

@@ -17,7 +17,7 @@ import ray
 from lamcap.orchestrator.runtime.probe import run_probe
 from lamcap.orchestrator.runtime.trial import solve_trial
 
-Runner = Callable[[Any, Any, str], dict]  # (probe, solver settings, device) -> record
+Runner = Callable[[Any, Any, str], dict]  # (probe, solver settings, device) -> record; may have .warm_up(device)
 
 
 ACTOR_ERROR = "lamcap actor"  # prefix of the messages an actor raises at start-up (found again in RayActorError)
@@ -68,12 +68,11 @@ class ProbeWorker:
             torch.set_num_threads(1)  # one core per actor; records do not depend on scheduling
         else:
             torch.zeros(1, device="cuda")  # create the CUDA context now, not in the first probe
-        if runner is None:
-            from lamcap.kernels.solvers import warm_up
-            runner = run_probe
-            warm_up(device)  # so that no probe's wall_seconds carries the one-off import costs
         self.device = device
-        self.runner = runner
+        self.runner = run_probe if runner is None else runner
+        warm_up = getattr(self.runner, "warm_up", None)
+        if warm_up is not None:  # so that no probe's wall_seconds carries the one-off import costs
+            warm_up(device)
 
     def set_runner(self, runner: Runner | None) -> None:
         """Swap the probe runner (tests reuse warm actors with different fake runners)."""

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lamcap.errors import InvalidInput
+from lamcap.predictions.units import rank_of
 
 AXES = {"rho": "rhos", "d": "ds"}  # adaptive rule name -> the list key it replaces
 
@@ -43,11 +44,6 @@ def _is_real(value: Any) -> bool:
 def _raise_if(problems: list[str]) -> None:
     if problems:
         raise InvalidInput("; ".join(problems))
-
-
-def rank_of(rho: float, d: int) -> int:
-    """r = max(1, round(rho d)): the same rule as lamcap.orchestrator.spec.Cell.rank."""
-    return max(1, round(rho * d))
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from lamcap.orchestrator.spec.presets import preset_dict
 from lamcap.orchestrator.spec.search import SearchSettings
 from lamcap.orchestrator.spec.sweep import SweepSpec, spec_from_dict
 
+TABLES = ("solver_settings", "search", "d_max", "shards", "seeds_for", "resolution_for")  # merged key by key
 FLAG_ALIASES = {"rho": "rhos", "d": "ds", "steps": "max_steps", "problem": "problems", "solver": "solvers"}
 
 
@@ -28,7 +29,7 @@ def _merge(base: dict, layer: dict) -> dict:
     for key, value in layer.items():
         if key in axis_keys:
             continue
-        if key in ("solver_settings", "search", "d_max", "shards") and isinstance(value, dict) \
+        if key in TABLES and isinstance(value, dict) \
                 and isinstance(out.get(key), dict):
             out[key] = {**out[key], **value}
         else:
@@ -49,7 +50,7 @@ def overrides_to_dict(overrides: dict) -> dict:
             out.setdefault("solver_settings", {})[key] = value
         elif key in search_keys:
             out.setdefault("search", {})[key] = value
-        elif isinstance(value, dict) and key in ("solver_settings", "search", "d_max", "shards"):
+        elif isinstance(value, dict) and key in TABLES:
             out[key] = {**out.get(key, {}), **{k: v for k, v in value.items() if v is not None}}
         else:
             out[key] = value
@@ -91,7 +92,7 @@ def to_toml(spec: SweepSpec) -> str:
     raw = spec.to_dict()
     raw.pop("adaptive", None)
     raw.pop("shards", None)
-    tables = {k: raw.pop(k) for k in ("d_max", "solver_settings", "search")}
+    tables = {k: raw.pop(k) for k in ("d_max", "seeds_for", "resolution_for", "solver_settings", "search") if k in raw}
     lines = [f"{k} = {_toml_value(v)}" for k, v in raw.items()]
     for name, table in tables.items():
         lines += ["", f"[{name}]"] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items()]

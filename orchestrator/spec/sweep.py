@@ -47,7 +47,7 @@ from typing import Any
 
 from lamcap.errors import InvalidInput
 from lamcap.kernels.settings import SolverSettings
-from lamcap.orchestrator.spec import adaptive_rules, shard_rules
+from lamcap.orchestrator.spec import adaptive_rules, selectors, shard_rules
 from lamcap.orchestrator.spec.adaptive_rules import AdaptiveRules
 from lamcap.orchestrator.spec.cells import Cell
 from lamcap.orchestrator.spec.d_caps import cap_for
@@ -56,8 +56,8 @@ from lamcap.orchestrator.spec.shard_rules import ShardRules
 from lamcap.orchestrator.spec.validation import d_max_pairs, field_problems, spec_problems
 from lamcap.orchestrator.spec.values import is_int
 
-SPEC_KEYS = ("problems", "solvers", "rhos", "ds", "d_max", "seeds", "device", "solver_settings", "search",
-             "adaptive", "shards")
+SPEC_KEYS = ("problems", "solvers", "rhos", "ds", "d_max", "seeds", "seeds_for", "device", "solver_settings", "search",
+             "resolution_for", "adaptive", "shards")
 REQUIRED_KEYS = ("problems", "solvers", "rhos", "ds", "seeds")
 
 
@@ -83,6 +83,8 @@ class SweepSpec:
     d_max: tuple[tuple[str, int], ...] = ()
     adaptive: AdaptiveRules = AdaptiveRules()  # rules standing in for rhos and/or ds (adaptive_rules.py)
     shards: ShardRules = ShardRules()  # probes on gangs of devices (shard_rules.py); not in compatible_with
+    seeds_for: tuple[tuple[str, int], ...] = ()  # per-cell caps on seeds (selectors.py)
+    resolution_for: tuple[tuple[str, float], ...] = ()  # per-cell search resolutions (selectors.py)
 
     def __post_init__(self) -> None:
         if isinstance(self.adaptive, dict):
@@ -96,7 +98,18 @@ class SweepSpec:
         if isinstance(self.rhos, tuple):  # 1 and 1.0 are the same rank fraction: store floats
             object.__setattr__(self, "rhos", tuple(float(r) if is_int(r) else r for r in self.rhos))
         object.__setattr__(self, "d_max", d_max_pairs(self.d_max))
+        object.__setattr__(self, "seeds_for", selectors.pairs(self.seeds_for))
+        object.__setattr__(self, "resolution_for", selectors.pairs(self.resolution_for))
         validate(self)
+
+    def seeds_of(self, cell: Cell) -> int:
+        """Seeds 0 .. seeds_of(cell) - 1 run in the cell: `seeds`, or a smaller cap of [seeds_for]."""
+        return selectors.seeds_of(self.seeds_for, self.seeds, cell.problem, cell.solver, cell.rho, cell.d)
+
+    def resolution_of(self, cell: Cell) -> float:
+        """The relative resolution of the cell's searches: [resolution_for]'s, or search.resolution."""
+        return selectors.resolution_of(self.resolution_for, self.search.resolution, cell.problem, cell.solver,
+                                       cell.rho, cell.d)
 
     def ds_for(self, problem: str, solver: str | None = None, rho: float | None = None) -> tuple[int, ...]:
         """The dimensions swept for a problem (and, given, a solver and rho): ds, or the adaptive ladder,
@@ -147,6 +160,9 @@ class SweepSpec:
         }
         for section in ("solver_settings", "search"):
             out[section] = {k: v for k, v in out[section].items() if v is not None}
+        for table in ("seeds_for", "resolution_for"):
+            if getattr(self, table):
+                out[table] = dict(getattr(self, table))
         for key in adaptive_rules.replaced_keys({"adaptive": self.adaptive}):
             out.pop(key)
         if self.adaptive:
@@ -175,7 +191,7 @@ class SweepSpec:
             mine, theirs = sorted(getattr(self, name)), sorted(getattr(other, name))
             if mine != theirs:
                 reasons.append(f"{name} differ: {mine} vs {theirs}")
-        for name in ("d_max", "seeds", "device", "solver_settings"):
+        for name in ("d_max", "seeds", "seeds_for", "resolution_for", "device", "solver_settings"):
             if getattr(self, name) != getattr(other, name):
                 reasons.append(f"{name} differ: {getattr(self, name)!r} vs {getattr(other, name)!r}")
         for name in ("curve_points", "curve_span", "width", "p_max", "resolution"):
@@ -188,7 +204,7 @@ class SweepSpec:
         """What this spec adds to a store written for `stored`, when it only adds cells: [] when the two
         are compatible, one line per grown axis ("ds + [128]", "seeds 4 -> 8") when this spec has every
         stored problem, solver, rank fraction, dimension and seed and agrees on everything else, None
-        otherwise.
+        otherwise (`conflicts_with` then says why).
 
         Every stored probe and threshold is then one this spec would produce, because a cell's search
         depends on nothing outside the cell. Two things break that, so they are not extensions: an
@@ -197,26 +213,29 @@ class SweepSpec:
         """
         if not self.compatible_with(stored):
             return []
+        if self.conflicts_with(stored):
+            return None
+        added = [f"{name} + {sorted(set(getattr(self, name)) - set(getattr(stored, name)))}"
+                 for name in ("problems", "solvers", "rhos", "ds") if set(getattr(self, name)) - set(getattr(stored, name))]
+        return added + ([f"seeds {stored.seeds} -> {self.seeds}"] if self.seeds > stored.seeds else [])
+
+    def conflicts_with(self, stored: SweepSpec) -> list[str]:
+        """Why this spec can neither resume nor extend a store written for `stored`: what it drops or changes
+        (what it only adds is no conflict); empty when it can."""
         if self.adaptive or stored.adaptive:
-            return None
-        added = []
-        for name in ("problems", "solvers", "rhos", "ds"):
-            mine, theirs = set(getattr(self, name)), set(getattr(stored, name))
-            if not theirs <= mine:
-                return None
-            if mine - theirs:
-                added.append(f"{name} + {sorted(mine - theirs)}")
-        if self.seeds < stored.seeds or (self.seeds > stored.seeds and self.search.curve_points):
-            return None
-        if self.seeds > stored.seeds:
-            added.append(f"seeds {stored.seeds} -> {self.seeds}")
+            return self.compatible_with(stored)
+        out = [f"{name}: this spec drops {sorted(set(getattr(stored, name)) - set(getattr(self, name)))}"
+               for name in ("problems", "solvers", "rhos", "ds") if set(getattr(stored, name)) - set(getattr(self, name))]
+        if self.seeds < stored.seeds:
+            out.append(f"seeds: this spec has fewer ({self.seeds} < {stored.seeds})")
+        elif self.seeds > stored.seeds and self.search.curve_points:
+            out.append("seeds: more seeds with curve points (a cell's curve loads follow the median over its seeds)")
         same_axes = {name: getattr(stored, name) for name in ("problems", "solvers", "rhos", "ds", "seeds")}
         try:
             narrowed = dataclasses.replace(self, **same_axes)
-        except InvalidInput:  # this spec's other settings cannot hold the stored axes: not an extension
-            return None
-        return None if narrowed.compatible_with(stored) else added
-
+        except InvalidInput as exc:  # this spec's other settings cannot hold the stored axes
+            return out + [f"its settings do not hold the stored cells ({exc})"]
+        return out + narrowed.compatible_with(stored)
 
 
 def validate(spec: SweepSpec) -> None:
@@ -259,9 +278,10 @@ def spec_from_dict(raw: dict) -> SweepSpec:
     fields = {k: raw.get(k, ()) for k in ("problems", "solvers", "rhos", "ds")}
     seeds, device = raw.get("seeds", 1), raw.get("device", "auto")
     d_max = d_max_pairs(raw.get("d_max", {}))
+    tables = {name: selectors.pairs(raw.get(name, {})) for name in ("seeds_for", "resolution_for")}
     errors += field_problems(**fields, seeds=seeds, device=device, d_max=d_max, adaptive=adaptive,
                               replaced=replaced)
     if errors:
         raise InvalidInput("invalid sweep spec: " + "; ".join(errors))
     return SweepSpec(**fields, seeds=seeds, solver_settings=solver_settings, search=search, device=device,
-                     d_max=d_max, adaptive=adaptive, shards=shards)
+                     d_max=d_max, adaptive=adaptive, shards=shards, **tables)

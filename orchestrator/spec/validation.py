@@ -9,6 +9,7 @@ from lamcap.orchestrator.spec import adaptive_rules
 from lamcap.orchestrator.spec.adaptive_rules import AdaptiveRules
 from lamcap.orchestrator.spec.d_caps import cap_for, cap_problems
 from lamcap.orchestrator.spec.search import SearchSettings
+from lamcap.orchestrator.spec.selectors import table_problems
 from lamcap.orchestrator.spec.shard_rules import ShardRules
 from lamcap.orchestrator.spec.values import is_int, is_real, list_problems
 
@@ -87,4 +88,8 @@ def spec_problems(spec: Any) -> list[str]:
         out.append(f"solver_settings={spec.solver_settings!r} must be a SolverSettings")
     if not isinstance(spec.shards, ShardRules):
         out.append(f"shards={spec.shards!r} must be a ShardRules")
+    out += table_problems("seeds_for", spec.seeds_for, spec.seeds) + table_problems("resolution_for", spec.resolution_for)
+    if spec.adaptive and (spec.seeds_for or spec.resolution_for):
+        out.append("[seeds_for] and [resolution_for] do not combine with an adaptive axis (its learners choose the "
+                   "seeds); give one seeds and search.resolution for the whole sweep")
     return out

@@ -12,9 +12,9 @@ from lamcap.orchestrator.learners.decisions import decision_row
 from lamcap.orchestrator.learners.expansion import Expansion
 from lamcap.orchestrator.spec import Cell, Probe
 from lamcap.store.writer import StoreWriter
-from tests.orchestrator.adaptive_oracle import runner
-from tests.orchestrator.test_expansion import cubic_cost, make_spec, run
-from tests.orchestrator.test_store_decisions import _threshold_rows
+from tests.orchestrator.learners.adaptive_oracle import runner
+from tests.orchestrator.learners.test_expansion import cubic_cost, make_spec, run
+from tests.store.test_decisions_table import _threshold_rows
 
 
 def adaptive_store(path, axis: str):

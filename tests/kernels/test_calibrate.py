@@ -36,3 +36,10 @@ def test_the_step_time_is_the_steps_not_the_setup_jitter(monkeypatch, setup, ste
     assert timings["step"].seconds == pytest.approx(step, rel=0.1)
     assert timings["step"].cpu_seconds == pytest.approx(step, rel=0.1)
     assert timings["setup"].seconds == pytest.approx(setup, rel=0.15, abs=1e-3)
+
+
+def test_device_rates_are_positive_and_ordered_as_on_every_machine():
+    rates = calibrate.device_rates("cpu")
+    assert set(rates) == {"flops", "flops64", "bytes_per_s", "samples_per_s"}
+    assert all(v > 0 for v in rates.values())
+    assert rates["flops"] > rates["samples_per_s"]  # a multiply-add is cheaper than a Gaussian sample

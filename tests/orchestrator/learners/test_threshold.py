@@ -7,13 +7,12 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.special import lambertw
 
 from lamcap.errors import InvalidInput
 from lamcap.orchestrator.learners.curves import curve_loads
 from lamcap.orchestrator.learners.threshold import ThresholdLearner, initial_bracket
-from lamcap.predictions.units import alpha_to_p, alpha_of
 from lamcap.orchestrator.spec import Cell
+from lamcap.predictions.units import alpha_of, alpha_to_p
 
 CELL = Cell("op", "adam", 1.0, 8)
 FAST = settings(max_examples=150, deadline=None)

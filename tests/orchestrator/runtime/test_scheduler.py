@@ -19,17 +19,18 @@ ray = pytest.importorskip("ray")
 
 from lamcap.orchestrator.learners.decisions import decision_row
 from lamcap.orchestrator.learners.expansion import Expansion  # noqa: E402
+from lamcap.orchestrator.runtime.pool import WorkerPlan, WorkerPool
 from lamcap.orchestrator.runtime.preflight import check_store  # noqa: E402
 from lamcap.orchestrator.runtime.probe import failed_record, probe_labels  # noqa: E402
+from lamcap.orchestrator.runtime.ray_session import start_ray, stop_ray  # noqa: E402
 from lamcap.orchestrator.runtime.scheduler import Scheduler, SchedulerSettings  # noqa: E402
 from lamcap.orchestrator.spec import Cell, Probe, SearchSettings, SweepSpec  # noqa: E402
-from lamcap.store.writer import StoreWriter  # noqa: E402
-from lamcap.store.schema import probe_key, threshold_key  # noqa: E402
 from lamcap.store.reader import read_decisions, read_tables  # noqa: E402
-from lamcap.orchestrator.runtime.pool import WorkerPlan, WorkerPool
-from lamcap.orchestrator.runtime.ray_session import start_ray, stop_ray  # noqa: E402
-from tests.orchestrator import adaptive_oracle  # noqa: E402
-from tests.orchestrator.test_expansion import by_learner, cubic_cost, make_spec as adaptive_spec, run  # noqa: E402
+from lamcap.store.schema import probe_key, threshold_key  # noqa: E402
+from lamcap.store.writer import StoreWriter  # noqa: E402
+from tests.orchestrator.learners import adaptive_oracle  # noqa: E402
+from tests.orchestrator.learners.test_expansion import by_learner, cubic_cost, run  # noqa: E402
+from tests.orchestrator.learners.test_expansion import make_spec as adaptive_spec
 
 GUESS = 20.0
 
@@ -180,6 +181,7 @@ def test_each_idle_search_is_asked_a_round_of_its_width_and_nothing_more_until_i
     learner = sched.learners[(probe.cell, probe.seed)]
     for p in sorted(learner.pending):
         learner.tell(p, p <= 10)
+    sched._check_learner((probe.cell, probe.seed), learner)  # what a finished probe's record does
     again = sched._ask(100)
     assert {(p.cell, p.seed) for p, _ in again} == {(probe.cell, probe.seed)} and len(again) == 2
     assert sched._ask(1) == []  # one idle actor asks no round of the others: all of them are in flight
@@ -418,3 +420,19 @@ def test_an_extended_store_holds_what_a_fresh_sweep_of_the_larger_spec_holds(poo
     assert [threshold_key(r) for r in grown_rows[: len(before_rows)]] == [threshold_key(r) for r in before_rows]
     assert SweepSpec.from_dict(json.loads(attrs["spec"])) == large
     assert [h["added"] for h in json.loads(attrs["extended"])] == [["ds + [16]", "seeds 2 -> 3"]]
+
+
+def test_per_cell_seeds_and_resolutions_decide_the_searches(pool, tmp_path):
+    import math
+
+    spec = dataclasses.replace(make_spec(ds=(8, 12), seeds=3), seeds_for={"dp,d>=12": 1},
+                               resolution_for={"op,d=12": 0.3})
+    sweep(tmp_path / "cells.zarr", spec, pool, fake_runner)
+    _, rows, _ = read_tables(tmp_path / "cells.zarr")
+    seeds = Counter((r["problem"], r["d"]) for r in rows)
+    assert seeds == {("op", 8): 3, ("op", 12): 3, ("dp", 8): 3, ("dp", 12): 1}
+    for r in rows:
+        exact = not (r["problem"] == "op" and r["d"] == 12)
+        assert (r["p_hi"] == r["p_lo"] + 1) if exact else (r["p_hi"] - r["p_lo"] <= max(1, 0.3 * r["p_lo"]))
+        assert r["p_lo"] <= p_true(r["problem"], r["d"], r["seed"]) < r["p_hi"]
+        assert math.isfinite(r["alpha_star"])

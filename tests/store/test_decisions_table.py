@@ -11,14 +11,14 @@ import xarray as xr
 import zarr
 
 from lamcap.analysis.load import open_store
+from lamcap.orchestrator.learners.decisions import decision_row
 from lamcap.orchestrator.learners.expansion import Expansion
 from lamcap.orchestrator.runtime.probe import failed_record
 from lamcap.orchestrator.spec import Cell, Probe
-from lamcap.orchestrator.learners.decisions import decision_row
+from lamcap.store.reader import read_decisions
 from lamcap.store.schema import DECISIONS
 from lamcap.store.writer import StoreWriter
-from lamcap.store.reader import read_decisions
-from tests.orchestrator.test_expansion import cubic_cost, make_spec, run
+from tests.orchestrator.learners.test_expansion import cubic_cost, make_spec, run
 
 
 def _learner_run(axis: str) -> tuple:

@@ -107,7 +107,7 @@ def gang_fake_runner(probe, settings, device: str, collective=None) -> dict:
 
     import torch
 
-    from tests.orchestrator.test_scheduler import fake_runner
+    from tests.orchestrator.runtime.test_scheduler import fake_runner
 
     size = 1
     if collective is not None:
@@ -173,13 +173,13 @@ def test_a_trial_on_a_gang_of_actors_gives_the_unsharded_record(embedded_ray, k,
 @pytest.mark.slow
 def test_a_gang_member_killed_mid_probe_is_retried_on_a_fresh_gang_and_stored_once(embedded_ray, tmp_path):
     from lamcap.kernels.settings import SolverSettings
-    from lamcap.orchestrator.runtime.scheduler import Scheduler, SchedulerSettings
-    from lamcap.orchestrator.spec.shard_rules import ShardPlan
-    from lamcap.orchestrator.spec import SearchSettings, SweepSpec
-    from lamcap.store.writer import StoreWriter
-    from lamcap.store.schema import probe_key
-    from lamcap.store.reader import read_tables
     from lamcap.orchestrator.runtime.pool import WorkerPlan, WorkerPool
+    from lamcap.orchestrator.runtime.scheduler import Scheduler, SchedulerSettings
+    from lamcap.orchestrator.spec import SearchSettings, SweepSpec
+    from lamcap.orchestrator.spec.shard_rules import ShardPlan
+    from lamcap.store.reader import read_tables
+    from lamcap.store.schema import probe_key
+    from lamcap.store.writer import StoreWriter
 
     spec = SweepSpec(problems=("dp",), solvers=("adam",), rhos=(1.0,), ds=(8,), seeds=1, device="cpu",
                      solver_settings=SolverSettings(max_steps=80), search=SearchSettings(width=1),
@@ -208,13 +208,13 @@ def test_a_gang_member_killed_mid_probe_is_retried_on_a_fresh_gang_and_stored_on
 
 @pytest.mark.slow
 def test_a_sweep_mixing_gang_and_single_probes_finds_every_threshold(embedded_ray, tmp_path):
-    from lamcap.orchestrator.runtime.scheduler import Scheduler, SchedulerSettings
-    from lamcap.orchestrator.spec.shard_rules import ShardPlan
-    from lamcap.orchestrator.spec import SearchSettings, SweepSpec
-    from lamcap.store.writer import StoreWriter
-    from lamcap.store.reader import read_tables
     from lamcap.orchestrator.runtime.pool import WorkerPlan, WorkerPool
-    from tests.orchestrator.test_scheduler import expected, stored_thresholds
+    from lamcap.orchestrator.runtime.scheduler import Scheduler, SchedulerSettings
+    from lamcap.orchestrator.spec import SearchSettings, SweepSpec
+    from lamcap.orchestrator.spec.shard_rules import ShardPlan
+    from lamcap.store.reader import read_tables
+    from lamcap.store.writer import StoreWriter
+    from tests.orchestrator.runtime.test_scheduler import expected, stored_thresholds
 
     spec = SweepSpec(problems=("op", "dp"), solvers=("hebbian",), rhos=(1.0,), ds=(8, 12), seeds=2, device="cpu",
                      search=SearchSettings(), shards={"dp": {"d_min": 12, "k": 2}})
@@ -241,10 +241,10 @@ def test_the_sweep_driver_runs_a_shards_table_on_an_embedded_ray(tmp_path):
     """execute() as `lamcap sweep` runs it: the [shards] table gives a pool in groups and gang probes.
     Last in this module: the driver starts and stops its own Ray."""
     from lamcap.orchestrator.runtime.driver import execute
+    from lamcap.orchestrator.runtime.ray_session import stop_ray
     from lamcap.orchestrator.spec import SweepSpec
     from lamcap.store.reader import read_tables
-    from lamcap.orchestrator.runtime.ray_session import stop_ray
-    from tests.orchestrator.test_scheduler import expected, stored_thresholds
+    from tests.orchestrator.runtime.test_scheduler import expected, stored_thresholds
 
     stop_ray()  # the module's Ray, if its tests ran: the driver starts an embedded Ray of its own
     spec = SweepSpec(problems=("dp",), solvers=("hebbian",), rhos=(1.0,), ds=(8, 12), seeds=2, device="cpu",

@@ -85,7 +85,7 @@ def test_a_store_held_by_another_driver_is_refused_naming_it(tmp_path, capsys, n
 
 
 def test_a_damaged_store_is_refused_before_ray(tmp_path, capsys, no_ray):
-    from tests.orchestrator.test_store import committed_store
+    from tests.store.test_writer import committed_store
 
     path = committed_store(tmp_path)
     os.remove(path / "thresholds" / "p_star" / "c" / "0")

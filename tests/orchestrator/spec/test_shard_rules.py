@@ -1,13 +1,12 @@
 """The spec's [shards] table: parsing, one-line errors, TOML round trip, and the per-probe shard counts."""
 from __future__ import annotations
 
+import pytest
 import tomllib
 
-import pytest
-
 from lamcap.errors import InvalidInput
-from lamcap.orchestrator.spec.shard_rules import ShardPlan, ShardRule, ShardRules
 from lamcap.orchestrator.spec import SweepSpec, load_spec, spec_from_layers, to_toml
+from lamcap.orchestrator.spec.shard_rules import ShardPlan, ShardRule, ShardRules
 
 BASE = dict(problems=("op", "dp"), solvers=("adam", "lp"), rhos=(1.0,), ds=(8, 16, 32), seeds=2, device="cpu")
 
@@ -74,7 +73,7 @@ def test_the_example_file_documents_the_shards_table():
     import re
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parents[2] / "examples" / "sweep.toml").read_text()
+    text = (Path(__file__).resolve().parents[3] / "examples" / "sweep.toml").read_text()
     block = re.search(r"^# \[shards\].*?(?=^\s*$)", text, re.S | re.M).group(0)
     table = tomllib.loads("\n".join(line[2:].split("  #")[0] for line in block.splitlines()
                                     if re.match(r"# (\[shards\]|\w+ = )", line)))  # its lines, uncommented

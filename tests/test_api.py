@@ -8,8 +8,8 @@ import sys
 import pytest
 
 import lamcap
-from lamcap.errors import InvalidInput
 from lamcap import cli
+from lamcap.errors import InvalidInput
 
 TIMING = ("wall_seconds", "cpu_seconds", "peak_bytes")
 

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from lamcap import predictions as theory
 from lamcap import cli
+from lamcap import predictions as theory
 
 
 @pytest.fixture(autouse=True)

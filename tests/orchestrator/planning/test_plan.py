@@ -7,16 +7,16 @@ from dataclasses import dataclass
 
 import pytest
 
+from lamcap.api import load_spec
 from lamcap.errors import InvalidInput
-from lamcap.orchestrator.planning import cost_model as cm
 from lamcap.kernels.budget import DEFAULT_CPU_BUDGET_BYTES, competitor_mode, step_work
 from lamcap.kernels.vocabulary import STORAGE_BYTES
+from lamcap.orchestrator.learners.threshold import ThresholdLearner
 from lamcap.orchestrator.learners.threshold import theory_guess as theory_p
+from lamcap.orchestrator.planning import cost_model as cm
 from lamcap.orchestrator.planning.calibration import CAL_MAX_ELEMENTS, calibration_sizes
 from lamcap.orchestrator.planning.plan import cell_cost, plan_cell, plan_spec, search_trace, simulated_thresholds
 from lamcap.orchestrator.planning.stated import stated_gpu_model
-from lamcap.orchestrator.learners.threshold import ThresholdLearner
-from lamcap.api import load_spec
 from lamcap.orchestrator.spec import Cell
 
 
@@ -160,8 +160,10 @@ def test_the_stated_gpu_model_plans_the_paper_preset():
     spec = load_spec("paper", device="cuda")
     model = stated_gpu_model()
     assert model.device == "cuda" and model.source.startswith("stated GPU model")
-    big = plan_cell(Cell("dp", "adam", 1.0, 256), spec, model)
-    assert big.mode == "regenerate" and big.competitor_bytes > model.budget_bytes  # 46 GB > half of 80 GB
+    fits = plan_cell(Cell("dp", "adam", 1.0, 256), spec, model)
+    assert fits.mode == "materialize" and fits.competitor_bytes < model.budget_bytes  # ~46 GB < 60% of 139 GiB
+    big = plan_cell(Cell("dp", "adam", 1.0, 384), spec, model)
+    assert big.mode == "regenerate" and big.competitor_bytes > model.budget_bytes
     small = plan_cell(Cell("op", "adam", 1.0, 64), spec, model)
     assert small.mode == "materialize" and 0 < small.seconds_unsat_probe < big.seconds_unsat_probe
 
@@ -201,3 +203,49 @@ def test_a_cell_whose_competitors_cannot_fit_the_device_is_refused_in_one_line()
     assert message.startswith("cell dp adam rho=1 d=384: mode 'materialize' holds") and "\n" not in message
     auto = load_spec(spec, mode="auto")
     assert plan_spec(auto, stated_gpu_model()).cells[-1].mode == "regenerate"
+
+
+# ---- a GPU: host-bound small steps, device-bound large ones --------------------------------------------
+GPU_HOST_S = 2.4e-3  # the synthetic device: a step costs max(host, work / rate)
+GPU_RATES = {"flops": 60e12, "bytes_per_s": 4.3e12, "samples_per_s": 2.9e11}
+
+
+def gpu_timings() -> list:
+    """Synthetic calibration of a GPU at small sizes only (all host-bound): what a short calibration sees."""
+    rates = cm.device_step_rates(GPU_RATES)
+    out = []
+    for problem, mode in (("op", "materialize"), ("dp", "materialize"), ("dp", "regenerate")):
+        for d, p in ((16, 70), (24, 130), (32, 200)):
+            n = p * p * d
+            step = max(GPU_HOST_S, step_work(problem, d, p, mode) / rates[(problem, mode)])
+            out += [FakeTiming("step", problem, mode, d, p, step), FakeTiming("setup", problem, mode, d, p, 0.01),
+                    FakeTiming("verify", problem, mode, d, p, 0.02 + n * 1e-12),
+                    FakeTiming("probe", problem, mode, d, p, 0.05 + n * 1e-12)]
+    return out
+
+
+@pytest.mark.parametrize("problem, mode, d, p", [("op", "materialize", 512, 20000), ("dp", "materialize", 256, 6300),
+                                                 ("op", "materialize", 256, 6000), ("dp", "regenerate", 384, 12000)])
+def test_a_gpu_model_prices_large_steps_by_the_device_not_by_extrapolating_small_host_bound_ones(problem, mode, d, p):
+    timings = gpu_timings()
+    truth = max(GPU_HOST_S, step_work(problem, d, p, mode) / cm.device_step_rates(GPU_RATES)[(problem, mode)])
+    roofline = cm.from_timings(timings, "cuda", "t", 1 << 36, rates=GPU_RATES)
+    assert roofline.step[(problem, mode)](step_work(problem, d, p, mode)) == pytest.approx(truth, rel=1e-9)
+    curves = cm.from_timings(timings, "cuda", "t", 1 << 36)  # what a fit of small sizes alone extrapolates to
+    extrapolated = curves.step[(problem, mode)](step_work(problem, d, p, mode))
+    assert extrapolated > 2 * truth or truth == GPU_HOST_S
+
+
+def test_probes_sharing_a_gpu_pay_for_the_device_only_where_it_binds():
+    model = cm.from_timings(gpu_timings(), "cuda", "t", 1 << 36, rates=GPU_RATES)
+    spec = load_spec({"problems": ["op"], "solvers": ["adam"], "rhos": [1.0], "ds": [32, 512], "seeds": 1})
+    alone, shared = cm.ProbeContext.of(spec, model), cm.ProbeContext.of(spec, model, share=8)
+    small, large = (Cell("op", "adam", 1.0, 32), 200), (Cell("op", "adam", 1.0, 512), 20000)
+    # host-bound: 8 probes at once each take as long as one alone, so each costs 1/8 of the device's time
+    assert shared.wall_seconds(*small, False, 100) == pytest.approx(alone.wall_seconds(*small, False, 100))
+    assert shared.seconds(*small, False, 100) == pytest.approx(alone.seconds(*small, False, 100) / 8)
+    # device-bound: sharing gains nothing
+    assert shared.seconds(*large, False, 100) == pytest.approx(alone.seconds(*large, False, 100), rel=0.05)
+    many_small = load_spec({"problems": ["op"], "solvers": ["adam"], "rhos": [1.0], "ds": [32], "seeds": 16})
+    one_gpu_shared = plan_spec(many_small, model, workers=8, share=8).wall_seconds
+    assert one_gpu_shared == pytest.approx(plan_spec(many_small, model, workers=1).wall_seconds / 8, rel=0.02)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,15 +13,15 @@ import pytest
 
 from lamcap.errors import InvalidInput
 from lamcap.kernels.settings import SolverSettings
-from lamcap.orchestrator.spec.presets import PRESETS, preset_dict
 from lamcap.orchestrator.spec import Cell, Probe, SearchSettings, SweepSpec, load_spec, to_toml
+from lamcap.orchestrator.spec.presets import PRESETS, preset_dict
 from lamcap.orchestrator.spec.sweep import validate
 
 
 def preset_spec(name: str) -> SweepSpec:
     return SweepSpec.from_dict(preset_dict(name))
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def small(**changes) -> dict:
@@ -136,13 +137,16 @@ def test_presets_match_the_issues():
     assert min(paper.ds_for("op")) == 16 and max(paper.ds_for("op")) == 512
 
 
-def test_the_scale_preset_is_issue_10s_curve():
-    scale = preset_spec("scale")
-    assert set(scale.problems) == {"op", "dp"} and {"adam", "hebbian"} <= set(scale.solvers) and scale.seeds >= 4
+def test_the_scale_presets_are_exact_to_d_64_with_the_oracle_on_the_same_seeds_to_d_32():
+    scale, lp = preset_spec("scale"), preset_spec("scale-lp")
+    assert set(scale.problems) == set(lp.problems) == {"op", "dp"} and set(scale.solvers) == {"adam", "hebbian"}
     top = {(c.problem, c.rho): max(x.d for x in scale.cells() if (x.problem, x.rho) == (c.problem, c.rho))
            for c in scale.cells()}
-    assert top == {("op", 1.0): 128, ("dp", 1.0): 96, ("op", 0.5): 64, ("dp", 0.5): 64}
-    assert 0 < scale.search.resolution < 0.5 and scale.device == "cpu"
+    assert top == {("op", 1.0): 64, ("dp", 1.0): 64, ("op", 0.5): 64, ("dp", 0.5): 64}
+    assert scale.search.resolution == lp.search.resolution == 0 and not scale.resolution_for
+    assert {c.d for c in lp.cells()} == {8, 12, 16, 24, 32} and lp.solvers == ("lp",)
+    for cell in lp.cells():  # the oracle's seeds are among the gradient solver's
+        assert lp.seeds_of(cell) == scale.seeds_of(Cell(cell.problem, "adam", 1.0, cell.d)) >= (4 if cell.d >= 32 else 8)
 
 
 BAD_VALUES = [
@@ -265,7 +269,7 @@ def test_additions_to_accepts_only_specs_that_add_cells():
     with_curves = SweepSpec.from_dict(small())  # curve loads follow each cell's median over its seeds
     assert SweepSpec.from_dict(small(seeds=3)).additions_to(with_curves) is None
     assert SweepSpec.from_dict(small(ds=[8, 12, 16])).additions_to(with_curves) == ["ds + [16]"]
-    from tests.orchestrator.test_expansion import make_spec as adaptive_spec
+    from tests.orchestrator.learners.test_expansion import make_spec as adaptive_spec
 
     adaptive = adaptive_spec("rho", ds=(8, 16))  # its decisions read every cell: resume only
     assert adaptive.additions_to(adaptive) == []
@@ -301,3 +305,41 @@ def test_compatible_with():
         reasons = spec.compatible_with(other)
         assert len(reasons) == 1 and reasons[0].startswith(f"{name} differ"), (name, reasons)
         assert other.compatible_with(spec)
+
+
+# ---- per-cell seeds and resolutions ---------------------------------------------------------------------
+def test_seeds_for_caps_the_cells_its_keys_select_and_resolution_for_takes_the_first_match():
+    spec = SweepSpec.from_dict(small(solvers=["adam", "lp"], rhos=[1.0], ds=[8, 12, 16], seeds=6,
+                                     seeds_for={"lp,d>=12": 2, "dp": 4, "d=16": 3},
+                                     resolution_for={"lp": 0.0, "d>=12": 0.1}, search={"resolution": 0.02}))
+    seeds = {(c.problem, c.solver, c.d): spec.seeds_of(c) for c in spec.cells()}
+    assert seeds[("op", "adam", 8)] == 6 and seeds[("dp", "adam", 8)] == 4 and seeds[("op", "lp", 8)] == 6
+    assert seeds[("op", "lp", 12)] == 2 and seeds[("dp", "lp", 16)] == 2 and seeds[("op", "adam", 16)] == 3
+    res = {(c.problem, c.solver, c.d): spec.resolution_of(c) for c in spec.cells()}
+    assert res[("op", "lp", 16)] == 0.0 and res[("op", "adam", 16)] == 0.1 and res[("dp", "adam", 8)] == 0.02
+    assert SweepSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    assert load_spec_from_text(to_toml(spec)) == spec
+
+
+def load_spec_from_text(text: str) -> SweepSpec:
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as fh:
+        fh.write(text)
+    return load_spec(fh.name)
+
+
+@pytest.mark.parametrize("table, named", [
+    ({"seeds_for": {"lpx": 2}}, "'lpx' names no problem"), ({"seeds_for": {"lp": 9}}, "seeds_for.'lp'=9"),
+    ({"seeds_for": {"d>=x": 2}}, "'d>=x': d>=D needs an integer"), ({"seeds_for": {"rho=2": 1}}, "'rho=2': R"),
+    ({"resolution_for": {"dp": 0.7}}, "resolution_for.'dp'=0.7"), ({"seeds_for": {"": 1}}, "must name labels")])
+def test_bad_selector_tables_are_named(table, named):
+    with pytest.raises(InvalidInput, match=re.escape(named)):
+        SweepSpec.from_dict(small(**table))
+
+
+def test_selector_tables_must_agree_for_a_store_to_be_shared():
+    spec = SweepSpec.from_dict(small(seeds_for={"dp": 1}))
+    assert any(r.startswith("seeds_for differ") for r in spec.compatible_with(SweepSpec.from_dict(small())))
+    other = SweepSpec.from_dict(small(resolution_for={"op": 0.1}))
+    assert any(r.startswith("resolution_for differ") for r in other.compatible_with(SweepSpec.from_dict(small())))

@@ -4,7 +4,7 @@ SAT iff p <= p_true(cell, seed): every threshold is known exactly. alpha(rho, d)
 flattens towards rho = 1 (as kappa(rho) / 2 does) and decays like 1 / ln d; p_true is the p of that load,
 moved by a seed's noise. Module-level functions: Ray workers import this module by name. Run as a script,
 it is `lamcap sweep` with this runner (the SIGKILL test's driver):
-    python -m tests.orchestrator.adaptive_oracle SPEC.toml STORE FLUSH_SECONDS
+    python -m tests.orchestrator.learners.adaptive_oracle SPEC.toml STORE FLUSH_SECONDS
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import sys
 import time
 
 from lamcap.orchestrator.runtime.probe import probe_labels
-from lamcap.predictions.units import alpha_to_p
 from lamcap.orchestrator.spec import Cell, Probe
+from lamcap.predictions.units import alpha_to_p
 
 SLEEP_S = 0.02  # slow_runner's time per probe: the killed driver must still be running a while
 

@@ -9,7 +9,7 @@ import pytest
 yaml = pytest.importorskip("yaml")
 util = pytest.importorskip("ray.autoscaler._private.util")
 
-CLUSTER_YAML = Path(__file__).resolve().parents[2] / "cluster.yaml"
+CLUSTER_YAML = Path(__file__).resolve().parents[3] / "cluster.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_every_node_pins_the_torch_the_makefile_pins(prepared):
     """Autoscaled nodes get the same torch (so the same CUDA build) as every other: actors must agree."""
     import re
 
-    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    makefile = (Path(__file__).resolve().parents[3] / "Makefile").read_text()
     version = re.search(r"TORCH_CPU := torch==(\S+)", makefile).group(1)
     for key in ("head_setup_commands", "worker_setup_commands"):
         assert any(f"torch=={version}" in c and "pip install" in c for c in prepared[key])

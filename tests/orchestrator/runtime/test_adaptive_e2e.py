@@ -1,6 +1,6 @@
 """Adaptive sweeps end to end: the driver SIGKILLed mid-run and resumed (fake oracle runner), and the real kernels.
 
-The killed driver runs in its own session (tests.orchestrator.adaptive_oracle as a script: `lamcap sweep` with
+The killed driver runs in its own session (tests.orchestrator.learners.adaptive_oracle as a script: `lamcap sweep` with
 the oracle runner), so that killing its process group takes its embedded Ray down and never touches pytest's.
 """
 from __future__ import annotations
@@ -19,13 +19,18 @@ import pytest
 from lamcap.orchestrator.learners.decisions import decision_row
 from lamcap.orchestrator.learners.expansion import Expansion
 from lamcap.orchestrator.spec import load_spec
-from lamcap.store.schema import probe_key, threshold_key
 from lamcap.store.reader import read_decisions, read_tables
-from tests.orchestrator.test_expansion import by_learner, run
-from tests.orchestrator.test_sweep_e2e import (assert_consistent_store, assert_rows_kept, committed_arrays,
-                                               kill_group, n_committed)
+from lamcap.store.schema import probe_key, threshold_key
+from tests.orchestrator.learners.test_expansion import by_learner, run
+from tests.orchestrator.runtime.test_sweep_e2e import (
+    assert_consistent_store,
+    assert_rows_kept,
+    committed_arrays,
+    kill_group,
+    n_committed,
+)
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 # One probe in flight per search, so that a search is the same probes whatever the timing.
 RANK_SPEC = """\
@@ -48,7 +53,7 @@ points = 6
 @contextlib.contextmanager
 def oracle_sweep(spec_file: Path, store: Path, flush: float, stderr=subprocess.PIPE):
     """The driver with the oracle runner as a subprocess in its own session; killed with its Ray on exit."""
-    proc = subprocess.Popen([sys.executable, "-m", "tests.orchestrator.adaptive_oracle", str(spec_file), str(store),
+    proc = subprocess.Popen([sys.executable, "-m", "tests.orchestrator.learners.adaptive_oracle", str(spec_file), str(store),
                              str(flush)], cwd=REPO, stdout=subprocess.PIPE, stderr=stderr, text=True,
                             start_new_session=True)
     try:
@@ -157,8 +162,8 @@ def test_a_store_whose_decisions_differ_is_refused_before_ray_in_one_line(tmp_pa
 
     from lamcap import cli
     from lamcap.store.writer import StoreWriter
-    from tests.orchestrator.test_store_decisions import _threshold_rows
-    from tests.orchestrator.test_sweep_e2e import tree_digest
+    from tests.store.test_decisions_table import _threshold_rows
+    from tests.orchestrator.runtime.test_sweep_e2e import tree_digest
 
     spec_file = tmp_path / "rank.toml"
     spec_file.write_text(RANK_SPEC)

@@ -10,17 +10,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lamcap.errors import InvalidInput
 from lamcap.analysis.decisions import added_cells
+from lamcap.errors import InvalidInput
 from lamcap.orchestrator.learners.decisions import ReplayMismatch, replay
 from lamcap.orchestrator.learners.dimension import DimensionLearner
 from lamcap.orchestrator.learners.rank import RankLearner
-from lamcap.orchestrator.spec.adaptive_rules import DimensionRule, RhoRule
-from lamcap.orchestrator.learners.stats import (intercept_sd, median_variance_factor, second_difference, spreads,
-                                                quantisation_sd)
+from lamcap.orchestrator.learners.stats import (
+    intercept_sd,
+    median_variance_factor,
+    quantisation_sd,
+    second_difference,
+    spreads,
+)
 from lamcap.orchestrator.spec import SweepSpec, load_spec, to_toml
+from lamcap.orchestrator.spec.adaptive_rules import DimensionRule, RhoRule
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LADDER = (8, 12, 16, 24, 32, 48, 64)
 
 
@@ -66,7 +71,7 @@ def run_dimension(rule: DimensionRule, cost=cubic_cost, seed: int = 0, shuffle: 
         if shuffle:
             order.shuffle(jobs)
         for d, s in jobs:
-            learner.tell(d, s, law(d) + spread(d) * np.random.default_rng([seed, d, s]).standard_normal())
+            learner.tell((d, s), law(d) + spread(d) * np.random.default_rng([seed, d, s]).standard_normal())
     return learner
 
 
@@ -318,10 +323,10 @@ def test_dimension_learner_is_deterministic_order_free_and_replays():
     assert replay(fresh, a.decisions).decisions == json.loads(json.dumps(a.decisions))
     stored = a.told
     resumed = DimensionLearner(rule, cubic_cost, "op", "adam", 1.0, 3)
-    assert resumed.fast_forward(lambda d, s: stored.get((d, s))) == [] and chosen(resumed) == chosen(a)
+    assert resumed.fast_forward(stored.get) == [] and chosen(resumed) == chosen(a)
     partial = dict(list(stored.items())[: len(stored) // 2])
     cut = DimensionLearner(rule, cubic_cost, "op", "adam", 1.0, 3)
-    missing = cut.fast_forward(lambda d, s: partial.get((d, s)))
+    missing = cut.fast_forward(partial.get)
     assert missing and all(key not in partial for key in missing)
     assert chosen(cut) == chosen(a)[: len(cut.decisions)]
 
@@ -336,7 +341,7 @@ def test_dimension_learner_refuses_bad_input():
     with pytest.raises(ValueError, match="positive finite"):
         learner.ask()
     with pytest.raises(InvalidInput, match="d=10"):
-        learner.tell(10, 0, 0.5)
+        learner.tell((10, 0), 0.5)
 
 
 # ---- the statistics --------------------------------------------------------------------------------

@@ -12,13 +12,18 @@ import pytest
 
 from lamcap.errors import InvalidInput
 from lamcap.orchestrator.learners.dimension import DimensionLearner
+from lamcap.orchestrator.learners.expansion import (
+    Expansion,
+    cells_to_check,
+    first_round_problems,
+    max_searches,
+    possible_cells,
+)
 from lamcap.orchestrator.learners.rank import RankLearner
-from lamcap.orchestrator.learners.expansion import (Expansion, cells_to_check, first_round_problems, max_searches,
-                                           possible_cells)
-from lamcap.predictions.units import alpha_of
 from lamcap.orchestrator.spec import Cell, SweepSpec
+from lamcap.predictions.units import alpha_of
 from lamcap.store.schema import threshold_key
-from tests.orchestrator.adaptive_oracle import p_true
+from tests.orchestrator.learners.adaptive_oracle import p_true
 
 RHO = {"min": 0.1, "max": 1.0, "points": 6}
 DIM = {"ladder": [8, 12, 16, 24, 32], "budget_device_hours": 0.02, "target": 0.01, "seeds_per_round": 3}
@@ -82,7 +87,7 @@ def reference(spec: SweepSpec, cost=cubic_cost, p_max: int | None = None) -> dic
                 while batches := lrn.ask():
                     for b in batches:
                         for s in b.seeds:
-                            lrn.tell(b.d, s, row(Cell(problem, solver, 1.0, b.d), s, p_max)["alpha_star"])
+                            lrn.tell((b.d, s), row(Cell(problem, solver, 1.0, b.d), s, p_max)["alpha_star"])
                 out["dimension", problem, solver, 1.0] = lrn.decisions
     return out
 

@@ -22,16 +22,16 @@ ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from lamcap.orchestrator.runtime.driver import execute  # noqa: E402
+from lamcap.orchestrator.runtime.pool import WorkerPlan, WorkerPool, plan_workers  # noqa: E402
+from lamcap.orchestrator.runtime.preflight import stored_spec  # noqa: E402
 from lamcap.orchestrator.runtime.scheduler import Scheduler, SchedulerSettings  # noqa: E402
 from lamcap.orchestrator.spec import SearchSettings, SweepSpec  # noqa: E402
-from lamcap.store.writer import StoreWriter  # noqa: E402
 from lamcap.store.reader import read_tables  # noqa: E402
-from lamcap.orchestrator.runtime.preflight import stored_spec  # noqa: E402
-from lamcap.orchestrator.runtime.pool import WorkerPlan, WorkerPool, plan_workers  # noqa: E402
-from tests.orchestrator.test_scheduler import fake_runner, p_true  # noqa: E402
-from tests.orchestrator.test_sweep_e2e import alive, descendants  # noqa: E402
+from lamcap.store.writer import StoreWriter  # noqa: E402
+from tests.orchestrator.runtime.test_scheduler import fake_runner, p_true  # noqa: E402
+from tests.orchestrator.runtime.test_sweep_e2e import alive, descendants  # noqa: E402
 
-REPO = str(Path(__file__).resolve().parents[2])
+REPO = str(Path(__file__).resolve().parents[3])
 GPU_NODES = 2
 GPUS_PER_NODE = 2
 NODE_ARGS = {"include_dashboard": False, "object_store_memory": 80 * 1024**2}
@@ -214,7 +214,7 @@ def test_gang_actors_sit_on_the_nodes_their_placement_group_chose_and_a_mixed_sw
     from ray.util.placement_group import placement_group_table
 
     from lamcap.orchestrator.spec.shard_rules import ShardPlan, ShardRules
-    from tests.orchestrator.test_gangs import gang_fake_runner
+    from tests.orchestrator.runtime.test_gangs import gang_fake_runner
 
     cl, gpu_node_ids = cluster
     ray.init(address=cl.address, include_dashboard=False)

@@ -6,8 +6,8 @@ import weakref
 
 import pytest
 
-from lamcap.kernels import competitors
 from lamcap.commands import bench
+from lamcap.kernels import competitors
 
 
 @pytest.mark.parametrize("mode", ["materialize", "regenerate"])
