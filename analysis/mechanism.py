@@ -39,7 +39,7 @@ def _valid(probes: xr.Dataset) -> xr.Dataset:
 
 
 def score_ratios(probes: xr.Dataset, thresholds: xr.Dataset) -> xr.Dataset:
-    """Mean var(target)/var(off-target) of normalised scores per cell and regime (THEORY.md 3.6)."""
+    """Mean var(target)/var(off-target) of normalised scores per cell and regime (docs/THEORY.md 3.6)."""
     probes = _valid(probes)
     ratio = (probes.target_var / probes.offtarget_var).rename("ratio")
     table = xr.Dataset({"ratio": ratio, "regime": regime(relative_load(probes, thresholds))})

@@ -23,7 +23,8 @@ def loss_curves(probes: xr.Dataset, n_bins: int = 16) -> xr.Dataset:
     from xarray.groupers import BinGrouper, UniqueGrouper
 
     trained = _valid(probes)
-    trained = trained.isel(probe=np.flatnonzero((~trained.solver.isin(UNTRAINED) & trained.final_loss.notnull()).values))
+    keep = ~trained.solver.isin(UNTRAINED) & trained.final_loss.notnull()
+    trained = trained.isel(probe=np.flatnonzero(keep.values))
     if trained.sizes["probe"] == 0:
         raise InvalidInput("no trained probe with a final loss: the loss-vs-load figure needs adam probes")
     bins = np.linspace(0.0, float(trained.alpha.max()) * (1 + 1e-9), n_bins + 1)
@@ -100,7 +101,8 @@ def input_views(probes: xr.Dataset, thresholds: xr.Dataset, problem: str | None 
     edges = np.asarray(sub.input_competitor_hist.attrs["score_bin_edges"], dtype=float)
     dims = ("solver", "regime")
     out = xr.Dataset({name: (dims, values) for name, values in data.items()},
-                     coords={"solver": solvers, "regime": list(REGIME_LOADS), "score": ("score_bin", bin_centres(edges))})
+                     coords={"solver": solvers, "regime": list(REGIME_LOADS),
+                             "score": ("score_bin", bin_centres(edges))})
     out["competitor_counts"] = ((*dims, "score_bin"), counts)
     out.attrs.update(problem=problem, rho=rho, d=d, seed=seed, score_bin_edges=edges.tolist())
     return out

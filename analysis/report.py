@@ -1,20 +1,28 @@
 """From a store to tables, summary.csv, fits.json and the figures: the body of `lamcap analyze`."""
 from __future__ import annotations
 
-import csv
 import json
-import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from lamcap.analysis import figures, mechanism, observables, oracle, scaling, thresholds
+from lamcap.analysis import figures, mechanism, observables, oracle, pairing, scaling, thresholds
 from lamcap.analysis.decisions import added_cells
-from lamcap.analysis.load import CELL, Store, open_store
+from lamcap.analysis.load import Store, open_store
+from lamcap.analysis.merge import merge_stores
+from lamcap.analysis.tables import (
+    format_fit_table,
+    format_op_dp_table,
+    format_threshold_table,
+    num,
+    summary_rows,
+    write_fits_json,
+    write_summary_csv,
+)
 from lamcap.errors import InvalidInput
 
 FIGURES = ("accuracy", "scaling", "spectra", "scores", "steps", "loss", "input_scores", "hebbian_scores",
@@ -27,8 +35,8 @@ class Analysis:
 
     store: Store
     summary: xr.Dataset
-    fits: dict[int, xr.Dataset]
-    op_dp: xr.Dataset | None = None
+    fits: dict[str, xr.Dataset]  # form (lamcap.analysis.scaling.FORMS) -> fit
+    op_dp: xr.Dataset | None = None  # the paired OP - DP comparison (lamcap.analysis.pairing)
     ratios: xr.Dataset | None = None
     spectra: xr.Dataset | None = None
     distances: xr.Dataset | None = None
@@ -49,14 +57,14 @@ def _attempt(notes: list[str], what: str, fn, *args):
 
 
 def analyze(store: Store, level: float = 0.95, n_boot: int = 400, seed: int = 0) -> Analysis:
-    """Compute thresholds, fits (orders 1 and 2), OP vs DP, score ratios, spectra and steps for a store."""
+    """Compute thresholds, the three scaling fits, OP vs DP, score ratios, spectra and steps for a store."""
     probes = store.probes
     notes: list[str] = []
     th, excluded = thresholds.complete_only(store.thresholds)
     summary = thresholds.threshold_summary(th, probes, level=level, n_boot=n_boot, seed=seed)
-    fits = {order: scaling.fit_scaling(th, order=order, level=level, n_boot=n_boot, seed=seed) for order in (1, 2)}
+    fits = {form: scaling.fit_scaling(th, form, level=level, n_boot=n_boot, seed=seed) for form in scaling.FORMS}
     result = Analysis(store=store, summary=summary, fits=fits, notes=notes, excluded=excluded)
-    result.op_dp = _attempt(notes, "OP vs DP", thresholds.op_dp_difference, th, level, n_boot, seed)
+    result.op_dp = _attempt(notes, "OP vs DP", pairing.op_dp_comparison, th, level, n_boot, seed)
     result.ratios = _attempt(notes, "score ratios", mechanism.score_ratios, probes, th)
     result.spectra = _attempt(notes, "spectra", mechanism.threshold_spectra, probes, th)
     if result.spectra is not None:
@@ -67,131 +75,6 @@ def analyze(store: Store, level: float = 0.95, n_boot: int = 400, seed: int = 0)
     return result
 
 
-def asymptotic_theory(solver: str, rho: float) -> float:
-    """The d -> infinity prediction of a cell; NaN where lamcap.predictions is not available."""
-    try:
-        return scaling.asymptotic_alpha(solver, rho)
-    except ImportError:
-        return math.nan
-
-
-@lru_cache(maxsize=None)
-def theory_pair(solver: str, d: int, rho: float) -> tuple[float, float]:
-    """(finite-size, asymptotic) theory of a cell; NaN where lamcap.predictions is not available."""
-    try:
-        return scaling.finite_size_alpha(solver, d, rho), scaling.asymptotic_alpha(solver, rho)
-    except ImportError:
-        return math.nan, math.nan
-
-
-def _clean(value):
-    """JSON/CSV-safe scalar: numpy to Python, NaN to None."""
-    value = value.item() if hasattr(value, "item") else value
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
-def summary_rows(summary: xr.Dataset) -> list[dict]:
-    """One dict per cell that has thresholds, with theory columns."""
-    table = summary.to_dataframe().reset_index()
-    rows = []
-    for rec in table[table.n_seeds > 0].to_dict("records"):
-        finite, asym = theory_pair(str(rec["solver"]), int(rec["d"]), float(rec["rho"]))
-        rows.append({**{k: _clean(v) for k, v in rec.items()}, "alpha_theory_finite_size": _clean(finite),
-                     "alpha_theory_asymptotic": _clean(asym)})
-    order = {"op": 0, "dp": 1}
-    return sorted(rows, key=lambda r: (order.get(r["problem"], 2), r["solver"], -r["rho"], r["d"]))
-
-
-def _num(value, fmt: str = ".3f") -> str:
-    return "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else format(value, fmt)
-
-
-def format_threshold_table(rows: list[dict], level: float) -> str:
-    """The per-cell table printed by `lamcap analyze`."""
-    head = (f"{'problem':7} {'solver':8} {'rho':>5} {'d':>5} {'seeds':>5}  {'median a*':>9} "
-            f"{f'[{level:.0%} interval]':>17}  {'1st viol.':>9}  {'theory d':>8}  {'theory inf':>10}")
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        lines.append(
-            f"{r['problem']:7} {r['solver']:8} {r['rho']:5.2f} {int(r['d']):5d} {int(r['n_seeds']):5d}  "
-            f"{_num(r['alpha_star_median']):>9} {'[' + _num(r['alpha_star_lo']) + ', ' + _num(r['alpha_star_hi']) + ']':>17}"
-            f"  {_num(r.get('first_violation_mean')):>9}  {_num(r['alpha_theory_finite_size']):>8}"
-            f"  {_num(r['alpha_theory_asymptotic']):>10}")
-    return "\n".join(lines)
-
-
-def fit_records(fits: xr.Dataset) -> list[dict]:
-    """One JSON-ready dict per (problem, solver, rho) with every parameter's estimate and interval."""
-    records = []
-    for problem in fits.problem.values.tolist():
-        for solver in fits.solver.values.tolist():
-            for rho in fits.rho.values.tolist():
-                cell = fits.sel(problem=problem, solver=solver, rho=rho)
-                if int(cell.n_d) < cell.sizes["param"]:  # under-determined: no fit to report
-                    continue
-                params = {str(p): {k: _clean(float(cell[k].sel(param=p))) for k in ("estimate", "lo", "hi", "std")}
-                          for p in cell.param.values}
-                asym = asymptotic_theory(solver, rho)
-                records.append({"problem": problem, "solver": solver, "rho": rho, "n_d": int(cell.n_d),
-                                "model": fits.attrs["model"], "level": fits.attrs["level"], "params": params,
-                                "alpha_theory_asymptotic": _clean(asym)})
-    return records
-
-
-def format_fit_table(records: list[dict]) -> str:
-    """The finite-size fit table printed by `lamcap analyze`."""
-    head = f"{'problem':7} {'solver':8} {'rho':>5} {'n_d':>3}  {'model':30} {'alpha_inf [interval]':>24}  {'theory':>6}  a [interval]"
-    lines = [head, "-" * len(head)]
-    for r in records:
-        ai, a = r["params"]["alpha_inf"], r["params"]["a"]
-        lines.append(
-            f"{r['problem']:7} {r['solver']:8} {r['rho']:5.2f} {r['n_d']:3d}  {r['model']:30} "
-            f"{_num(ai['estimate']) + ' [' + _num(ai['lo']) + ', ' + _num(ai['hi']) + ']':>24}  "
-            f"{_num(r['alpha_theory_asymptotic']):>6}  {_num(a['estimate'])} [{_num(a['lo'])}, {_num(a['hi'])}]")
-    return "\n".join(lines)
-
-
-def format_op_dp_table(op_dp: xr.Dataset) -> str:
-    """Median alpha*(OP) - median alpha*(DP) per (solver, rho, d), with its bootstrap interval."""
-    head = f"{'solver':8} {'rho':>5} {'d':>5} {'op-dp':>8} {'[interval]':>18} {'seeds op/dp':>11}"
-    lines = [head, "-" * len(head)]
-    for rec in _records(op_dp):
-        lines.append(f"{rec['solver']:8} {rec['rho']:5.2f} {int(rec['d']):5d} {_num(rec['difference'], '+.3f'):>8} "
-                     f"{'[' + _num(rec['lo'], '+.3f') + ', ' + _num(rec['hi'], '+.3f') + ']':>18} "
-                     f"{int(rec['n_op']):>5}/{int(rec['n_dp'])}")
-    return "\n".join(lines)
-
-
-def _records(ds: xr.Dataset | None) -> list[dict]:
-    if ds is None:
-        return []
-    frame = ds.to_dataframe().reset_index().dropna()
-    return [{k: _clean(v) for k, v in rec.items()} for rec in frame.to_dict("records")]
-
-
-def write_summary_csv(rows: list[dict], path: str) -> str:
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows([{k: ("" if v is None else v) for k, v in r.items()} for r in rows])
-    return path
-
-
-def write_fits_json(result: Analysis, path: str) -> str:
-    doc = {
-        "store": result.store.path,
-        "scaling": {f"order_{k}": fit_records(v) for k, v in result.fits.items()},
-        "op_minus_dp": _records(result.op_dp),
-        "score_ratios": _records(result.ratios),
-        "spectral_distances": _records(result.distances),
-        "optimizer_gap": oracle.gap_records(result.gap) if result.gap is not None else [],
-        "notes": result.notes,
-    }
-    with open(path, "w") as fh:
-        json.dump(doc, fh, indent=2)
-    return path
-
-
 def _score_cell(probes: xr.Dataset) -> tuple[str, float, int]:
     """The (problem, rho, d) shown in Fig. 4: first problem, largest rho, then largest d there."""
     problem = figures.ordered(set(probes.problem.values.tolist()))[0]
@@ -200,16 +83,23 @@ def _score_cell(probes: xr.Dataset) -> tuple[str, float, int]:
     return problem, rho, int(at.d.where(at.rho == rho).max())
 
 
+def step_cap(probes: xr.Dataset) -> float | None:
+    """The optimiser's step budget as the probes show it: the most steps of a run that stopped at max_steps."""
+    capped = probes.steps.values[(probes.status == "max_steps").values]
+    return float(capped.max()) if capped.size else None
+
+
 def make_figures(result: Analysis) -> dict[str, Figure]:
     """Draw the figures the store supports; returns name -> Figure (missing ones explained in notes)."""
     probes, notes, out = result.store.probes, result.notes, {}
     builders = {
         "accuracy": lambda: figures.accuracy_figure(thresholds.accuracy_curves(probes)),
-        "scaling": lambda: figures.scaling_figure(result.summary, result.fits[1]),
-        "spectra": lambda: figures.spectra_figure(result.spectra, result.distances) if result.spectra is not None else None,
+        "scaling": lambda: figures.scaling_figure(result.summary, result.fits),
+        "spectra": lambda: (figures.spectra_figure(result.spectra, result.distances)
+                            if result.spectra is not None else None),
         "scores": lambda: figures.scores_figure(
             mechanism.score_histograms(probes, result.store.thresholds, *_score_cell(probes))),
-        "steps": lambda: figures.steps_figure(result.steps) if result.steps is not None else None,
+        "steps": lambda: figures.steps_figure(result.steps, step_cap(probes)) if result.steps is not None else None,
         "loss": lambda: figures.loss_figure(observables.loss_curves(probes)),
         "input_scores": lambda: figures.input_figure(observables.input_views(probes, result.store.thresholds)),
         "hebbian_scores": lambda: figures.hebbian_scores_figure(observables.hebbian_per_problem(probes)),
@@ -259,7 +149,7 @@ def format_decisions_table(log: list[dict]) -> str:
         else:
             added = f"{sum(len(c['seeds']) for d in decs for c in d['chosen'])} seeds"
             spent = last["committed_seconds"] + sum(c["cost"] for c in last["chosen"])
-            result = (f"alpha_inf {_num(last['alpha_inf'])} width {_num(last['width'])} (target {last['target']:g});"
+            result = (f"alpha_inf {num(last['alpha_inf'])} width {num(last['width'])} (target {last['target']:g});"
                       f" {spent:.3g} of {last['budget_seconds']:.3g} device-s; "
                       + (last["reason"] if last["basis"] == "stop" else "running"))
         lines.append(f"{kind:9} {problem:7} {solver:8} {at:>9} {len(decs):6d}  {added:>13}  {result}")
@@ -291,11 +181,15 @@ def report_text(result: Analysis, rows: list[dict], level: float) -> str:
         provenance(result.store),
         "Thresholds per cell (alpha* = p* ln p* / d^2; median over seeds, percentile-bootstrap interval)",
         format_threshold_table(rows, level) + (f"\n{result.excluded}" if result.excluded else ""),
-        "Finite-size fits per (problem, solver, rho)",
-        format_fit_table(fit_records(result.fits[1])),
+        "Finite-size fits per (problem, solver, rho): naive alpha_inf + a / ln d, order2 (+ b / ln(d)^2), theory "
+        "alpha_inf + k (alpha_th(d) - alpha_th(inf)); bias: the same fit of the finite-size theory on the same d, "
+        "minus its limit",
+        format_fit_table(result.fits),
     ]
     if result.op_dp is not None:
-        sections += ["OP vs DP (the paper's Conjecture 1: equal capacities)", format_op_dp_table(result.op_dp)]
+        sections += ["OP vs DP, paired by seed (the paper's Conjecture 1: equal capacities): mean of alpha*(op) - "
+                     "alpha*(dp) over the seeds both hold, seed-bootstrap interval, pairs +/- and exact sign test",
+                     format_op_dp_table(result.op_dp)]
     if result.store.decision_log:
         sections += ["Adaptive axis: each learner's decisions (the store's `decisions` group)",
                      format_decisions_table(result.store.decision_log)]
@@ -305,13 +199,18 @@ def report_text(result: Analysis, rows: list[dict], level: float) -> str:
     return "\n\n".join(sections)
 
 
-def build_report(store_path: str, out_dir: str | None, level: float = 0.95,
-                 n_boot: int = 400) -> tuple[Analysis, str, dict[str, Figure], dict[str, str]]:
-    """Open and analyse a store, draw its figures, and with `out_dir` write summary.csv, figures and fits.json.
+def open_stores(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> Store:
+    """Open one store, or several as one (lamcap.analysis.merge: refused where their records disagree)."""
+    if isinstance(paths, (str, os.PathLike)):
+        return open_store(paths)
+    return merge_stores([open_store(p) for p in paths])
 
-    Returns (analysis, printable text, name -> Figure, name -> path written).
-    """
-    result = analyze(open_store(store_path), level=level, n_boot=n_boot)
+
+def build_report(store_paths: str | os.PathLike | Sequence[str | os.PathLike], out_dir: str | None,
+                 level: float = 0.95, n_boot: int = 400) -> tuple[Analysis, str, dict[str, Figure], dict[str, str]]:
+    """Open and analyse a store (or several together), draw its figures, and with `out_dir` write summary.csv,
+    figures and fits.json. Returns (analysis, printable text, name -> Figure, name -> path written)."""
+    result = analyze(open_stores(store_paths), level=level, n_boot=n_boot)
     rows = summary_rows(result.summary)
     drawn = make_figures(result)
     paths: dict[str, str] = {}

@@ -1,4 +1,4 @@
-"""Per-cell threshold statistics: median alpha* with bootstrap intervals, first violations, OP vs DP.
+"""Per-cell threshold statistics: median alpha* with bootstrap intervals, first violations, accuracy curves.
 
 Thresholds searched to a resolution (SearchSettings.resolution > 0) know each seed's p* only to
 its bracket p_lo .. p_hi - 1, and their alpha_star is the bracket's midpoint. The intervals are
@@ -153,9 +153,11 @@ def _sample_std(values: xr.DataArray) -> xr.DataArray:
 
 def threshold_summary(store_thresholds: xr.Dataset, probes: xr.Dataset | None = None,
                       level: float = 0.95, n_boot: int = 1000, seed: int = 0) -> xr.Dataset:
-    """Per cell: n_seeds, median/mean/std of alpha* and p*, bootstrap interval; first-violation stats if probes given."""
+    """Per cell: n_seeds, median/mean/std of alpha* and p*, bootstrap interval, the search's bracket; first-violation
+    statistics if probes are given."""
     alpha = per_seed(store_thresholds, "alpha_star")
-    stats = median_with_interval(alpha, level, n_boot, seed, alpha_brackets(store_thresholds))
+    brackets = alpha_brackets(store_thresholds)
+    stats = median_with_interval(alpha, level, n_boot, seed, brackets)
     out = xr.Dataset({
         "n_seeds": alpha.notnull().sum("seed"),
         "alpha_star_median": stats["median"],
@@ -164,6 +166,8 @@ def threshold_summary(store_thresholds: xr.Dataset, probes: xr.Dataset | None = 
         "alpha_star_mean": alpha.mean("seed", skipna=True),
         "alpha_star_std": _sample_std(alpha),
         "p_star_median": per_seed(store_thresholds, "p_star").median("seed", skipna=True),
+        # the search's resolution: alpha(p_hi - 1) - alpha(p_lo), 0 for an exact threshold
+        "alpha_star_bracket": (brackets[1] - brackets[0]).median("seed", skipna=True),
     })
     if probes is not None and bool((~probes.sat.astype(bool)).any()):
         fv = first_violation(probes).reindex_like(alpha)
@@ -171,41 +175,6 @@ def threshold_summary(store_thresholds: xr.Dataset, probes: xr.Dataset | None = 
         out["first_violation_median"] = fv.median("seed", skipna=True)
     out.attrs.update(level=level, n_boot=n_boot, interval="percentile bootstrap over seeds of the median "
                      "(of the brackets' lower / upper ends for thresholds known to a resolution)")
-    return out
-
-
-def op_dp_difference(store_thresholds: xr.Dataset, level: float = 0.95, n_boot: int = 1000,
-                     seed: int = 0) -> xr.Dataset:
-    """Per (solver, rho, d): median alpha*(OP) - median alpha*(DP) with a bootstrap interval (Conjecture 1)."""
-    _check_level(level, n_boot)
-    alpha = per_seed(store_thresholds, "alpha_star")
-    problems = set(alpha.problem.values.tolist())
-    if not {"op", "dp"} <= problems:
-        raise InvalidInput(f"OP vs DP needs both problems in the store, found {sorted(problems)}")
-    rng = np.random.default_rng(seed)
-    op, dp = alpha.sel(problem="op"), alpha.sel(problem="dp")
-    lower, upper = alpha_brackets(store_thresholds)
-    if lower.equals(upper):
-        diff_reps = bootstrap_medians(op.values, n_boot, rng) - bootstrap_medians(dp.values, n_boot, rng)
-        lo, hi = _interval(diff_reps, level)
-    else:  # widened: the smallest and the largest difference the brackets allow, over the same resamples
-        rng_dp = copy.deepcopy(rng)
-        rng_dp.random((n_boot, *op.shape))  # where the exact path's dp draws start
-        medians = {}
-        for name, values in (("op_lo", lower), ("op_hi", upper)):
-            medians[name] = bootstrap_medians(values.sel(problem="op").values, n_boot, copy.deepcopy(rng))
-        for name, values in (("dp_lo", lower), ("dp_hi", upper)):
-            medians[name] = bootstrap_medians(values.sel(problem="dp").values, n_boot, copy.deepcopy(rng_dp))
-        lo = _interval(medians["op_lo"] - medians["dp_hi"], level)[0]
-        hi = _interval(medians["op_hi"] - medians["dp_lo"], level)[1]
-    template = op.isel(seed=0, drop=True).drop_vars("problem", errors="ignore")
-    diff = (op.median("seed", skipna=True) - dp.median("seed", skipna=True)).drop_vars("problem", errors="ignore")
-    out = xr.Dataset({
-        "difference": diff, "lo": template.copy(data=lo), "hi": template.copy(data=hi),
-        "n_op": op.notnull().sum("seed").drop_vars("problem", errors="ignore"),
-        "n_dp": dp.notnull().sum("seed").drop_vars("problem", errors="ignore"),
-    })
-    out.attrs.update(level=level, n_boot=n_boot, definition="median alpha*(op) - median alpha*(dp)")
     return out
 
 

@@ -2,7 +2,7 @@
 
 The fake runner: one seed's threshold is p = p_RS(d; rho_eff) exp(sigma_p(d) z), z ~ N(0, 1), rounded to an
 integer, alpha* = p ln p / d^2, where p_RS is the finite-size theory's critical p (lamcap.predictions,
-THEORY.md 3.2). Seed-spread models sigma_p(d), the relative spread of p*:
+docs/THEORY.md 3.2). Seed-spread models sigma_p(d), the relative spread of p*:
     none   0 (and p not rounded): pure interpolation, the best case for any sampler
     sqrt   0.15 sqrt(8 / d)   (benchmarks/sweep.py's model: the spread of real sweeps at small d)
     1/d    0.15 (8 / d)       (the same at d = 8, shrinking like the width of a sharp threshold in d^2 variables)

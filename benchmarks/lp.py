@@ -1,7 +1,7 @@
 """The exact LP oracle: time per probe near threshold, before (scipy linprog, rebuilt every round) and after.
 
 Probes: for each problem (OP, DP) and d, seed 0, p = floor(0.97 p*) and ceil(1.03 p*), with p* the
-finite-size prediction of lamcap.predictions (THEORY.md 3.2): the loads where the oracle works
+finite-size prediction of lamcap.predictions (docs/THEORY.md 3.2): the loads where the oracle works
 hardest, one side SAT and the other UNSAT for most seeds.
 
 * before: the oracle as it was (feasibility form "margin >= 1, W free", scipy.optimize.linprog from

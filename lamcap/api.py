@@ -6,7 +6,7 @@ imports torch, Ray and xarray only when called, and returns plain values or xarr
     trial(problem, d, p | alpha=..., solver=..., ...) -> dict       one probe, its record
     sweep(spec, store, address=None, workers=None, progress=True)    thresholds on Ray, resumable
     open_store(path) -> Store                                        probes and thresholds as Datasets
-    analyze(store, out=None) -> Report                               tables, fits and figures
+    analyze(store | [stores], out=None) -> Report                    tables, fits and figures
     theory(rho=..., d=...) -> dict                                   the paper's predictions
     load_spec(spec) -> SweepSpec                                     a preset, TOML path or dict as a spec
     plan(spec, device=None, workers=None) -> Plan                    a sweep's cost per cell, before it runs
@@ -165,19 +165,27 @@ class Report:
         return self.text
 
 
-def analyze(store: str | os.PathLike, out: str | os.PathLike | None = None, *, level: float = 0.95,
-            n_boot: int = 400) -> Report:
+def analyze(store: str | os.PathLike | Sequence[str | os.PathLike], out: str | os.PathLike | None = None, *,
+            level: float = 0.95, n_boot: int = 400) -> Report:
     """Thresholds with bootstrap intervals, finite-size fits, OP vs DP, mechanism tables and figures.
 
-    With `out`, also writes summary.csv, fits.json and the PNG figures there (as `lamcap analyze`).
+    `store` is one path or a list of paths analysed together (a cell two stores share is refused unless their
+    records agree: docs/STORE.md). With `out`, also writes summary.csv, fits.json and the PNG figures there
+    (as `lamcap analyze`).
     """
     from lamcap.analysis.report import build_report
 
+    if isinstance(store, (str, os.PathLike)):
+        stores: str | list[str] = os.fspath(store)
+    elif isinstance(store, Sequence) and store and all(isinstance(s, (str, os.PathLike)) for s in store):
+        stores = [os.fspath(s) for s in store] if len(store) > 1 else os.fspath(store[0])
+    else:
+        raise InvalidInput(f"store={store!r} must be the path of a lamcap store or a non-empty list of them")
     if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.0 < level < 1.0:
         raise InvalidInput(f"level={level!r} is not in (0, 1)")
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 10:
         raise InvalidInput(f"n_boot={n_boot!r} is too small (need an integer >= 10)")
-    result, text, figures, paths = build_report(os.fspath(store), None if out is None else os.fspath(out),
+    result, text, figures, paths = build_report(stores, None if out is None else os.fspath(out),
                                                 level=level, n_boot=n_boot)
     return Report(result, text, figures, paths)
 

@@ -16,7 +16,7 @@ DEFAULT_SAMPLES = 20000  # Monte Carlo samples of G_p per p: standard error ~0.2
 TOP_STATISTICS = 64  # order statistics sampled per G_p sample; doubled for a p where it is not enough
 _GRID_SMALL = 16  # the p grid is every integer up to this, then geometric
 _GRID_RATIO = 1.2
-_GRID_MAX = 10**9
+_GRID_MAX = 10**24  # p* of d ~ 10^12: the order statistics are exact at any p, so the grid can reach that far
 
 
 def extreme_value_threshold(p) -> np.ndarray:
@@ -41,7 +41,7 @@ def lower_edge(rho: float) -> float:
 
 @lru_cache(maxsize=None)
 def kappa(rho: float) -> float:
-    """Share of a Gaussian matrix's squared Frobenius norm in its top rho d singular values (THEORY.md 3.3)."""
+    """Share of a Gaussian matrix's squared Frobenius norm in its top rho d singular values (docs/THEORY.md 3.3)."""
     # integral of s^2 sqrt(4 - s^2) / pi over [s_rho, 2], done in closed form with s = 2 sin(theta)
     theta0 = math.asin(lower_edge(rho) / 2.0)
     return (math.pi - 2.0 * theta0 + math.sin(4.0 * theta0) / 2.0) / math.pi
@@ -53,7 +53,7 @@ def alpha_c(rho: float) -> float:
 
 
 
-# ---------------------------------------------------------------- G_p (THEORY.md 3.1)
+# ---------------------------------------------------------------- G_p (docs/THEORY.md 3.1)
 def G_from_sorted(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """min_t>=0 [t^2 + sum_k (c_k - t)_+^2] per row of c (sorted decreasingly), and the active count K."""
     c = np.asarray(c, dtype=float)
@@ -135,8 +135,8 @@ def expected_G(p: int, n_samples: int = DEFAULT_SAMPLES, seed: int = 0) -> tuple
 def _p_grid() -> tuple[int, ...]:
     """Integer p: all of 2.._GRID_SMALL, then geometric with ratio _GRID_RATIO up to _GRID_MAX."""
     n_geo = int(math.log(_GRID_MAX / _GRID_SMALL) / math.log(_GRID_RATIO)) + 1
-    geo = np.round(_GRID_SMALL * _GRID_RATIO ** np.arange(1, n_geo + 1)).astype(np.int64)
-    return tuple(range(2, _GRID_SMALL + 1)) + tuple(sorted(set(geo.tolist())))
+    geo = {int(round(_GRID_SMALL * _GRID_RATIO**k)) for k in range(1, n_geo + 1)}  # Python ints: beyond int64
+    return tuple(range(2, _GRID_SMALL + 1)) + tuple(sorted(geo))
 
 
 def _solve_balance(target: float, n_samples: int, seed: int) -> float:
@@ -155,7 +155,7 @@ def _solve_balance(target: float, n_samples: int, seed: int) -> float:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if log_balance(mid) < goal else (lo, mid)
     idx = list(range(max(lo - 1, 0), min(hi + 2, len(grid))))
-    xs = np.log([grid[i] for i in idx])
+    xs = np.log([float(grid[i]) for i in idx])
     coef = np.polyfit(xs, [log_balance(i) for i in idx], len(idx) - 1)
     root = optimize.brentq(lambda x: np.polyval(coef, x) - goal, math.log(grid[lo]), math.log(grid[hi]),
                            xtol=1e-13)
@@ -171,6 +171,6 @@ def _finite_size(d: int, rho: float, n_samples: int, seed: int) -> tuple[float, 
 
 def finite_size_prediction(d: int, rho: float = 1.0, n_samples: int = DEFAULT_SAMPLES,
                            seed: int = 0) -> tuple[float, float]:
-    """(p*, alpha_c^RS(d; rho)) of THEORY.md 3.2: p* solves p* E[G_p*] = kappa(rho) d^2."""
+    """(p*, alpha_c^RS(d; rho)) of docs/THEORY.md 3.2: p* solves p* E[G_p*] = kappa(rho) d^2."""
     d, rho = check_d(d), check_rho(rho)
     return _finite_size(d, rho, *_check_samples(n_samples, seed))

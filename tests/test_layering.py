@@ -125,7 +125,6 @@ def test_the_rules_can_fail():
     assert layer_of("lamcap.api") is None and layer_of("lamcap.store.reader") == "lamcap.store"
 
 
-@pytest.mark.xfail(reason="analysis/figures.py (493 lines) is being split on the science branch", strict=False)
 def test_no_module_is_longer_than_450_lines():
     long = {name: n for name, path in modules().items() if (n := len(path.read_text().splitlines())) > 450}
     assert long == {}

@@ -88,7 +88,8 @@ def probe_record(cell: dict, seed: int, p: int, p_star: int, purpose: str, rng: 
     t_var = (0.1 + max(0.0, load - 1.0)) if adam else 1.0
     t_mean = math.sqrt(2 * math.log(p)) + (0.5 if adam else 2.0)
     t_hist, o_hist, own_target, own_hist = _scores(p, t_mean, t_var, rng)
-    sv = quarter_circle_sample(rank, rho, rng) if adam else np.linalg.svd(rng.normal(size=(d, d)), compute_uv=False)[:rank]
+    sv = quarter_circle_sample(rank, rho, rng) if adam else \
+        np.linalg.svd(rng.normal(size=(d, d)), compute_uv=False)[:rank]
     sv = np.concatenate([sv * rng.uniform(0.5, 3.0), np.zeros(d - rank)]).tolist()
     return {
         "problem": problem, "solver": solver, "rho": rho, "rho_eff": rank / d, "rank": rank, "d": d, "seed": seed,

@@ -49,6 +49,7 @@ def test_dimension_figure_draws_each_decisions_interval_and_the_seeds_per_d():
     assert [t.get_text() for t in right.get_xticklabels()] == [str(d) for d in seeds.index]
 
 
+@pytest.mark.filterwarnings("error")  # every figure is drawn without a warning
 @pytest.mark.parametrize("axis, drawn, skipped", [("rho", "adaptive_rank", "adaptive_d"),
                                                   ("d", "adaptive_d", "adaptive_rank")])
 def test_analyze_draws_the_adaptive_figure_and_prints_the_decisions(tmp_path, axis, drawn, skipped):

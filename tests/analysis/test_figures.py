@@ -1,18 +1,14 @@
-"""lamcap.analysis.figures from a tiny stored sweep: axes, labels and number of series (matplotlib objects, not pixels)."""
+"""lamcap.analysis.figures from a tiny stored sweep: axes, labels, series (matplotlib objects, not pixels)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import xarray as xr
 from matplotlib.container import ErrorbarContainer
 
-from lamcap.analysis import figures, mechanism, thresholds
+from lamcap.analysis import figures, mechanism, predicted, thresholds
 from lamcap.analysis.report import analyze
 
-try:
-    import lamcap.predictions  # noqa: F401 (written alongside; figures draw theory curves only when it exists)
-
-    HAS_THEORY = True
-except ImportError:
-    HAS_THEORY = False
 # The tiny sweep (tests/analysis/store_factory.synthetic_sweep): op, dp x adam, hebbian x rho 1, 0.5 x d 8, 12.
 N_D, N_SOLVERS, N_PROBLEMS, N_RHOS = 2, 2, 2, 2
 
@@ -26,6 +22,10 @@ def _legend(ax) -> list[str]:
     return [t.get_text() for t in ax.get_legend().get_texts()]
 
 
+def _figure_legend(fig) -> list[str]:
+    return [t.get_text() for t in fig.legends[0].get_texts()]
+
+
 def test_accuracy_figure_has_one_panel_per_problem_and_rho(tiny):
     fig = figures.accuracy_figure(thresholds.accuracy_curves(tiny.probes))
     axes = fig.get_axes()
@@ -33,22 +33,68 @@ def test_accuracy_figure_has_one_panel_per_problem_and_rho(tiny):
     assert {ax.get_title().split(",")[0] for ax in axes} == {"OP (shared outputs)", "DP (private competitors)"}
     for ax in axes:
         assert ax.get_xlabel() == "load α = p ln p / d²" and "accuracy" in ax.get_ylabel()
-        assert len(ax.get_lines()) == N_D * N_SOLVERS == len(_legend(ax))
+        assert len(ax.get_lines()) == N_D * N_SOLVERS and ax.get_legend() is None  # no legend on the data
         hebbian = [line for line in ax.get_lines() if line.get_label().startswith("hebbian")]
         assert len(hebbian) == N_D and all(line.get_linestyle() == "--" for line in hebbian)
+    assert len(_figure_legend(fig)) == N_D * N_SOLVERS  # one legend for the figure, each label once
 
 
-def test_scaling_figure_has_points_fits_and_theory(result):
-    fig = figures.scaling_figure(result.summary, result.fits[1])
+def test_accuracy_figure_leaves_out_the_oracle(tiny):
+    """lp returns no W when infeasible: its 'accuracy' 0 is no measurement, so it is not drawn."""
+    curves = thresholds.accuracy_curves(tiny.probes)
+    with_lp = xr.concat([curves, curves.sel(solver=["adam"]).assign_coords(solver=["lp"])], dim="solver")
+    fig = figures.accuracy_figure(with_lp)
+    assert not any(label.startswith("lp") for label in _figure_legend(fig))
+    assert "lp not drawn" in fig.get_suptitle()
+
+
+def _labels(ax) -> list[str]:
+    return ax.get_legend_handles_labels()[1]
+
+
+def test_scaling_figure_has_points_fits_and_theory_to_large_d(result):
+    fig = figures.scaling_figure(result.summary, result.fits)
     axes = fig.get_axes()
-    assert len(axes) == 2 * N_RHOS  # the residual panels below: see the next test
-    for ax, low in zip(axes[:N_RHOS], axes[N_RHOS:]):
-        assert low.get_xlabel().startswith("1 / ln d") and ax.get_ylabel().startswith("critical load α*")
+    tops = [ax for ax in axes if ax.get_ylabel().startswith("critical load α*")]
+    assert len(tops) == N_RHOS
+    for ax in tops:
         assert sum(isinstance(c, ErrorbarContainer) for c in ax.containers) == N_PROBLEMS * N_SOLVERS
-        labels = _legend(low)  # the panel's legend sits below both panels
-        assert sum("fit" in s for s in labels) == N_PROBLEMS * N_SOLVERS
-        assert sum("finite-size theory" in s for s in labels) == (N_SOLVERS if HAS_THEORY else 0)
-        assert sum(s.startswith("asymptote") for s in labels) == (N_SOLVERS if HAS_THEORY else 0)
+        labels = _legend(ax)
+        assert len(labels) == len(set(labels))  # each entry once
+        # the three fits of the gradient-trained solver per problem; none for Hebbian
+        assert sum(", theory fit" in s or ", naive fit" in s for s in labels) == 2 * N_PROBLEMS
+        assert not any(s.startswith(("op hebbian,", "dp hebbian,")) for s in labels)
+        assert sum("finite-size theory" in s for s in labels) == 1
+        assert sum(s.startswith("Hebbian theory") for s in labels) == N_PROBLEMS
+        theory = next(line for line in ax.get_lines() if "finite-size theory" in line.get_label())
+        assert min(theory.get_xdata()) == pytest.approx(1 / np.log(1e12))  # drawn as far as the fits go
+        assert ax.get_xlim()[0] == 0.0
+
+
+def test_scaling_residuals_are_the_gradient_solvers_against_the_theory(result):
+    fig = figures.scaling_figure(result.summary, result.fits)
+    lows = [ax for ax in fig.get_axes() if ax.get_ylabel() == "α* − finite-size theory"]
+    assert len(lows) == N_RHOS
+    for low, rho in zip(lows, sorted(result.summary.rho.values.tolist(), reverse=True)):
+        bars = [c for c in low.containers if isinstance(c, ErrorbarContainer)]
+        assert len(bars) == N_PROBLEMS  # Adam only: Hebbian and lp are not in the residual panel
+        for bar in bars:  # each residual is the plotted median minus the theory at that d
+            problem, solver = bar.get_label().split(":")[0].split()
+            _, y = bar.lines[0].get_data()
+            cell = result.summary.sel(problem=problem, solver=solver, rho=rho).dropna("d", subset=["alpha_star_median"])
+            want = [float(cell.alpha_star_median.sel(d=d)) - predicted.finite_size(problem, solver, int(d), rho)
+                    for d in cell.d.values]
+            assert solver == "adam" and list(y) == pytest.approx(want)
+
+
+def test_scaling_residuals_show_the_search_bracket_when_thresholds_are_bracketed(result):
+    wide = result.summary.copy()
+    wide["alpha_star_bracket"] = xr.full_like(wide.alpha_star_median, 0.04)
+    fig = figures.scaling_figure(wide, result.fits)
+    low = next(ax for ax in fig.get_axes() if ax.get_ylabel() == "α* − finite-size theory")
+    boxes = [p for p in low.patches if p.get_height() > 0]
+    assert boxes and all(p.get_height() == pytest.approx(0.04) for p in boxes)
+    assert "search bracket (median over seeds)" in _legend(low)
 
 
 def test_spectra_figure_has_one_histogram_per_problem_and_the_theory(result):
@@ -61,8 +107,7 @@ def test_spectra_figure_has_one_histogram_per_problem_and_the_theory(result):
         series = [s for s in labels if s.startswith(("op ", "dp "))]
         assert len(series) == N_PROBLEMS and all(s.split(",")[0].endswith("adam") for s in series)  # no Hebbian
         assert all("d = 12, 3 seeds" in s for s in series)  # the largest d, pooled over seeds
-        assert sum(s in ("truncated quarter circle (eq. 10)", "two-layer initialisation") for s in labels) == (
-            2 if HAS_THEORY else 0)
+        assert sum(s in ("truncated quarter circle (eq. 10)", "two-layer initialisation") for s in labels) == 2
 
 
 def test_a_series_whose_solver_stops_at_a_smaller_d_is_drawn_at_its_own_largest_d(result):
@@ -89,39 +134,30 @@ def test_scores_figure_has_target_and_offtarget_per_solver_per_regime(tiny):
     for ax in axes:
         assert ax.get_xlabel().startswith("normalised score") and ax.get_ylabel() == "density"
         labels = _legend(ax)
-        assert len(labels) == 2 * N_SOLVERS + 1
+        assert len(labels) == 3 * N_SOLVERS  # target, off-target and its own sqrt(2 ln p) per solver
         assert {"adam: target", "adam: off-target", "hebbian: target", "hebbian: off-target"} <= set(labels)
+        for solver in ("adam", "hebbian"):  # the extreme-value line sits at the solver's own median p
+            p = float(hists.p_median.sel(solver=solver, regime=ax.get_title().split()[0]))
+            line = next(x for x in ax.get_lines() if x.get_label().startswith(f"{solver}: √(2 ln p)"))
+            assert line.get_xdata()[0] == pytest.approx(np.sqrt(2 * np.log(p)))
 
 
-def test_steps_figure_has_one_line_per_trained_cell(result):
-    fig = figures.steps_figure(result.steps)
+def test_steps_figure_has_one_line_per_trained_cell_a_short_legend_and_the_cap(result):
+    from lamcap.analysis.report import step_cap
+
+    cap = step_cap(result.store.probes)
+    fig = figures.steps_figure(result.steps, cap)
     (ax,) = fig.get_axes()
     assert ax.get_xlabel().startswith("relative load α / α*") and "steps" in ax.get_ylabel()
     assert ax.get_yscale() == "log"
-    assert len(_legend(ax)) == N_PROBLEMS * N_RHOS * N_D + 1  # Hebbian takes no steps; + the threshold line
+    assert len(ax.get_lines()) == N_PROBLEMS * N_RHOS * N_D + 2  # Hebbian takes no steps; + threshold and cap
+    # the legend names d, problem and rho once each, not every line
+    assert len(_legend(ax)) == N_D + N_PROBLEMS + N_RHOS + 2
+    assert cap == 4000 and any(f"step cap {cap:g}" in s for s in _legend(ax))
+    assert any(line.get_ydata()[0] == cap for line in ax.get_lines() if len(line.get_ydata()) == 2)
 
 
-# ---- the appendix figures and the FSS residuals ---------------------------------------------------
-def test_scaling_figure_shows_residuals_against_the_finite_size_theory(result):
-    fig = figures.scaling_figure(result.summary, result.fits[1])
-    axes = fig.get_axes()
-    assert len(axes) == 2 * N_RHOS  # each rho: the points and fits, then the residuals below
-    for low, rho in zip(axes[N_RHOS:], sorted(result.summary.rho.values.tolist(), reverse=True)):
-        assert low.get_ylabel() == "α* − finite-size theory" and low.get_xlabel().startswith("1 / ln d")
-        if not HAS_THEORY:
-            continue
-        from lamcap.analysis.scaling import finite_size_alpha
-
-        bars = [c for c in low.containers if isinstance(c, ErrorbarContainer)]
-        assert len(bars) == N_PROBLEMS * N_SOLVERS
-        for bar in bars:  # each residual is the plotted median minus the theory at that d
-            problem, solver = bar.get_label().split()
-            x, y = bar.lines[0].get_data()
-            cell = result.summary.sel(problem=problem, solver=solver, rho=rho).dropna("d", subset=["alpha_star_median"])
-            want = [float(cell.alpha_star_median.sel(d=d)) - finite_size_alpha(solver, int(d), rho) for d in cell.d.values]
-            assert list(y) == pytest.approx(want)
-
-
+# ---- the appendix figures -------------------------------------------------------------------------
 def test_loss_figure_has_one_line_per_trained_cell_and_a_band(tiny):
     from lamcap.analysis.observables import loss_curves
 
@@ -133,6 +169,23 @@ def test_loss_figure_has_one_line_per_trained_cell_and_a_band(tiny):
     for ax in axes:
         assert ax.get_yscale() == "log" and "cross-entropy" in ax.get_ylabel()
         assert len(ax.get_lines()) == N_D and len(ax.collections) == N_D  # a mean line and a band per d
+
+
+def test_a_zero_loss_is_marked_not_plotted_on_the_log_axis(tiny):
+    from lamcap.analysis.observables import loss_curves
+    from lamcap.analysis.plot_load import LOSS_FLOOR
+
+    curves = loss_curves(tiny.probes)
+    zero = curves.copy()  # each series' smallest mean loss becomes a float-precision zero
+    zero["loss_mean"] = zero.loss_mean.where(zero.loss_mean != zero.loss_mean.min("alpha_bin"), 1e-15)
+    fig = figures.loss_figure(zero)
+    for ax in fig.get_axes():
+        mean_lines = [line for line in ax.get_lines() if line.get_label().startswith("adam")]
+        assert all(np.nanmin(line.get_ydata()) > LOSS_FLOOR for line in mean_lines)  # no 1e-15 on the log axis
+        markers = [line for line in ax.get_lines() if line.get_label().startswith("mean loss <")]
+        assert markers and all(np.allclose(line.get_ydata(), 0.0) for line in markers)  # the bottom edge, in axes
+        assert all(line.get_transform() == ax.get_xaxis_transform() for line in markers)  # units: no 1e-15 limit
+        assert ax.get_ylim()[0] > 1e-6
 
 
 def test_loss_curves_are_the_mean_and_spread_of_final_losses(tiny):

@@ -6,11 +6,18 @@ import pytest
 import xarray as xr
 
 from lamcap.analysis.load import open_store
-from lamcap.analysis.mechanism import (ks_distance, law_cdf, regime, relative_load, score_histograms, score_ratios,
-                                steps_to_solution, threshold_spectra)
+from lamcap.analysis.mechanism import (
+    ks_distance,
+    law_cdf,
+    regime,
+    relative_load,
+    score_histograms,
+    score_ratios,
+    steps_to_solution,
+    threshold_spectra,
+)
 from lamcap.errors import InvalidInput
-from tests.analysis.store_factory import (alpha_of, probe_record, quarter_circle_sample, threshold_record,
-                                          write_store)
+from tests.analysis.store_factory import alpha_of, probe_record, quarter_circle_sample, threshold_record, write_store
 
 CELL = {"problem": "dp", "solver": "adam", "rho": 0.5, "d": 10}
 HEBB = {**CELL, "solver": "hebbian"}

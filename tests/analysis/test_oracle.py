@@ -101,7 +101,10 @@ def test_figures_draw_one_line_per_seed_and_the_gap_per_problem(gap_store):
     gap_fig = figures.gap_figure(oracle.optimizer_gap(gap_store.thresholds))
     (ax,) = gap_fig.get_axes()
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert sorted(labels) == ["dp: median, range over seeds", "equal to the exact p*", "op: median, range over seeds"]
+    assert sorted(labels) == ["dp: median; bars: interquartile range over seeds; dots: seeds",
+                              "equal to the exact p*", "op: median; bars: interquartile range over seeds; dots: seeds"]
+    drawn = sorted({int(d) for d in gap_store.thresholds.d.values[(gap_store.thresholds.solver == "lp").values]})
+    assert [t.get_text() for t in ax.get_xticklabels()] == [str(d) for d in drawn]  # only the d with a gap
 
 
 def test_report_prints_the_gap_and_skips_it_with_a_note_without_lp(gap_store, tiny):

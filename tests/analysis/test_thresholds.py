@@ -1,4 +1,4 @@
-"""lamcap.analysis.thresholds on hand-built stores: per-cell statistics, first violations, OP vs DP, curves."""
+"""lamcap.analysis.thresholds on hand-built stores: per-cell statistics, first violations, OP vs DP pairs, curves."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 import xarray as xr
 
 from lamcap.analysis.load import open_store
-from lamcap.analysis.thresholds import (accuracy_curves, bootstrap_medians, first_violation, op_dp_difference,
-                                 threshold_summary)
+from lamcap.analysis.pairing import op_dp_comparison
+from lamcap.analysis.thresholds import accuracy_curves, bootstrap_medians, first_violation, threshold_summary
 from lamcap.errors import InvalidInput
 from tests.analysis.store_factory import alpha_of, probe_record, threshold_record, write_store
 
@@ -44,7 +44,8 @@ def test_summary_matches_numpy_on_a_hand_built_store(tmp_path):
         assert float(cell.alpha_star_mean) == pytest.approx(alphas.mean())
         assert float(cell.alpha_star_std) == pytest.approx(alphas.std(ddof=1))
         assert float(cell.p_star_median) == pytest.approx(np.median(list(seeds.values())))
-        assert alphas.min() <= float(cell.alpha_star_lo) <= np.median(alphas) <= float(cell.alpha_star_hi) <= alphas.max()
+        lo, hi = float(cell.alpha_star_lo), float(cell.alpha_star_hi)
+        assert alphas.min() <= lo <= np.median(alphas) <= hi <= alphas.max()
 
 
 def test_first_violation_is_the_smallest_unsat_load_per_seed(tmp_path):
@@ -61,21 +62,21 @@ def test_first_violation_is_the_smallest_unsat_load_per_seed(tmp_path):
     assert float(s.first_violation_mean.sel(problem="op", solver="adam", rho=1.0, d=D)) == pytest.approx(expected)
 
 
-def test_op_dp_difference_and_its_interval(tmp_path):
+def test_op_dp_pairs_the_seeds_both_problems_hold(tmp_path):
     store = _hand_store(tmp_path)
-    diff = op_dp_difference(store.thresholds, level=0.95, n_boot=2000).sel(solver="adam", rho=1.0, d=D)
-    op = np.median([alpha_of(p, D) for p in P_STAR[("op", "adam")].values()])
-    dp = np.median([alpha_of(p, D) for p in P_STAR[("dp", "adam")].values()])
-    assert float(diff.difference) == pytest.approx(op - dp)
-    assert float(diff.lo) <= op - dp <= float(diff.hi)
-    assert (int(diff.n_op), int(diff.n_dp)) == (4, 3)
+    cmp = op_dp_comparison(store.thresholds, level=0.95, n_boot=2000).sel(solver="adam", rho=1.0, d=D)
+    op, dp = P_STAR[("op", "adam")], P_STAR[("dp", "adam")]
+    diffs = [alpha_of(op[s], D) - alpha_of(dp[s], D) for s in dp]  # seed 3 has no DP threshold: no pair
+    assert float(cmp["mean"]) == pytest.approx(np.mean(diffs)) and int(cmp.n_pairs) == 3
+    assert min(diffs) <= float(cmp.lo) <= np.mean(diffs) <= float(cmp.hi) <= max(diffs)
+    assert (int(cmp.n_positive), int(cmp.n_negative)) == (1, 2)
 
 
 def test_op_dp_needs_both_problems(tmp_path):
     store = _hand_store(tmp_path)
     only_op = store.thresholds.isel(threshold=np.flatnonzero((store.thresholds.problem == "op").values))
     with pytest.raises(InvalidInput, match="both problems"):
-        op_dp_difference(only_op)
+        op_dp_comparison(only_op)
 
 
 def test_bootstrap_median_distribution_skips_missing_seeds():
@@ -133,10 +134,11 @@ def test_bracketed_thresholds_widen_the_median_interval_to_hold_every_p_star_in_
     wide = open_store(write_store(tmp_path / "wide.zarr", probes, _bracketed(rows, 0.06, 0.04)))
     s_exact = threshold_summary(exact.thresholds, level=0.9, n_boot=300)
     s_wide = threshold_summary(wide.thresholds, level=0.9, n_boot=300)
-    assert (s_wide.alpha_star_lo <= s_exact.alpha_star_lo).all() and (s_wide.alpha_star_hi >= s_exact.alpha_star_hi).all()
+    assert (s_wide.alpha_star_lo <= s_exact.alpha_star_lo).all()
+    assert (s_wide.alpha_star_hi >= s_exact.alpha_star_hi).all()
     assert ((s_wide.alpha_star_hi - s_wide.alpha_star_lo) > (s_exact.alpha_star_hi - s_exact.alpha_star_lo)).all()
-    d_exact = op_dp_difference(exact.thresholds, level=0.9, n_boot=300)
-    d_wide = op_dp_difference(wide.thresholds, level=0.9, n_boot=300)
+    d_exact = op_dp_comparison(exact.thresholds, level=0.9, n_boot=300)
+    d_wide = op_dp_comparison(wide.thresholds, level=0.9, n_boot=300)
     assert (d_wide.lo <= d_exact.lo).all() and (d_wide.hi >= d_exact.hi).all()
     assert ((d_wide.hi - d_wide.lo) > (d_exact.hi - d_exact.lo)).all()
 
@@ -150,5 +152,5 @@ def test_bracketed_thresholds_widen_the_fit_interval(tmp_path):
     exact = open_store(write_store(tmp_path / "exact.zarr", probes, rows))
     wide = open_store(write_store(tmp_path / "wide.zarr", probes, _bracketed(rows, 0.15, 0.15)))
     widths = [(f.hi - f.lo).sel(param="alpha_inf").item()
-              for f in (fit_scaling(s.thresholds, n_boot=300) for s in (exact, wide))]
+              for f in (fit_scaling(s.thresholds, "naive", n_boot=300) for s in (exact, wide))]
     assert widths[1] > widths[0] > 0

@@ -10,7 +10,7 @@ import zarr
 
 from lamcap import cli
 from lamcap.commands import demo
-from tests.analysis.store_factory import synthetic_sweep, tiny_store, write_store  # noqa: F401 (fixture)
+from tests.analysis.store_factory import synthetic_sweep, threshold_record, tiny_store, write_store  # noqa: F401 (fixture)
 
 
 @pytest.fixture(autouse=True)
@@ -64,18 +64,36 @@ def test_analyze_writes_tables_and_figures(tiny_store, tmp_path, capsys):
     assert {"alpha_star_median", "alpha_star_lo", "alpha_star_hi", "alpha_theory_finite_size",
             "alpha_theory_asymptotic", "first_violation_mean"} <= set(rows[0])
     fits = json.loads((out / "fits.json").read_text())
-    assert len(fits["scaling"]["order_1"]) == 8 and fits["scaling"]["order_2"] == []  # 2 d cannot fit 3 params
-    assert {"alpha_inf", "a"} == set(fits["scaling"]["order_1"][0]["params"])
-    assert len(fits["op_minus_dp"]) == 8
+    scaling = fits["scaling"]
+    assert len(scaling["naive"]) == len(scaling["theory"]) == 8 and scaling["order2"] == []  # 2 d: no 3 params
+    assert {"alpha_inf", "a"} == set(scaling["naive"][0]["params"]) and "bias" in scaling["naive"][0]
+    assert {"alpha_inf", "k"} == set(scaling["theory"][0]["params"])
+    assert len(fits["op_minus_dp"]) == 8 and len(fits["op_minus_dp_pooled"]) == 4
     for i, name in enumerate(("accuracy", "scaling", "spectra", "scores", "steps"), start=1):
         png = out / f"fig{i}_{name}.png"
         assert png.exists() and str(png) in text
     assert "median a*" in text and "alpha_inf" in text
     op_dp_table = text.split("OP vs DP")[1].split("Outputs:")[0]
     op_dp_rows = [line for line in op_dp_table.splitlines() if line.startswith(("adam", "hebbian"))]
-    assert len(op_dp_rows) == 8  # one per (solver, rho, d)
+    assert len(op_dp_rows) == 8 + 4  # one per (solver, rho, d), then one per (solver, rho) over every d
     first = fits["op_minus_dp"][0]
     assert f"{first['difference']:+.3f}" in op_dp_rows[0]
+
+
+def test_analyze_takes_several_stores(tmp_path, capsys):
+    probes, thresholds = synthetic_sweep(problems=("op",), solvers=("adam",), rhos=(1.0,), ds=(8, 12, 16))
+    a = write_store(tmp_path / "a.zarr", [p for p in probes if p["d"] < 16], [t for t in thresholds if t["d"] < 16])
+    b = write_store(tmp_path / "b.zarr", [p for p in probes if p["d"] == 16], [t for t in thresholds if t["d"] == 16])
+    assert cli.main(["analyze", a, b, "--out", str(tmp_path / "out"), "--n-boot", "20"]) == 0
+    with open(tmp_path / "out" / "summary.csv") as fh:
+        assert sorted(int(r["d"]) for r in csv.DictReader(fh)) == [8, 12, 16]
+    capsys.readouterr()
+    first = thresholds[0]
+    other = threshold_record({k: first[k] for k in ("problem", "solver", "rho", "d")}, first["seed"],
+                             first["p_star"] + 1, 4)
+    clash = write_store(tmp_path / "c.zarr", probes[:2], [other])
+    assert cli.main(["analyze", a, clash, "--out", str(tmp_path / "o2")]) == 2
+    _one_line_error(capsys, "disagree", "a.zarr", "c.zarr")
 
 
 def test_demo_runs_the_sweep_then_the_analysis(tmp_path, monkeypatch, capsys):

@@ -8,8 +8,8 @@ import pytest
 from scipy import integrate, optimize, stats
 
 from lamcap import predictions as theory
-from lamcap.predictions import capacity
 from lamcap.errors import InvalidInput
+from lamcap.predictions import capacity
 
 D_SAMPLED = 1000
 
@@ -35,7 +35,7 @@ def _ks(values: np.ndarray, pdf, rho: float) -> float:
 
 
 # ---------------------------------------------------------------- kappa and alpha_c
-def test_kappa_of_one_is_one_and_the_table_of_theory_md():
+def test_kappa_of_one_is_one_and_the_table_of_docs_theory():
     assert theory.kappa(1.0) == pytest.approx(1.0, abs=1e-12)
     assert theory.alpha_c(1.0) == pytest.approx(0.5, abs=1e-12)
     table = {1.0: 0.5000, 0.75: 0.4935, 0.5: 0.4469, 0.25: 0.3115, 0.1: 0.1568}
@@ -144,7 +144,7 @@ def test_expected_G_over_extreme_value_rises_and_stays_below_one():
     ps = [10, 30, 100, 1000, 10**4, 10**5, 10**6]
     ratio = np.array([theory.expected_G(p)[0] / (2 * math.log(p)) for p in ps])
     assert np.all(np.diff(ratio) > 0) and np.all(ratio < 1)
-    assert 0.55 < ratio[3] < 0.65  # THEORY.md: about 0.6 at p = 10^3
+    assert 0.55 < ratio[3] < 0.65  # docs/THEORY.md 3.1: about 0.6 at p = 10^3
 
 
 # ---------------------------------------------------------------- finite-size prediction
