@@ -193,10 +193,12 @@ def analyze(store: str | os.PathLike | Sequence[str | os.PathLike], out: str | o
 # ---- theory -------------------------------------------------------------------------------------
 
 def theory(rho: float | Sequence[float] = THEORY_RHOS, d: int | Sequence[int] = THEORY_DS) -> dict:
-    """The paper's predictions: asymptotic alpha_c(rho), finite-size p* and alpha_c^RS(d; rho), Hebbian.
+    """The paper's predictions: asymptotic alpha_c(rho) and Hebbian kappa(rho)/8, finite-size p* and
+    alpha_c^RS(d; rho), and per problem the Hebbian memory's finite-size p and alpha (rank cut included).
 
-    Returns {"alpha_hebbian", "asymptotic": [{rho, alpha_c}], "finite_size": [{rho, d, p_star,
-    alpha_c_rs, p_hebbian, alpha_hebbian}]}, the object `lamcap theory --json` prints.
+    Returns {"alpha_hebbian", "asymptotic": [{rho, alpha_c, alpha_hebbian}], "finite_size": [{rho, d, p_star,
+    alpha_c_rs, p_hebbian_op, alpha_hebbian_op, p_hebbian_dp, alpha_hebbian_dp}]}, what `lamcap theory --json`
+    prints.
     """
     from lamcap import predictions as th
 
@@ -212,11 +214,14 @@ def theory(rho: float | Sequence[float] = THEORY_RHOS, d: int | Sequence[int] = 
     for r in rhos:
         for dim in ds:
             p_star, alpha_rs = th.finite_size_prediction(dim, float(r))
-            p_hebb, alpha_hebb = th.hebbian_finite_size(dim)
-            finite.append({"rho": float(r), "d": dim, "p_star": p_star, "alpha_c_rs": alpha_rs,
-                           "p_hebbian": p_hebb, "alpha_hebbian": alpha_hebb})
+            row = {"rho": float(r), "d": dim, "p_star": p_star, "alpha_c_rs": alpha_rs}
+            for problem in th.PROBLEMS:
+                p_hebb, alpha_hebb = th.hebbian_prediction(problem, dim, float(r))
+                row |= {f"p_hebbian_{problem}": p_hebb, f"alpha_hebbian_{problem}": alpha_hebb}
+            finite.append(row)
     return {"alpha_hebbian": th.ALPHA_HEBBIAN,
-            "asymptotic": [{"rho": float(r), "alpha_c": th.alpha_c(float(r))} for r in rhos],
+            "asymptotic": [{"rho": float(r), "alpha_c": th.alpha_c(float(r)),
+                            "alpha_hebbian": th.hebbian_asymptote(float(r))} for r in rhos],
             "finite_size": finite}
 
 

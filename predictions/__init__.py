@@ -53,13 +53,13 @@ def hebbian_prediction(problem: str, d: int, rho: float = 1.0) -> tuple[float, f
     raise InvalidInput(f"problem {problem!r} is not 'op' or 'dp'")
 
 
-def predicted_critical_p(d: int, rho: float, kind: str) -> float:
-    """Theory's critical p for a cell: kind 'optimal' (the finite-size p*) or 'hebbian' (rank-independent)."""
+def predicted_critical_p(d: int, rho: float, kind: str, problem: str = "op") -> float:
+    """Theory's critical p for a cell: kind 'optimal' (the finite-size p*, the same for both problems) or
+    'hebbian' (where the `problem`'s Hebbian memory stores all rows with probability 1/2, rank cut included)."""
     if kind == "optimal":
         return finite_size_prediction(d, rho)[0]
     if kind == "hebbian":
-        check_rho(rho)
-        return hebbian_finite_size(d)[0]
+        return hebbian_prediction(problem, d, check_rho(rho))[0]
     raise InvalidInput(f"kind {kind!r} is not 'optimal' or 'hebbian'")
 
 

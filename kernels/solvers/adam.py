@@ -1,4 +1,4 @@
-"""The paper's training protocol (THEORY.md 2), as one function top to bottom.
+"""The paper's training protocol (docs/THEORY.md 2), as one function top to bottom.
 
 Full batch cross-entropy over each input's p candidates, Adam, a linear warm-up
 over the first warmup_frac of max_steps, then cosine decay of the learning rate

@@ -1,4 +1,4 @@
-"""The Hebbian rule (THEORY.md 3.5): closed form, no training."""
+"""The Hebbian rule (docs/THEORY.md 3.5): closed form, no training."""
 from __future__ import annotations
 
 import torch

@@ -85,10 +85,10 @@ def _theory_columns(problem: str, solver: str, rho: float, d: int) -> tuple[floa
     kind = "hebbian" if solver == "hebbian" else "optimal"
     rank = theory.rank_of(rho, d)
     try:
-        finite = theory.p_to_alpha(theory.predicted_critical_p(d, rank / d, kind), d)
+        finite = theory.p_to_alpha(theory.predicted_critical_p(d, rank / d, kind, problem), d)
     except InvalidInput:  # a cell the theory cannot place: a table entry, never a reason to fail
         finite = math.nan
-    asymptotic = theory.ALPHA_HEBBIAN if kind == "hebbian" else float(theory.alpha_c(rank / d))
+    asymptotic = theory.hebbian_asymptote(rank / d) if kind == "hebbian" else float(theory.alpha_c(rank / d))
     return finite, asymptotic
 
 

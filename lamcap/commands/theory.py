@@ -34,13 +34,16 @@ def _validate(rhos: list[float], ds: list[int]) -> None:
 
 def format_table(result: dict) -> str:
     """The readable table of `lamcap theory`."""
-    lines = [f"Hebbian capacity (d -> infinity): alpha_H = {result['alpha_hebbian']}", "",
-             "Asymptotic capacity alpha_c(rho) = kappa(rho) / 2", f"{'rho':>6}  {'alpha_c':>8}"]
-    lines += [f"{row['rho']:>6.3f}  {row['alpha_c']:>8.4f}" for row in result["asymptotic"]]
-    lines += ["", "Finite size: p* solves p E[G_p] = kappa d^2 (replica); Hebbian: P(all stored) = 1/2",
-              f"{'rho':>6} {'d':>6}  {'p*':>10} {'alpha_c^RS':>10}  {'p_hebbian':>10} {'alpha_hebb':>10}"]
+    lines = ["Asymptotic capacities: optimal alpha_c(rho) = kappa(rho) / 2, Hebbian kappa(rho) / 8",
+             f"{'rho':>6}  {'alpha_c':>8}  {'alpha_H':>8}"]
+    lines += [f"{row['rho']:>6.3f}  {row['alpha_c']:>8.4f}  {row['alpha_hebbian']:>8.4f}" for row in result["asymptotic"]]
+    lines += ["", "Finite size: p* solves p E[G_p] = kappa d^2 (replica); Hebbian: P(all stored) = 1/2 (OP: Gaussian "
+              "score model, DP: exact row law)",
+              f"{'rho':>6} {'d':>6}  {'p*':>10} {'alpha_c^RS':>10}  {'p_H (op)':>10} {'alpha_H op':>10}"
+              f"  {'p_H (dp)':>10} {'alpha_H dp':>10}"]
     lines += [f"{r['rho']:>6.3f} {r['d']:>6d}  {r['p_star']:>10.2f} {r['alpha_c_rs']:>10.4f}"
-              f"  {r['p_hebbian']:>10.2f} {r['alpha_hebbian']:>10.4f}" for r in result["finite_size"]]
+              f"  {r['p_hebbian_op']:>10.2f} {r['alpha_hebbian_op']:>10.4f}"
+              f"  {r['p_hebbian_dp']:>10.2f} {r['alpha_hebbian_dp']:>10.4f}" for r in result["finite_size"]]
     return "\n".join(lines)
 
 

@@ -28,6 +28,8 @@ k <= 1). A resolution r saves about log2(r p*) of the last bisection steps when 
 """
 from __future__ import annotations
 
+import functools
+
 import itertools
 import math
 from collections.abc import Iterator
@@ -249,10 +251,11 @@ class ThresholdLearner(Learner):
         return out
 
 
+@functools.lru_cache(maxsize=4096)
 def theory_guess(cell) -> float:
-    """The finite-size theory's critical p for the cell's solver kind: every search's first guess."""
+    """The finite-size theory's critical p for the cell's solver kind and problem: every search's first guess."""
     try:
-        return float(theory.predicted_critical_p(cell.d, cell.rho_eff, cell.theory_kind))
+        return float(theory.predicted_critical_p(cell.d, cell.rho_eff, cell.theory_kind, cell.problem))
     except InvalidInput as exc:
         raise InvalidInput(f"cell {cell.problem} {cell.solver} rho={cell.rho:g} d={cell.d}: {exc}") from None
 

@@ -168,7 +168,8 @@ def test_finite_size_prediction_decreases_in_d_and_stays_above_the_asymptote():
 
 def test_predicted_critical_p_dispatches_on_kind():
     assert theory.predicted_critical_p(16, 0.5, "optimal") == theory.finite_size_prediction(16, 0.5)[0]
-    assert theory.predicted_critical_p(16, 0.5, "hebbian") == theory.hebbian_finite_size(16)[0]
+    assert theory.predicted_critical_p(16, 0.5, "hebbian") == theory.hebbian_finite_size(16, 0.5)[0]
+    assert theory.predicted_critical_p(16, 0.5, "hebbian", "dp") == theory.hebbian_dp_finite_size(16, 0.5)[0]
     with pytest.raises(InvalidInput, match="'lp'"):
         theory.predicted_critical_p(16, 0.5, "lp")
 
