@@ -110,11 +110,11 @@ def _child(impl: str, problem: str, d: int, p: int, seed: int, cpu_limit: float,
     import torch
 
     torch.set_num_threads(1)
-    from lamcap.kernels.disorder import Instance, InstanceSpec
-    from lamcap.kernels.solvers import lp as lp_module
-
     import highspy  # noqa: F401 - imports are not part of a probe's time
     import scipy.optimize  # noqa: F401
+
+    from lamcap.kernels.disorder import Instance, InstanceSpec
+    from lamcap.kernels.solvers import lp as lp_module
 
     lp_module.check_lp_size = lambda d, p: None  # measure beyond the current limits
     instance = Instance(InstanceSpec(problem, d, p, seed))

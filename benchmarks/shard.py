@@ -37,9 +37,9 @@ def measure(collective, d: int, p: int, steps: int, mode: str) -> dict:
 
     from lamcap.kernels.disorder import Instance, InstanceSpec
     from lamcap.kernels.memory import PeakMemory
+    from lamcap.kernels.settings import SolverSettings
     from lamcap.kernels.solvers import warm_up
     from lamcap.kernels.solvers.adam import train_adam
-    from lamcap.kernels.settings import SolverSettings
 
     warm_up("cpu")
     spec = InstanceSpec("dp", d, p, seed=0)
@@ -74,7 +74,7 @@ def _process(rank: int, size: int, port: int, args: tuple, results) -> None:
             with joined(Rendezvous("127.0.0.1", port, rank, size, timeout_s=600.0), "cpu") as collective:
                 out = measure(collective, *args)
         results.put((rank, pickle.dumps(out), ""))
-    except BaseException:  # noqa: BLE001 - reported by the parent
+    except BaseException:
         results.put((rank, b"", traceback.format_exc()))
 
 

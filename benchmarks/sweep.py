@@ -3,8 +3,9 @@
 (a) Probes per (cell, seed): the adaptive bisection (lamcap.orchestrator.learners.threshold.ThresholdLearner, asked
     one point at a time, and 4 at a time as the scheduler does with idle actors) against the
     paper's method, a uniform grid of 20 loads per cell; and what a relative resolution of
-    RESOLUTION (SearchSettings.resolution: stop once p_hi - p_lo <= max(1, r p_lo)) saves. The oracle is a monotone fake: SAT iff
-    p <= p_true(seed), with p_true = g * bias * exp(sigma z), g = lamcap.predictions.predicted_critical_p
+    RESOLUTION (SearchSettings.resolution: stop once p_hi - p_lo <= max(1, r p_lo)) saves. The oracle is a
+    monotone fake: SAT iff p <= p_true(seed), with p_true = g * bias * exp(sigma z),
+    g = lamcap.predictions.predicted_critical_p
     (the learner's own first guess), z ~ N(0, 1) per seed, sigma = 0.15 sqrt(8 / d) (about the
     seed-to-seed spread of real sweeps at small d, shrinking with d). bias = 1: theory is right on
     average; bias = 0.8: theory 25% too high (short Adam budgets land there). The grid spans the
@@ -181,7 +182,8 @@ def print_utilisation(rows: list[dict]) -> None:
     print("  idle ms: actor time outside probes, per probe (dispatch round trip, the sweep's tail)\n"
           "  flush/fill/collect ms: dispatch-loop time per call (flush: blocked handing a batch to the store's\n"
           "  writer thread; the final flush waits for the disk)")
-    header = (f"{'probe':>6} {'probes':>6} {'wall s':>7} {'busy s':>7} {'util':>6} {'rate':>9} {'idle ms':>7} {'flushes':>7} "
+    header = (f"{'probe':>6} {'probes':>6} {'wall s':>7} {'busy s':>7} {'util':>6} {'rate':>9} {'idle ms':>7} "
+              f"{'flushes':>7} "
               f"{'flush ms':>8} {'fill ms':>7} {'collect ms':>10}  per actor")
     print(header + "\n" + "-" * len(header))
     for r in rows:

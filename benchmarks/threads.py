@@ -13,7 +13,6 @@ Each line is measured in one run of this script; the machine's other load is pri
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -61,7 +60,8 @@ def main() -> None:
 
     cores = len(os.sched_getaffinity(0))
     print(f"(a) one step, idle machine ({cores} cores; load average now {os.getloadavg()[0]:.2f})")
-    print(f"{'problem':7} {'d':>4} {'p':>5} {'work/step':>10} {'1 thread':>10} {f'{cores} threads':>10} {'speed-up':>8}")
+    print(f"{'problem':7} {'d':>4} {'p':>5} {'work/step':>10} {'1 thread':>10} {f'{cores} threads':>10} "
+          f"{'speed-up':>8}")
     for problem, d, p in SIZES:
         one, many = step_seconds(problem, d, p, 1), step_seconds(problem, d, p, cores)
         print(f"{problem:7} {d:4d} {p:5d} {step_work(problem, d, p):10.2e} {one * 1e3:8.1f}ms {many * 1e3:8.1f}ms "

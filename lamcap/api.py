@@ -114,7 +114,8 @@ def sweep(spec: Any, store: str | os.PathLike, *, address: str | None = None, wo
     from lamcap.orchestrator.runtime.driver import execute
 
     if not isinstance(store, (str, os.PathLike)):
-        raise InvalidInput(f"store={store!r} must be a path (a str or os.PathLike) of the Zarr store to write or resume")
+        raise InvalidInput(f"store={store!r} must be a path (a str or os.PathLike) of the Zarr store to write or "
+                           "resume")
     sweep_spec = load_spec(spec, **overrides)
     store = os.fspath(store)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):

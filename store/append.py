@@ -105,6 +105,7 @@ def pad(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """2-D rows padded on the right to the array's width (NaN or 0)."""
     if values.ndim == 1 or values.shape[1] == shape[1]:
         return values
-    out = np.full((values.shape[0], shape[1]), {'f8': np.nan, '?': False}.get(values.dtype.str[1:], 0), dtype=values.dtype)
+    fill = {'f8': np.nan, '?': False}.get(values.dtype.str[1:], 0)
+    out = np.full((values.shape[0], shape[1]), fill, dtype=values.dtype)
     out[:, : values.shape[1]] = values
     return out

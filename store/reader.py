@@ -203,8 +203,8 @@ def _check_relations(path: str, data: TableData) -> None:
     for i, row in enumerate(data.records()):
         broken = threshold_relations(row)
         if broken:
-            bad.append(f"row {i} ({row['problem']} {row['solver']} rho={row['rho']:g} d={row['d']} seed={row['seed']}): "
-                       f"{broken}")
+            where = f"{row['problem']} {row['solver']} rho={row['rho']:g} d={row['d']} seed={row['seed']}"
+            bad.append(f"row {i} ({where}): {broken}")
     if bad:
         more = f"; and {len(bad) - 3} more" if len(bad) > 3 else ""
         raise damaged(f"{path}/{THRESHOLDS.group}", f"{len(bad)} threshold row(s) break the relations between p_lo, "

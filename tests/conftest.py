@@ -10,7 +10,7 @@ _paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
 if REPO not in _paths:
     os.environ["PYTHONPATH"] = os.pathsep.join([REPO, *_paths])
 
-import pytest  # noqa: E402
+import pytest
 
 # Tests run torch in the pytest process beside another xdist worker and Ray actors: one thread each, and
 # OpenMP told to sleep rather than spin while it waits (a spinning wait steals the other worker's core; set

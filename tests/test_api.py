@@ -70,7 +70,8 @@ def test_theory_equals_the_cli_json(capsys):
     assert cli.main(["theory", "--rho", "1", "0.5", "--d", "8", "16", "--json"]) == 0
     assert lamcap.theory(rho=[1, 0.5], d=[8, 16]) == json.loads(capsys.readouterr().out)
     single = lamcap.theory(rho=1.0, d=8)
-    assert single["asymptotic"] == [{"rho": 1.0, "alpha_c": 0.5, "alpha_hebbian": 0.125}] and len(single["finite_size"]) == 1
+    assert single["asymptotic"] == [{"rho": 1.0, "alpha_c": 0.5, "alpha_hebbian": 0.125}]
+    assert len(single["finite_size"]) == 1
     with pytest.raises(InvalidInput, match="rho=0"):
         lamcap.theory(rho=0)
 

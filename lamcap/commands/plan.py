@@ -24,7 +24,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("spec", nargs="?", default=None, help="sweep spec TOML file (keys of SweepSpec.to_dict)")
     parser.add_argument("--preset", default=None, help="start from a named spec: " + ", ".join(PRESETS))
-    parser.add_argument("--device", default=None, help="cpu, cuda or auto: the device to plan for (default: the spec's)")
+    parser.add_argument("--device", default=None,
+                        help="cpu, cuda or auto: the device to plan for (default: the spec's)")
     parser.add_argument("--workers", type=int, default=None, help="actors the sweep will run on: adds a wall time")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
@@ -96,7 +97,8 @@ def format_plan(plan, spec) -> str:
         total += f"; with {plan.workers} workers about {_duration(plan.wall_seconds)} of wall time"
     lines.append(total)
     if plan.device == "cuda" and plan.source.startswith("stated"):
-        lines.append("(an estimate from the stated GPU model in lamcap.orchestrator.planning.cost_model, not a measurement)")
+        lines.append("(an estimate from the stated GPU model in lamcap.orchestrator.planning.stated, "
+                     "not a measurement)")
     return "\n".join(lines)
 
 

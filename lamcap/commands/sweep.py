@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     from lamcap import api
 
     report = api.sweep(build_spec(args), args.store, address=args.address, workers=args.workers,
-                       progress=not args.no_progress, flush_seconds=args.flush_seconds, ray_logs=getattr(args, "verbose", False))
+                       progress=not args.no_progress, flush_seconds=args.flush_seconds,
+                       ray_logs=getattr(args, "verbose", False))
     print(format_table(report.thresholds))
     print(f"\n{report.probes_run} probes run, {report.probes_reused} reused from the store, "
           f"{report.retries} retried; actor utilisation {report.utilisation:.0%}; store: {args.store}")

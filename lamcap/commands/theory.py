@@ -36,7 +36,8 @@ def format_table(result: dict) -> str:
     """The readable table of `lamcap theory`."""
     lines = ["Asymptotic capacities: optimal alpha_c(rho) = kappa(rho) / 2, Hebbian kappa(rho) / 8",
              f"{'rho':>6}  {'alpha_c':>8}  {'alpha_H':>8}"]
-    lines += [f"{row['rho']:>6.3f}  {row['alpha_c']:>8.4f}  {row['alpha_hebbian']:>8.4f}" for row in result["asymptotic"]]
+    lines += [f"{row['rho']:>6.3f}  {row['alpha_c']:>8.4f}  {row['alpha_hebbian']:>8.4f}"
+              for row in result["asymptotic"]]
     lines += ["", "Finite size: p* solves p E[G_p] = kappa d^2 (replica); Hebbian: P(all stored) = 1/2 (OP: Gaussian "
               "score model, DP: exact row law)",
               f"{'rho':>6} {'d':>6}  {'p*':>10} {'alpha_c^RS':>10}  {'p_H (op)':>10} {'alpha_H op':>10}"

@@ -61,7 +61,8 @@ def check_replayed(learner: AdaptiveLearner, recorded: list[dict], what: str) ->
         same = new is not None and (new["round"], new["basis"], learner.chosen(new)) == \
             (old["round"], old["basis"], learner.chosen(old))
         if not same:
-            got = f"{new['basis']} {learner.chosen(new)}" if new is not None else "nothing (its thresholds are not stored)"
+            got = (f"{new['basis']} {learner.chosen(new)}" if new is not None
+                   else "nothing (its thresholds are not stored)")
             raise ReplayMismatch(f"{what}, round {old['round']}: the store recorded {old['basis']} "
                                  f"{learner.chosen(old)}, the stored thresholds replay to {got}")
 

@@ -29,7 +29,6 @@ k <= 1). A resolution r saves about log2(r p*) of the last bisection steps when 
 from __future__ import annotations
 
 import functools
-
 import itertools
 import math
 from collections.abc import Iterator

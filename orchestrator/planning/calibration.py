@@ -8,6 +8,7 @@ p^2 d (a few seconds each).
 """
 from __future__ import annotations
 
+import functools
 import os
 import time
 
@@ -32,6 +33,11 @@ def _subsample(ds: list[int], k: int) -> list[int]:
     return sorted({ds[round(i * (len(ds) - 1) / (k - 1))] for i in range(k)})
 
 
+def _fits(p_at, problem: str, cap: float, d: int) -> bool:
+    """Whether a (problem, d) probe at the calibration load stays under `cap` competitors."""
+    return p_at(problem, d) ** 2 * d <= cap
+
+
 def calibration_sizes(spec: SweepSpec, budget_bytes: int) -> list[tuple[str, int, int, str]]:
     """(problem, d, p, mode) to time: per (problem, mode) the spec's cells run in, up to CAL_SIZES
     of their dimensions at p = CAL_LOAD x the full-rank theory p*; a dimension too large to time
@@ -42,8 +48,8 @@ def calibration_sizes(spec: SweepSpec, budget_bytes: int) -> list[tuple[str, int
     for cell in spec.cells():
         if cell.solver == "lp":
             continue
-        modes = {competitor_mode(cell.problem, cell.d, round(theory_guess(cell) * f), spec.solver_settings.mode, storage,
-                                 budget)
+        modes = {competitor_mode(cell.problem, cell.d, round(theory_guess(cell) * f), spec.solver_settings.mode,
+                                 storage, budget)
                  for f in (0.85, 1.15)}
         for mode in modes:
             groups.setdefault((cell.problem, mode), set()).add(cell.d)
@@ -54,7 +60,7 @@ def calibration_sizes(spec: SweepSpec, budget_bytes: int) -> list[tuple[str, int
     sizes = []
     for (problem, mode), ds in sorted(groups.items()):
         cap = CAL_MAX_ELEMENTS["op" if problem == "op" else mode]
-        fits = lambda d: p_at(problem, d) ** 2 * d <= cap  # noqa: E731
+        fits = functools.partial(_fits, p_at, problem, cap)
         chosen = {d if fits(d) else max([x for x in CAL_LADDER if x < d and fits(x)], default=8) for d in ds}
         if mode == "regenerate" and len(chosen) == 1:  # regenerate's rate is fitted, never extrapolated from one point
             chosen.add(max([x for x in CAL_LADDER if x < min(chosen)], default=min(chosen)))

@@ -267,7 +267,8 @@ def device_probe_rates(rates: dict) -> dict[tuple, float]:
     per_sample, bandwidth = 1.0 / rates["samples_per_s"], rates["bytes_per_s"]
     check = {"op": fp64 / 4, "dp": 1.0 / (per_sample + 16.0 / bandwidth)}
     return {**{("verify", k): v for k, v in check.items()}, **{("probe", k): v for k, v in check.items()},
-            ("setup", "op", "materialize"): bandwidth, ("setup", "dp", "materialize"): 1.0 / (per_sample + 4.0 / bandwidth)}
+            ("setup", "op", "materialize"): bandwidth,
+            ("setup", "dp", "materialize"): 1.0 / (per_sample + 4.0 / bandwidth)}
 
 
 def from_timings(timings: Iterable, device: str, source: str, budget_bytes: int, clock: str = "wall",

@@ -7,7 +7,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-
 BACKLOG = 16  # batches' worth of records the loop buffers while the writer is busy, before it waits for it
 
 
@@ -33,7 +32,8 @@ class BatchWriter:
     """
 
     def __init__(self, store: Any, flush_every: int, flush_seconds: float, cost_model: str = "") -> None:
-        self.store, self.flush_every, self.flush_seconds, self.cost_model = store, flush_every, flush_seconds, cost_model
+        self.store, self.flush_every, self.flush_seconds = store, flush_every, flush_seconds
+        self.cost_model = cost_model
         self.pending = Batch()
         self.last_flush = time.monotonic()
         self._thread: ThreadPoolExecutor | None = None

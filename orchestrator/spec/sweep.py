@@ -60,6 +60,8 @@ SPEC_KEYS = ("problems", "solvers", "rhos", "ds", "d_max", "seeds", "seeds_for",
              "resolution_for", "adaptive", "shards")
 REQUIRED_KEYS = ("problems", "solvers", "rhos", "ds", "seeds")
 
+LIST_AXES = ("problems", "solvers", "rhos", "ds")  # the list fields a spec may extend a store along
+
 
 @dataclass(frozen=True)
 class SweepSpec:
@@ -215,8 +217,8 @@ class SweepSpec:
             return []
         if self.conflicts_with(stored):
             return None
-        added = [f"{name} + {sorted(set(getattr(self, name)) - set(getattr(stored, name)))}"
-                 for name in ("problems", "solvers", "rhos", "ds") if set(getattr(self, name)) - set(getattr(stored, name))]
+        new = {name: sorted(set(getattr(self, name)) - set(getattr(stored, name))) for name in LIST_AXES}
+        added = [f"{name} + {values}" for name, values in new.items() if values]
         return added + ([f"seeds {stored.seeds} -> {self.seeds}"] if self.seeds > stored.seeds else [])
 
     def conflicts_with(self, stored: SweepSpec) -> list[str]:
@@ -224,8 +226,8 @@ class SweepSpec:
         (what it only adds is no conflict); empty when it can."""
         if self.adaptive or stored.adaptive:
             return self.compatible_with(stored)
-        out = [f"{name}: this spec drops {sorted(set(getattr(stored, name)) - set(getattr(self, name)))}"
-               for name in ("problems", "solvers", "rhos", "ds") if set(getattr(stored, name)) - set(getattr(self, name))]
+        dropped = {name: sorted(set(getattr(stored, name)) - set(getattr(self, name))) for name in LIST_AXES}
+        out = [f"{name}: this spec drops {values}" for name, values in dropped.items() if values]
         if self.seeds < stored.seeds:
             out.append(f"seeds: this spec has fewer ({self.seeds} < {stored.seeds})")
         elif self.seeds > stored.seeds and self.search.curve_points:

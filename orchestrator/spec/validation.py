@@ -88,7 +88,8 @@ def spec_problems(spec: Any) -> list[str]:
         out.append(f"solver_settings={spec.solver_settings!r} must be a SolverSettings")
     if not isinstance(spec.shards, ShardRules):
         out.append(f"shards={spec.shards!r} must be a ShardRules")
-    out += table_problems("seeds_for", spec.seeds_for, spec.seeds) + table_problems("resolution_for", spec.resolution_for)
+    out += table_problems("seeds_for", spec.seeds_for, spec.seeds)
+    out += table_problems("resolution_for", spec.resolution_for)
     if spec.adaptive and (spec.seeds_for or spec.resolution_for):
         out.append("[seeds_for] and [resolution_for] do not combine with an adaptive axis (its learners choose the "
                    "seeds); give one seeds and search.resolution for the whole sweep")

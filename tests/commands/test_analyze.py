@@ -10,7 +10,7 @@ import zarr
 
 from lamcap import cli
 from lamcap.commands import demo
-from tests.analysis.store_factory import synthetic_sweep, threshold_record, tiny_store, write_store  # noqa: F401 (fixture)
+from tests.analysis.store_factory import synthetic_sweep, threshold_record, write_store
 
 
 @pytest.fixture(autouse=True)

@@ -56,7 +56,8 @@ def test_decisions_round_trip_as_rows_and_log(tmp_path, axis):
     store = _store(path, spec, rows)
     half = len(decisions) // 2
     assert store.append_decisions(decisions[:half], rows_of(decisions[:half]), "a cost") == half
-    assert StoreWriter.open_or_create(path, spec).append_decisions(decisions[half:], rows_of(decisions[half:])) == len(decisions) - half
+    writer = StoreWriter.open_or_create(path, spec)
+    assert writer.append_decisions(decisions[half:], rows_of(decisions[half:])) == len(decisions) - half
     table, log = read_decisions(path)
     assert log == json.loads(json.dumps(decisions))  # every dict, in the order made
     assert StoreWriter.open_or_create(path, spec).completed_decisions() == log

@@ -44,11 +44,13 @@ def record(problem="op", solver="adam", rho=0.5, d=12, seed=0, p=10, purpose="se
     rng = np.random.default_rng(p * 100 + seed)
     outcome = Outcome(sat=p % 3 != 0, n_violations=p % 3, accuracy=1 - (p % 3) / p, min_margin=float(rng.normal()),
                       final_loss=float(rng.uniform()), steps=int(rng.integers(1, 500)), status="max_steps",
-                      wall_seconds=0.5, cpu_seconds=0.4, peak_bytes=12345, device="cpu", target_mean=3.0, target_var=0.2,
+                      wall_seconds=0.5, cpu_seconds=0.4, peak_bytes=12345, device="cpu", target_mean=3.0,
+                      target_var=0.2,
                       offtarget_mean=0.0, offtarget_var=1.0, target_hist=rng.integers(0, 9, N_BINS).tolist(),
                       offtarget_hist=rng.integers(0, 9, N_BINS).tolist(),
                       singular_values=sorted(rng.uniform(0, 3, rank).tolist(), reverse=True) + [0.0] * (d - rank),
-                      input_target_score=float(rng.normal(3.0)), input_competitor_hist=rng.integers(0, 3, N_BINS).tolist())
+                      input_target_score=float(rng.normal(3.0)),
+                      input_competitor_hist=rng.integers(0, 3, N_BINS).tolist())
     return {**probe_labels(probe), **outcome.as_record(), "error": ""}
 
 
@@ -72,7 +74,8 @@ def tree_digest(path: Path) -> dict:
 
 def test_every_outcome_field_has_a_column():
     assert {f.name for f in dataclasses.fields(Outcome)} <= set(PROBES.names)
-    assert {f.name for f in PROBES.wide} == {"target_hist", "offtarget_hist", "input_competitor_hist", "singular_values"}
+    wide = {"target_hist", "offtarget_hist", "input_competitor_hist", "singular_values"}
+    assert {f.name for f in PROBES.wide} == wide
 
 
 def test_round_trip_through_store_xarray_and_analysis_reader(tmp_path):
@@ -389,6 +392,7 @@ def test_a_spec_that_is_no_extension_is_refused_with_the_way_to_extend(tmp_path)
     path = tmp_path / "s.zarr"
     StoreWriter.open_or_create(path, make_spec()).append_probes([record()])
     before = tree_digest(path)
-    with pytest.raises(InvalidInput, match=r"ds: this spec drops \[12\].*only adds problems, solvers, rhos, ds or seeds"):
+    match = r"ds: this spec drops \[12\].*only adds problems, solvers, rhos, ds or seeds"
+    with pytest.raises(InvalidInput, match=match):
         open_checked(path, make_spec(ds=(8,)))
     assert tree_digest(path) == before

@@ -65,10 +65,12 @@ def test_curve_is_made_non_decreasing_and_its_extrapolation_is_clamped():
 
 def test_a_model_fitted_to_straight_lines_reproduces_them():
     model = line_model()
-    for problem, mode, p, d in (("op", "materialize", 120, 20), ("dp", "materialize", 200, 24), ("dp", "regenerate", 70, 12)):
+    cases = (("op", "materialize", 120, 20), ("dp", "materialize", 200, 24), ("dp", "regenerate", 70, 12))
+    for problem, mode, p, d in cases:
         n = p * p * d
         a, b = LINES["step"]
-        assert model.step[(problem, mode)](step_work(problem, d, p, mode)) == pytest.approx(a + b * step_work(problem, d, p, mode))
+        work = step_work(problem, d, p, mode)
+        assert model.step[(problem, mode)](work) == pytest.approx(a + b * work)
         assert model.probe[problem](n) == pytest.approx(LINES["probe"][0] + LINES["probe"][1] * n)
 
 
@@ -147,7 +149,8 @@ def test_plan_totals_seeds_curves_and_wall_time():
     assert plan.device_seconds == pytest.approx(sum(c.seeds * c.seconds_per_threshold + c.curve_seconds
                                                     for c in plan.cells))
     assert all(c.curve_probes == 2 * 3 for c in plan.cells if c.solver == "adam")
-    assert plan.wall_seconds == pytest.approx(max(plan.device_seconds / 2, max(c.seconds_per_threshold for c in plan.cells)))
+    longest = max(c.seconds_per_threshold for c in plan.cells)
+    assert plan.wall_seconds == pytest.approx(max(plan.device_seconds / 2, longest))
     assert plan_spec(spec, model).wall_seconds is None
     doc = plan.to_dict()
     assert doc["device_hours"] == pytest.approx(plan.device_seconds / 3600) and len(doc["cells"]) == len(spec.cells())

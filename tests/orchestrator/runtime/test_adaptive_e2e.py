@@ -53,9 +53,9 @@ points = 6
 @contextlib.contextmanager
 def oracle_sweep(spec_file: Path, store: Path, flush: float, stderr=subprocess.PIPE):
     """The driver with the oracle runner as a subprocess in its own session; killed with its Ray on exit."""
-    proc = subprocess.Popen([sys.executable, "-m", "tests.orchestrator.learners.adaptive_oracle", str(spec_file), str(store),
-                             str(flush)], cwd=REPO, stdout=subprocess.PIPE, stderr=stderr, text=True,
-                            start_new_session=True)
+    oracle = "tests.orchestrator.learners.adaptive_oracle"
+    proc = subprocess.Popen([sys.executable, "-m", oracle, str(spec_file), str(store), str(flush)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True)
     try:
         yield proc
     finally:
@@ -162,8 +162,8 @@ def test_a_store_whose_decisions_differ_is_refused_before_ray_in_one_line(tmp_pa
 
     from lamcap import cli
     from lamcap.store.writer import StoreWriter
-    from tests.store.test_decisions_table import _threshold_rows
     from tests.orchestrator.runtime.test_sweep_e2e import tree_digest
+    from tests.store.test_decisions_table import _threshold_rows
 
     spec_file = tmp_path / "rank.toml"
     spec_file.write_text(RANK_SPEC)

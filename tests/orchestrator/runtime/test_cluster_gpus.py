@@ -19,17 +19,17 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from ray.cluster_utils import Cluster  # noqa: E402
+from ray.cluster_utils import Cluster
 
-from lamcap.orchestrator.runtime.driver import execute  # noqa: E402
-from lamcap.orchestrator.runtime.pool import WorkerPlan, WorkerPool, plan_workers  # noqa: E402
-from lamcap.orchestrator.runtime.preflight import stored_spec  # noqa: E402
-from lamcap.orchestrator.runtime.scheduler import Scheduler, SchedulerSettings  # noqa: E402
-from lamcap.orchestrator.spec import SearchSettings, SweepSpec  # noqa: E402
-from lamcap.store.reader import read_tables  # noqa: E402
-from lamcap.store.writer import StoreWriter  # noqa: E402
-from tests.orchestrator.runtime.test_scheduler import fake_runner, p_true  # noqa: E402
-from tests.orchestrator.runtime.test_sweep_e2e import alive, descendants  # noqa: E402
+from lamcap.orchestrator.runtime.driver import execute
+from lamcap.orchestrator.runtime.pool import WorkerPlan, WorkerPool, plan_workers
+from lamcap.orchestrator.runtime.preflight import stored_spec
+from lamcap.orchestrator.runtime.scheduler import Scheduler, SchedulerSettings
+from lamcap.orchestrator.spec import SearchSettings, SweepSpec
+from lamcap.store.reader import read_tables
+from lamcap.store.writer import StoreWriter
+from tests.orchestrator.runtime.test_scheduler import fake_runner, p_true
+from tests.orchestrator.runtime.test_sweep_e2e import alive, descendants
 
 REPO = str(Path(__file__).resolve().parents[3])
 GPU_NODES = 2

@@ -18,18 +18,18 @@ import zarr
 ray = pytest.importorskip("ray")
 
 from lamcap.orchestrator.learners.decisions import decision_row
-from lamcap.orchestrator.learners.expansion import Expansion  # noqa: E402
+from lamcap.orchestrator.learners.expansion import Expansion
 from lamcap.orchestrator.runtime.pool import WorkerPlan, WorkerPool
-from lamcap.orchestrator.runtime.preflight import check_store  # noqa: E402
-from lamcap.orchestrator.runtime.probe import failed_record, probe_labels  # noqa: E402
-from lamcap.orchestrator.runtime.ray_session import start_ray, stop_ray  # noqa: E402
-from lamcap.orchestrator.runtime.scheduler import Scheduler, SchedulerSettings  # noqa: E402
-from lamcap.orchestrator.spec import Cell, Probe, SearchSettings, SweepSpec  # noqa: E402
-from lamcap.store.reader import read_decisions, read_tables  # noqa: E402
-from lamcap.store.schema import probe_key, threshold_key  # noqa: E402
-from lamcap.store.writer import StoreWriter  # noqa: E402
-from tests.orchestrator.learners import adaptive_oracle  # noqa: E402
-from tests.orchestrator.learners.test_expansion import by_learner, cubic_cost, run  # noqa: E402
+from lamcap.orchestrator.runtime.preflight import check_store
+from lamcap.orchestrator.runtime.probe import failed_record, probe_labels
+from lamcap.orchestrator.runtime.ray_session import start_ray, stop_ray
+from lamcap.orchestrator.runtime.scheduler import Scheduler, SchedulerSettings
+from lamcap.orchestrator.spec import Cell, Probe, SearchSettings, SweepSpec
+from lamcap.store.reader import read_decisions, read_tables
+from lamcap.store.schema import probe_key, threshold_key
+from lamcap.store.writer import StoreWriter
+from tests.orchestrator.learners import adaptive_oracle
+from tests.orchestrator.learners.test_expansion import by_learner, cubic_cost, run
 from tests.orchestrator.learners.test_expansion import make_spec as adaptive_spec
 
 GUESS = 20.0
@@ -193,8 +193,11 @@ def test_the_longest_probes_start_first():
     order = DispatchOrder(make_spec(), "cpu")
     small, big_p, big_d = (Probe(Cell("op", "adam", 1.0, d), 0, p) for d, p in ((8, 10), (8, 20), (16, 10)))
     assert order.seconds(big_d) > order.seconds(small) and order.seconds(big_p) > order.seconds(small)
-    assert order.seconds(Probe(Cell("dp", "adam", 1.0, 8), 0, 200)) > order.seconds(Probe(Cell("op", "adam", 1.0, 8), 0, 200))
-    assert order.seconds(Probe(Cell("op", "lp", 1.0, 24), 0, 100)) > order.seconds(Probe(Cell("op", "adam", 1.0, 24), 0, 100))
+    def seconds(problem: str, solver: str, d: int, p: int) -> float:
+        return order.seconds(Probe(Cell(problem, solver, 1.0, d), 0, p))
+
+    assert seconds("dp", "adam", 8, 200) > seconds("op", "adam", 8, 200)
+    assert seconds("op", "lp", 24, 100) > seconds("op", "adam", 24, 100)
 
 
 def test_resume_from_partial_store_reruns_nothing_stored(pool, tmp_path):

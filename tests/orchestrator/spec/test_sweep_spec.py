@@ -32,7 +32,8 @@ def small(**changes) -> dict:
 
 
 def test_no_torch_or_ray_at_import_time():
-    code = ("import sys, lamcap.orchestrator.spec, lamcap.orchestrator.learners.threshold, lamcap.orchestrator.spec.presets; "
+    code = ("import sys, lamcap.orchestrator.spec, lamcap.orchestrator.learners.threshold, "
+            "lamcap.orchestrator.spec.presets; "
             "print(sorted(m for m in ('torch', 'ray') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -67,8 +68,11 @@ def test_cells_cover_the_product_sorted_and_respect_d_max():
 def test_d_max_keys_name_a_problem_a_solver_or_a_rank_fraction(tmp_path):
     spec = SweepSpec.from_dict(small(ds=[8, 12, 16, 24], d_max={"dp": 16, "rho=0.5": 12, "hebbian": 8}))
     got = {(c.problem, c.solver, c.rho, c.d) for c in spec.cells()}
+    def cap(pr: str, so: str, rho: float) -> int:
+        return min([24 if pr == "op" else 16] + [12] * (rho == 0.5) + [8] * (so == "hebbian"))
+
     want = {(pr, so, rho, d) for pr in ("op", "dp") for so in ("adam", "hebbian") for rho in (1.0, 0.5)
-            for d in (8, 12, 16, 24) if d <= min([24 if pr == "op" else 16] + [12] * (rho == 0.5) + [8] * (so == "hebbian"))}
+            for d in (8, 12, 16, 24) if d <= cap(pr, so, rho)}
     assert got == want
     assert spec.ds_for("dp") == (8, 12, 16) and spec.ds_for("op", "adam", 0.5) == (8, 12)
     path = tmp_path / "caps.toml"
@@ -88,7 +92,8 @@ def test_lp_cells_exist_only_at_rho_one_and_under_their_d_max():
     spec = SweepSpec.from_dict(small(solvers=["adam", "lp"], rhos=[1.0, 0.5], ds=[8, 12, 16], d_max={"lp": 12}))
     lp_cells = {(c.problem, c.rho, c.d) for c in spec.cells() if c.solver == "lp"}
     assert lp_cells == {(pr, 1.0, d) for pr in ("op", "dp") for d in (8, 12)}
-    assert {(c.rho, c.d) for c in spec.cells() if c.solver == "adam"} == {(r, d) for r in (1.0, 0.5) for d in (8, 12, 16)}
+    expected = {(r, d) for r in (1.0, 0.5) for d in (8, 12, 16)}
+    assert {(c.rho, c.d) for c in spec.cells() if c.solver == "adam"} == expected
     assert SweepSpec.from_dict(spec.to_dict()) == spec
     from lamcap.kernels.settings import LP_MAX_D
 
@@ -146,7 +151,8 @@ def test_the_scale_presets_are_exact_to_d_64_with_the_oracle_on_the_same_seeds_t
     assert scale.search.resolution == lp.search.resolution == 0 and not scale.resolution_for
     assert {c.d for c in lp.cells()} == {8, 12, 16, 24, 32} and lp.solvers == ("lp",)
     for cell in lp.cells():  # the oracle's seeds are among the gradient solver's
-        assert lp.seeds_of(cell) == scale.seeds_of(Cell(cell.problem, "adam", 1.0, cell.d)) >= (4 if cell.d >= 32 else 8)
+        adam = Cell(cell.problem, "adam", 1.0, cell.d)
+        assert lp.seeds_of(cell) == scale.seeds_of(adam) >= (4 if cell.d >= 32 else 8)
 
 
 BAD_VALUES = [
