@@ -31,6 +31,17 @@ CUDA_CHUNK_DIVISOR = 32  # a CUDA chunk holds total_memory / 32 bytes of float32
 # (benchmarks/generator.py: a 0.4 MiB chunk generates at 9 ns per sample, a 7.9 MiB one at 31).
 CPU_CHUNK_BYTES = {"materialize": 8 << 20, "regenerate": 1 << 20}
 GENERATION_OVERHEAD = 4  # temporaries of lamcap.kernels.gaussian, in units of the float32 block generated
+# Float64 scores of one W held between its exact passes (lamcap.kernels.scores): the rows x p matrix of a shard
+# is computed once when it fits this much, else recomputed by each pass.
+CPU_HELD_SCORE_BYTES = 256 << 20
+CUDA_HELD_SCORE_DIVISOR = 16  # of a GPU's total memory
+
+
+def held_score_bytes(device_type: str, total_memory: int | None) -> int:
+    """The most float64 score bytes a probe holds between its exact passes on this device."""
+    if device_type == "cuda":
+        return (total_memory or 0) // CUDA_HELD_SCORE_DIVISOR
+    return CPU_HELD_SCORE_BYTES
 
 
 def chunk_bytes(device_type: str, total_memory: int | None, mode: str) -> int:
@@ -146,7 +157,9 @@ def probe_memory(problem: str, d: int, p: int, rank: int, solver: str, *, mode: 
                                       "materialize")
     # a CUDA block holds 1/CUDA_CHUNK_DIVISOR of the GPU's memory in float64 (kernels.verify.block_elements)
     block = VERIFY_BLOCK_BYTES if device_type != "cuda" else (total_memory or 0) // CUDA_CHUNK_DIVISOR
-    verification = VERIFY_BLOCK_COPIES * block + mine * d * FLOAT64 + p * FLOAT64 * 8
+    scores = mine * p * FLOAT64  # held between the exact passes when they fit (lamcap.kernels.scores)
+    held = scores if scores <= held_score_bytes(device_type, total_memory) else 0
+    verification = VERIFY_BLOCK_COPIES * block + mine * d * FLOAT64 + p * FLOAT64 * 8 + held
     return MemoryEstimate(inputs, competitors, weights, chunks, verification, "shared" if problem == "op" else resolved)
 
 

@@ -103,6 +103,7 @@ class CompetitorSource(ABC):
     chunk_cols: int
     plan: SourcePlan
     targets: torch.Tensor  # (p, d) float32: each input's own target output y_mu (OP) or y^mu_mu (DP)
+    exact_float32 = False  # holds the instance's own float32 competitors (exact_block), not a rounding of them
 
     def row_chunks(self) -> Iterator[tuple[int, int]]:
         """(mu0, mu1) chunks of inputs covering [row0, row1)."""
@@ -162,6 +163,15 @@ class MaterializedSource(CompetitorSource):
         for mu0, mu1, nu0, nu1 in row_pieces(row0, self.row1, p, d, max(1, piece)):
             self._y[mu0 - row0:mu1 - row0, :, nu0:nu1] = instance.competitor_block(mu0, mu1, nu0, nu1)
         self.nbytes = self._y.numel() * self._y.element_size()
+        self.exact_float32 = storage_dtype == torch.float32
+
+    def exact_block(self, mu0: int, mu1: int, nu0: int, nu1: int) -> torch.Tensor:
+        """The instance's competitors of rows mu0..mu1-1 (in this source's rows), candidates nu0..nu1-1, d-major
+        (a view; float32 storage only: Instance.competitor_block's bits, without regenerating them)."""
+        if not self.exact_float32:
+            raise InvalidInput("a bfloat16 source holds rounded competitors, not the instance's")
+        self._check_rows(mu0, mu1)
+        return self._y[mu0 - self.row0:mu1 - self.row0, :, nu0:nu1]
 
     def tiles(self, mu0: int, mu1: int) -> Iterator[tuple[int, int, torch.Tensor]]:
         self._check_rows(mu0, mu1)

@@ -43,7 +43,9 @@ from lamcap.kernels.fused_loss import fused_loss
 from lamcap.kernels.sharding import SOLO, Collective
 from lamcap.kernels.settings import SolverSettings
 from lamcap.kernels.solvers.stopping import Window, check_interval
-from lamcap.kernels.verify import count_stored
+from lamcap.kernels.competitors import CompetitorSource
+from lamcap.kernels.scores import Scores
+from lamcap.kernels.verify import exact_count
 from lamcap.kernels.weights import init_full, init_two_layer, weight_generator
 
 
@@ -56,6 +58,8 @@ class Trained:
     status: str  # 'converged', 'max_steps' or 'diverged'
     plan: SourcePlan  # how the fused loss walked the competitors
     refused: int = 0  # steps whose float32 count said all stored and the float64 count did not
+    scores: Scores | None = None  # the float64 scores of a converged W (its count's), for verification
+    source: CompetitorSource | None = None  # the competitors trained on (verification reads float32 ones)
 
 
 def learning_rate(step: int, settings: SolverSettings) -> float:
@@ -165,8 +169,10 @@ def _resolve(run: _Run, instance: Instance, window: Window, saved, start: int,
                 cursor = start
             w = run.replay(cursor, step).detach()
             cursor = step
-        if count_stored(instance, w, run.collective) == instance.p:
-            return Trained(w, step, "converged", run.source.plan, refused), refused, cursor is not None
+        count, scores = exact_count(instance, w, run.collective, run.source)
+        if count == instance.p:
+            return (Trained(w, step, "converged", run.source.plan, refused, scores, run.source), refused,
+                    cursor is not None)
         refused += 1
     if cursor is not None:
         run.replay(cursor, start + window.steps - 1)
@@ -198,4 +204,4 @@ def train_adam(instance: Instance, rank: int, settings: SolverSettings, collecti
     w = run.weight().detach()
     if not torch.isfinite(w).all():
         return Trained(torch.full_like(w, float("nan")), settings.max_steps, "diverged", run.source.plan, refused)
-    return Trained(w, settings.max_steps, "max_steps", run.source.plan, refused)
+    return Trained(w, settings.max_steps, "max_steps", run.source.plan, refused, source=run.source)

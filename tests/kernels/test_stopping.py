@@ -22,7 +22,7 @@ from lamcap.kernels.settings import SolverSettings
 from lamcap.kernels.solvers import adam, solve_with_weights
 from lamcap.kernels.solvers.adam import learning_rate, train_adam
 from lamcap.kernels.solvers.stopping import check_interval
-from lamcap.kernels.verify import count_stored
+from lamcap.kernels.verify import count_stored, exact_count
 from lamcap.kernels.weights import init_full, init_two_layer, weight_generator
 
 
@@ -119,17 +119,18 @@ def test_many_seeds_give_the_same_records_every_k(problem, d, p):
 
 
 class Refusing:
-    """The float64 count, refusing its first `n` calls (as if those W stored one association fewer)."""
+    """The float64 count, refusing its first `n` calls (as if those W stored one association fewer): as
+    count_stored (the reference's) and as exact_count (training's)."""
 
     def __init__(self, n: int) -> None:
         self.left = n
 
-    def __call__(self, instance, w, collective=None) -> int:
-        real = count_stored(instance, w) if collective is None else count_stored(instance, w, collective)
+    def __call__(self, instance, w, *args):
+        real, scores = exact_count(instance, w, *args)
         if self.left > 0:
             self.left -= 1
-            return real - 1
-        return real
+            real -= 1
+        return real if not args else (real, scores)
 
 
 @pytest.mark.parametrize("index", [0, 3, 4, 6], ids=[ID[i] for i in (0, 3, 4, 6)])
@@ -140,7 +141,7 @@ def test_refused_candidates_are_replayed_to_the_next_one(monkeypatch, index):
     original = adam._Run.replay
     monkeypatch.setattr(adam._Run, "replay", lambda self, a, b: replays.append((a, b)) or original(self, a, b))
     for every in (1, 4, 32):
-        monkeypatch.setattr(adam, "count_stored", Refusing(3))
+        monkeypatch.setattr(adam, "exact_count", Refusing(3))
         trained = train_adam(Instance(InstanceSpec(*case[:4])), case[4], settings_of(case, every))
         assert (trained.steps, trained.status, trained.refused) == (steps, status, 3), every
         assert same_bits(trained.w, w), every
@@ -174,11 +175,11 @@ def stopping_gang_work(collective) -> list:
     for case in GANG_CASES:
         per_k = []
         for every in (1, 6):
-            adam.count_stored = Refusing(1)
+            adam.exact_count = Refusing(1)
             trained = train_adam(Instance(InstanceSpec(*case[:4])), case[4], settings_of(case, every), collective)
             per_k.append((trained.steps, trained.status, trained.refused, trained.w))
         out.append(per_k)
-    adam.count_stored = count_stored
+    adam.exact_count = exact_count
     return out
 
 
