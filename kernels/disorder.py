@@ -25,6 +25,7 @@ import torch
 
 from lamcap.errors import InvalidInput
 from lamcap.kernels.vocabulary import PROBLEMS
+from lamcap.kernels import gaussian_cuda
 from lamcap.kernels.gaussian import GENERATOR, Stream, mix64_, pairs_to_normal, splitmix64, words_to_normal
 
 TILE_MU = 32  # inputs per tile(i, j); blocks of any shape may be generated, tiles are a convenience
@@ -118,6 +119,8 @@ class Instance:
     def _rows(self, stream: int, r0: int, r1: int) -> torch.Tensor:
         """Rows r0..r1-1 of a (rows, d) stream, row-major."""
         s = self._stream(stream)
+        if gaussian_cuda.enabled(self.device):  # the same bits in one kernel
+            return gaussian_cuda.normals(s, r0, r1 - r0, ROW_SHIFT, 1, 0, 0, self.d, self.device)[:, 0]
         states = s.axis(r0, r1, 1 << ROW_SHIFT, self.device, with_key=True)[:, None] + s.axis(
             0, -(-self.d // 2), 1, self.device)[None, :]
         return pairs_to_normal(states, 0, self.d)
@@ -137,6 +140,8 @@ class Instance:
     def _block(self, mu0: int, mu1: int, nu0: int, nu1: int) -> torch.Tensor:
         """DP competitors, d-major (mu1-mu0, d, nu1-nu0), in one buffer; no range check against p."""
         s = self._stream(STREAM_PRIVATE_COMPETITORS)
+        if gaussian_cuda.enabled(self.device):  # the same bits in one kernel
+            return gaussian_cuda.normals(s, mu0, mu1 - mu0, MU_SHIFT, self.d, K_SHIFT, nu0, nu1 - nu0, self.device)
         q0, q1 = nu0 // 2, -(-nu1 // 2)  # the pairs covering nu0..nu1-1
         rows_and_k = (s.axis(mu0, mu1, 1 << MU_SHIFT, self.device, with_key=True)[:, None]
                       + s.axis(0, self.d, 1 << K_SHIFT, self.device)[None, :])
