@@ -58,7 +58,7 @@ def check_solvable(spec: InstanceSpec, solver: str, rank: int, shards: int = 1) 
         check_lp_size(spec.d, spec.p)
 
 
-NO_PLAN = SourcePlan("none", 0, 0)  # solvers without the fused loss
+NO_PLAN = SourcePlan("none", 0, 0, "none", "none")  # solvers without the fused loss
 
 
 class SolverRun(NamedTuple):
@@ -152,6 +152,8 @@ def solve_with_weights(
         mode=plan.mode,
         chunk_rows=plan.chunk_rows,
         chunk_cols=plan.chunk_cols,
+        storage_dtype=plan.storage,
+        matmul_precision=plan.precision,
         target_hist=[int(c) for c in check.target_hist],
         offtarget_hist=[int(c) for c in check.offtarget_hist],
         singular_values=[float(s) for s in check.singular_values],

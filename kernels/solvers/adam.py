@@ -111,7 +111,8 @@ class _Run:
         self.params = [t.to(device).requires_grad_() for t in inits]
         self.settings, self.collective = settings, collective
         self.source = make_source(instance, settings.mode, memory_budget_bytes=settings.memory_budget_bytes,
-                                  storage_dtype=getattr(torch, settings.storage_dtype), shard=collective.shard)
+                                  storage_dtype=settings.storage_dtype, shard=collective.shard,
+                                  precision=settings.matmul_precision)
         row0, row1 = collective.shard.rows(instance.p)
         self.x = instance.inputs[row0:row1]
         self.x64 = self.x.double()
