@@ -120,6 +120,8 @@ class Instance:
     def __init__(self, spec: InstanceSpec, device: torch.device | str = "cpu") -> None:
         self.spec = spec
         self.device = torch.device(device)
+        self._streams: dict[int, Stream] = {}
+        self._axes: dict[tuple, torch.Tensor] = {}  # keyless axis terms, the same for every chunk of a walk
 
     @property
     def p(self) -> int:
@@ -134,7 +136,20 @@ class Instance:
         return self.spec.problem
 
     def _stream(self, stream: int) -> Stream:
-        return Stream.of(self.spec.seed, stream)
+        found = self._streams.get(stream)
+        if found is None:
+            found = self._streams[stream] = Stream.of(self.spec.seed, stream)
+        return found
+
+    def _axis(self, s: Stream, start: int, stop: int, weight: int) -> torch.Tensor:
+        """s.axis(start, stop, weight) without the key, kept for the next chunk (read-only)."""
+        key = (s.key, start, stop, weight)
+        found = self._axes.get(key)
+        if found is None:
+            if len(self._axes) >= 64:
+                self._axes.clear()
+            found = self._axes[key] = s.axis(start, stop, weight, self.device)
+        return found
 
     def _normals(self, s: Stream, i0: int, i1: int, shift_i: int, mids: int, shift_j: int, l0: int,
                  l1: int) -> torch.Tensor:
@@ -151,9 +166,9 @@ class Instance:
             k0, k1 = k.indices(mids)[:2]
             c0, c1 = l0 + c.indices(cols)[0], l0 + c.indices(cols)[1]
             q0, q1 = c0 // 2, -(-c1 // 2)  # the pairs covering c0..c1-1
-            ij = s.axis(a0, a1, 1 << shift_i, device, with_key=True)[:, None] + s.axis(k0, k1, 1 << shift_j, device)[None, :]
+            ij = s.axis(a0, a1, 1 << shift_i, device, with_key=True)[:, None] + self._axis(s, k0, k1, 1 << shift_j)
             states = _work("states", (a1 - a0, k1 - k0, q1 - q0), torch.int64, device)
-            torch.add(ij[:, :, None], s.axis(q0, q1, 1, device)[None, None, :], out=states)
+            torch.add(ij[:, :, None], self._axis(s, q0, q1, 1)[None, None, :], out=states)
             pairs_to_normal(states, c0 - 2 * q0, c1 - 2 * q0, out=piece)
         return out
 
