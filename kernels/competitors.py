@@ -257,10 +257,14 @@ def _chunk(value: int | None, default: int, name: str) -> int:
 
 
 def _products(instance: Instance, storage: str, precision: str) -> tuple[Products, str]:
-    """The products of a probe and the precision to record: bfloat16 tiles read directly are multiplied as the
-    float32 product they round to ('highest'), whatever precision was asked for the float32 ones."""
+    """The products of a probe and the precision to record. bfloat16 tiles read directly are multiplied as the
+    float32 product they round to ('highest'), whatever was asked for float32 ones; DP's float32 products stay
+    'highest' under 'bf16x3' (per-row GEMVs bound by memory gain nothing from tensor cores, while splitting each
+    chunk would hold it three times over)."""
     if precision not in MATMUL_PRECISIONS:
         raise InvalidInput(f"unknown matmul_precision {precision!r}; expected one of {MATMUL_PRECISIONS}")
+    if instance.problem == "dp" and precision == "bf16x3":
+        precision = "highest"
     products = products_for(instance.device, precision)
     if storage == "bfloat16" and products.low is not None:
         return products, "highest"
