@@ -22,8 +22,9 @@ class SolverSettings:
     lr = 1.0, max_steps = 2000, warmup_frac = 0.05.
     check_every: Adam steps between two host reads of the stopping rule (None: 1 on a CPU, where a read costs
     nothing, GPU_CHECK_EVERY on a GPU); any value gives the same record (lamcap.kernels.solvers.stopping).
-    matmul_precision: of the fused loss's score and gradient products on a GPU ('highest', 'tf32', 'bf16x3'); a
-    CPU computes 'highest' whatever is asked, and each probe records the precision it used.
+    matmul_precision: of the fused loss's score and gradient products on a GPU ('highest', 'tf32', 'bf16x3'; DP's
+    float32 GEMVs stay 'highest' under 'bf16x3'); a CPU computes 'highest' whatever is asked, and each probe
+    records the precision it used (lamcap.kernels.products).
     """
 
     lr: float = 1.0
