@@ -191,3 +191,43 @@ def check_stopping_gang(ranks: list) -> None:
         assert refused == 1 or status != "converged", case
         for other in others:
             assert other[:3] == (steps, status, refused) and same_bits(other[3], w), case
+
+
+# ---- on a GPU ------------------------------------------------------------------------------------------------
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.cuda
+@cuda
+def test_gpu_training_reads_the_device_once_per_window():
+    """Fused Adam, the loss and the count stay on the device: a run of 96 steps reads it at its three window
+    ends and once at the end (torch's sync debug mode warns on every synchronising call)."""
+    import warnings
+
+    instance = Instance(InstanceSpec("dp", 16, 120, 0), "cuda")  # above capacity: every step is taken
+    settings = SolverSettings(max_steps=96, check_every=32)
+    train_adam(instance, 16, SolverSettings(max_steps=2))  # warm-up: kernels compiled, tables on the device
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trained = train_adam(instance, 16, settings)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    syncs = [w for w in caught if "synchroniz" in str(w.message)]
+    assert trained.status == "max_steps" and len(syncs) <= 96 // 32 + 3, [str(w.message) for w in syncs[:5]]
+
+
+@pytest.mark.cuda
+@cuda
+def test_gpu_stops_alike_every_k_and_agrees_with_the_cpu_on_easy_verdicts():
+    for index in (0, 3, 4, 6, len(CASES) - 1):
+        case = CASES[index]
+        runs = [train_adam(Instance(InstanceSpec(*case[:4]), "cuda"), case[4], settings_of(case, every))
+                for every in (1, 7, 32)]
+        for run in runs[1:]:
+            assert (run.steps, run.status) == (runs[0].steps, runs[0].status) and same_bits(run.w.cpu(), runs[0].w.cpu())
+        if index in (0, 3, 4):  # far below capacity: float32 orders of summation cannot change the verdict
+            cpu = solve_with_weights(InstanceSpec(*case[:4]), "adam", case[4], settings_of(case))[0]
+            gpu = solve_with_weights(InstanceSpec(*case[:4]), "adam", case[4], settings_of(case), "cuda")[0]
+            assert gpu.sat and cpu.sat
