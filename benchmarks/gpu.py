@@ -1,4 +1,4 @@
-"""What issues 21 and 22 measure on a GPU, in one run: JSON and a markdown table in docs/results/gpu/.
+"""lamcap's GPU speed in one run: JSON and a markdown table in docs/results/gpu/.
 
     .venv/bin/python benchmarks/gpu.py                    # on a CUDA machine: under 6 minutes on one H200
     .venv/bin/python benchmarks/gpu.py --smoke --out DIR  # tiny sizes on the CPU in well under a minute
@@ -6,7 +6,7 @@
 Sections (each records its numbers, or why it was skipped):
   steps       Adam steps of OP and DP at d = 32 ... 512 near the theory's p*: wall, host and device
               milliseconds per step (host: issuing the steps, no read; device: the kernels' busy time from
-              torch.profiler), the mode and storage `auto` chose; DP d = 32's step is issue 21's goal (<= 0.3 ms)
+              torch.profiler), the mode and storage `auto` chose; the goal for DP d = 32 is <= 0.3 ms
   fixed       a whole small probe (solve, warm process) against its steps: the fixed cost per probe
   generator   samples/s of lamcap's generator (fused CUDA kernel, and the torch path) against torch.randn
   competitors DP d = 256, p = 6300: regenerate, materialize float32 and bfloat16 step times
@@ -154,7 +154,6 @@ def section_generator(cfg: dict, device: str) -> dict:
         finally:
             os.environ.pop(gaussian_cuda.ENV_SWITCH, None)
     out["randn_per_s"] = n / _median(lambda: torch.randn(n, device=device, out=buffer), device, 3)
-    del buffer
     _release(device)
     return out
 
@@ -225,10 +224,10 @@ def section_sweep(cfg: dict, device: str) -> dict:
             "search": {"curve_points": 0, "resolution": 0.05}}
     out = {}
     options = {"one_per_gpu": {"workers": 1}}
-    if "actors_per_gpu" in inspect.signature(lamcap.sweep).parameters:  # issue 21.3, when the orchestrator has it
+    if "actors_per_gpu" in inspect.signature(lamcap.sweep).parameters:  # when the orchestrator offers it
         options["k_per_gpu"] = {"workers": 8, "actors_per_gpu": 8}
     else:
-        out["k_per_gpu"] = {"skipped": "lamcap.sweep has no actors_per_gpu option yet (issue 21.3)"}
+        out["k_per_gpu"] = {"skipped": "lamcap.sweep has no actors_per_gpu option yet"}
     for name, kwargs in options.items():
         with tempfile.TemporaryDirectory() as folder:
             start = time.perf_counter()
@@ -294,7 +293,8 @@ def markdown(result: dict) -> str:
                 lines.append(f"| {name} | {rate / 1e9:.1f} | {rate / gen['randn_per_s']:.2f} |")
     for key, title in (("competitors", "DP competitors"), ("reach", "Single-GPU reach")):
         if isinstance(sections.get(key), list):
-            lines += ["", f"## {title}", "", "| d | p | mode | storage | step ms | peak GiB |", "|---|---|---|---|---|---|"]
+            lines += ["", f"## {title}", "", "| d | p | mode | storage | step ms | peak GiB |",
+                      "|---|---|---|---|---|---|"]
             lines += [f"| {r['d']} | {r['p']} | {r['mode']} | {r['storage']} | {_ms(r['wall_ms'])} | "
                       f"{r.get('peak_bytes', 0) / 2**30:.1f} |" for r in sections[key]]
     prec = sections.get("precision")
@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> dict:
         began = time.perf_counter()
         try:
             sections[name] = SECTIONS[name](cfg, device)
-        except Exception as exc:  # noqa: BLE001 - one failed section must not lose the others' numbers
+        except Exception as exc:  # one failed section must not lose the others' numbers
             sections[name] = {"error": f"{type(exc).__name__}: {exc}"}
         print(f"{name}: {time.perf_counter() - began:.1f} s", file=sys.stderr, flush=True)
         _release(device)

@@ -8,8 +8,8 @@ Targets at DP, d = 96, p = 1200 on a CPU:
   * regenerate peak memory < 15% of the materialised float32 competitor tensor (p^2 d x 4 B);
   * materialize step >= 1.3x faster than naive, and <= 1.5x the time of one torch.sum over the tensor;
   * regenerate step <= 1.5x the time torch.randn takes to produce p^2 d samples with lamcap's default threads
-    (issue 22; issue 2 asked 1.3x of the old generator; since issue 14 the instance comes from
-    lamcap.kernels.gaussian, whose CPU cost is 2-4x torch.randn's on one thread: see benchmarks/generator.py).
+    (1.3x was asked of the old generator; the instance now comes from lamcap.kernels.gaussian, whose CPU cost
+    is 2-4x torch.randn's on one thread: see benchmarks/generator.py).
 """
 from __future__ import annotations
 

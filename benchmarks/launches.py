@@ -155,7 +155,8 @@ def cuda_generation(fused: bool):
     from lamcap.kernels import disorder, gaussian, gaussian_cuda
 
     if not fused:
-        with mock.patch.object(gaussian, "PIECE_SAMPLES", 1 << 62), mock.patch.object(disorder, "PIECE_SAMPLES", 1 << 62):
+        whole = 1 << 62
+        with mock.patch.object(gaussian, "PIECE_SAMPLES", whole), mock.patch.object(disorder, "PIECE_SAMPLES", whole):
             yield
         return
     stand_in = lambda s, i0, rows, si, mids, sj, l0, cols, device: torch.randn(rows, mids, cols)  # noqa: E731

@@ -5,8 +5,8 @@
 
 Runs two `lamcap.sweep`s of the same spec (DP, adam, full rank, competitors materialised, resolution 0:
 the exact p* of every seed), one per storage dtype, into `<out>/float32.zarr` and `<out>/bfloat16.zarr`
-(resumed when they exist), then compares p* seed by seed. Issue 22's criterion: equal on at least 90% of
-the seeds, never more than 1 apart (d = 32 and 64 with 8 seeds on a CPU; d = 128 with 4 seeds or more on a
+(resumed when they exist), then compares p* seed by seed. The criterion: equal on at least 90% of the
+seeds, never more than 1 apart (d = 32 and 64 with 8 seeds on a CPU; d = 128 with 4 seeds or more on a
 GPU). The float64 verification on the exact instance judges every verdict in both sweeps; bfloat16 only
 changes what training sees. `--plan-only` prints lamcap's cost estimate of both sweeps and stops.
 """
@@ -34,7 +34,7 @@ def thresholds(path: str) -> dict[tuple[int, int], int]:
 
 
 def compare(a: dict, b: dict) -> dict:
-    """Per d: seeds compared, equal, max |difference|, and whether issue 22's criterion holds."""
+    """Per d: seeds compared, equal, max |difference|, and whether the criterion (>= 90% equal, <= 1 apart) holds."""
     out = {}
     for d in sorted({d for d, _ in a} & {d for d, _ in b}):
         keys = sorted(k for k in a if k[0] == d and k in b)

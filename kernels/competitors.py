@@ -54,7 +54,7 @@ _STORAGE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", "float32
 # the cost planner and the memory checks use the very same numbers.
 from lamcap.kernels.budget import (  # noqa: E402
     CPU_CHUNK_BYTES, CUDA_BUDGET_FRACTION, CUDA_CHUNK_DIVISOR, DEFAULT_CPU_BUDGET_BYTES, GENERATION_OVERHEAD,
-    budget_bytes, chunk_bytes, competitor_mode, competitor_plan)
+    budget_bytes, chunk_bytes, competitor_plan)
 
 # Competitors generated at a time while a CPU fills a materialised tensor: 512 KiB of float32, whose
 # temporaries stay in L2 and leave the allocator's heap small (with 2 MiB pieces the heap kept ~14 MiB
@@ -286,8 +286,9 @@ def plan_source(
     settings and the number of shards (the same on every shard of a probe)."""
     resolved, storage = _competitor_plan(instance, mode, memory_budget_bytes, storage_dtype, shards)
     default_rows, default_cols = default_chunks(instance, resolved)
+    precision_used = _products(instance, storage, precision)[1]
     return SourcePlan(resolved, _chunk(chunk_rows, default_rows, "chunk_rows"),
-                      _chunk(chunk_cols, default_cols, "chunk_cols"), storage, _products(instance, storage, precision)[1])
+                      _chunk(chunk_cols, default_cols, "chunk_cols"), storage, precision_used)
 
 
 def make_source(

@@ -28,7 +28,6 @@ added up. Every shard then computes the same Verification from the same vectors 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np

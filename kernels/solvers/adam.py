@@ -37,14 +37,13 @@ from dataclasses import dataclass
 
 import torch
 
-from lamcap.kernels.competitors import SourcePlan, make_source
+from lamcap.kernels.competitors import CompetitorSource, SourcePlan, make_source
 from lamcap.kernels.disorder import Instance
 from lamcap.kernels.fused_loss import fused_loss
-from lamcap.kernels.sharding import SOLO, Collective
-from lamcap.kernels.settings import SolverSettings
-from lamcap.kernels.solvers.stopping import Window, check_interval
-from lamcap.kernels.competitors import CompetitorSource
 from lamcap.kernels.scores import Scores
+from lamcap.kernels.settings import SolverSettings
+from lamcap.kernels.sharding import SOLO, Collective
+from lamcap.kernels.solvers.stopping import Window, check_interval
 from lamcap.kernels.verify import exact_count
 from lamcap.kernels.weights import init_full, init_two_layer, weight_generator
 

@@ -19,8 +19,15 @@ import pytest
 import torch
 
 from lamcap.kernels import gaussian_cuda
-from lamcap.kernels.disorder import K_SHIFT, MU_SHIFT, ROW_SHIFT, STREAM_INPUTS, STREAM_PRIVATE_COMPETITORS, \
-    Instance, InstanceSpec
+from lamcap.kernels.disorder import (
+    K_SHIFT,
+    MU_SHIFT,
+    ROW_SHIFT,
+    STREAM_INPUTS,
+    STREAM_PRIVATE_COMPETITORS,
+    Instance,
+    InstanceSpec,
+)
 from lamcap.kernels.gaussian import Stream, _signed, tables
 
 HOST_PRELUDE = r"""
@@ -131,11 +138,12 @@ def test_device_blocks_equal_cpu_blocks_for_every_piece_the_code_asks_for():
         for mu0, mu1, nu0, nu1 in sorted(pieces):
             block = gpu.competitor_block(mu0, mu1, nu0, nu1)
             assert block.is_contiguous()
-            assert torch.equal(block.cpu().view(torch.int32), cpu.competitor_block(mu0, mu1, nu0, nu1).view(torch.int32))
+            want = cpu.competitor_block(mu0, mu1, nu0, nu1)
+            assert torch.equal(block.cpu().view(torch.int32), want.view(torch.int32))
         for mode in ("materialize", "regenerate"):  # the sources' own chunks and fill pieces
-            src_cpu, src_gpu = make_source(cpu, mode), make_source(gpu, mode, chunk_rows=3, chunk_cols=p // 2 + 1)
-            for mu0, mu1 in src_gpu.row_chunks():
-                for (nu0, nu1, tile) in src_gpu.tiles(mu0, mu1):
+            source = make_source(gpu, mode, chunk_rows=3, chunk_cols=p // 2 + 1)
+            for mu0, mu1 in source.row_chunks():
+                for (nu0, nu1, tile) in source.tiles(mu0, mu1):
                     want = cpu.competitor_block(mu0, mu1, nu0, nu1)
                     assert torch.equal(tile.cpu().view(torch.int32), want.view(torch.int32))
 

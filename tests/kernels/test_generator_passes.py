@@ -37,7 +37,8 @@ def test_sign_tables_give_copysigns_bits_on_every_edge_and_many_words():
     assert (torch.signbit(zeros)).any() and (~torch.signbit(zeros)).any()  # both zeros occur, and match
 
 
-@pytest.mark.parametrize("rows,mids,cols,most", [(5, 4, 9, 36), (5, 4, 9, 35), (3, 4, 9, 10), (2, 3, 9, 4), (1, 1, 1, 1)])
+@pytest.mark.parametrize("rows,mids,cols,most",
+                         [(5, 4, 9, 36), (5, 4, 9, 35), (3, 4, 9, 10), (2, 3, 9, 4), (1, 1, 1, 1)])
 def test_slabs_tile_the_array_once_within_the_size(rows, mids, cols, most):
     seen = np.zeros((rows, mids, cols), dtype=int)
     for a, k, c in slabs(rows, mids, cols, most):

@@ -189,7 +189,8 @@ def test_gpu_products_agree_with_the_emulation_and_float32():
 @cuda
 def test_gpu_probes_record_their_storage_and_precision_and_keep_easy_verdicts():
     spec = InstanceSpec("dp", 16, 40, seed=1)
-    for storage, precision in (("bfloat16", "highest"), ("float32", "tf32"), ("float32", "bf16x3")):  # DP: bf16x3 -> highest
+    # DP's float32 products stay highest under bf16x3
+    for storage, precision in (("bfloat16", "highest"), ("float32", "tf32"), ("float32", "bf16x3")):
         outcome = solve(spec, "adam", 16, SolverSettings(max_steps=300, storage_dtype=storage, mode="materialize",
                                                          matmul_precision=precision), device="cuda")
         assert outcome.sat and outcome.storage_dtype == storage

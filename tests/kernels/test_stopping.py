@@ -5,11 +5,11 @@ float64 count, the schedule): read the loss and the float32 count after every st
 non-finite loss or when the float64 count agrees that all are stored. Training with check_every = k must
 stop at the same step with the same bits, whatever k, also when the float64 count refuses float32
 candidates (bfloat16 storage near threshold at a small learning rate does it; a refusing count does it on
-demand, two candidates in one window included), for ranks below d, and on a Gloo gang (tests/kernels/test_sharding.py runs it).
+demand, two candidates in one window included), for ranks below d, and on a Gloo gang
+(tests/kernels/test_sharding.py runs it).
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
@@ -26,7 +26,8 @@ from lamcap.kernels.verify import count_stored, exact_count
 from lamcap.kernels.weights import init_full, init_two_layer, weight_generator
 
 
-def per_step(instance: Instance, rank: int, settings: SolverSettings, count=count_stored) -> tuple[torch.Tensor, int, str]:
+def per_step(instance: Instance, rank: int, settings: SolverSettings,
+             count=count_stored) -> tuple[torch.Tensor, int, str]:
     """The per-step rule (unsharded): (W, steps, status)."""
     d, p = instance.d, instance.p
     gen = weight_generator(instance.spec.seed, rank, d)
@@ -226,8 +227,9 @@ def test_gpu_stops_alike_every_k_and_agrees_with_the_cpu_on_easy_verdicts():
         runs = [train_adam(Instance(InstanceSpec(*case[:4]), "cuda"), case[4], settings_of(case, every))
                 for every in (1, 7, 32)]
         for run in runs[1:]:
-            assert (run.steps, run.status) == (runs[0].steps, runs[0].status) and same_bits(run.w.cpu(), runs[0].w.cpu())
-        if index in (0, 3, 4):  # far below capacity: float32 orders of summation cannot change the verdict
+            assert (run.steps, run.status) == (runs[0].steps, runs[0].status)
+            assert same_bits(run.w.cpu(), runs[0].w.cpu())
+        if index in (0, 3, 4):  # far below capacity: float32 orders of summation do not change the verdict
             cpu = solve_with_weights(InstanceSpec(*case[:4]), "adam", case[4], settings_of(case))[0]
             gpu = solve_with_weights(InstanceSpec(*case[:4]), "adam", case[4], settings_of(case), "cuda")[0]
             assert gpu.sat and cpu.sat
