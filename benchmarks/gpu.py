@@ -92,7 +92,9 @@ def device_busy_ms(run, device: str, n: int) -> float | None:
 
 
 def time_steps(problem: str, d: int, p: int, device: str, n: int, **settings) -> dict:
-    """Wall, host and device milliseconds per Adam step, with the plan `auto` made."""
+    """Wall, host and device milliseconds per Adam step, with the plan `auto` made (and the peak memory)."""
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     run = _run(problem, d, p, device, SolverSettings(max_steps=10 * n, **settings))
     _steps(run, 0, 2)  # warm-up: kernels compiled, allocator primed
     sync(device)
@@ -116,6 +118,7 @@ def section_steps(cfg: dict, device: str) -> list[dict]:
         for d in cfg["ds"]:
             n = cfg["steps"] if problem == "op" or d < 512 else max(2, cfg["steps"] // 5)
             rows.append(time_steps(problem, d, p_near(d), device, n))
+            _release(device)
     return rows
 
 
@@ -201,8 +204,6 @@ def section_reach(cfg: dict, device: str) -> list[dict]:
     rows = []
     for d, p, mode, storage in ((d_bf16, p_bf16, "materialize", "bfloat16"), (d_regen, p_regen, "regenerate",
                                                                                "float32")):
-        if device == "cuda":
-            torch.cuda.reset_peak_memory_stats()
         rows.append(time_steps("dp", d, p, device, cfg["reach_steps"], mode=mode, storage_dtype=storage))
         _release(device)
     return rows

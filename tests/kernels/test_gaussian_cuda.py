@@ -152,7 +152,7 @@ def test_device_blocks_equal_cpu_blocks_for_every_piece_the_code_asks_for():
 @cuda
 def test_a_launch_beyond_32_bit_offsets_keeps_the_bits():
     """A block over 2^31 bytes runs as several launches (TensorIterator's 32-bit split): sampled against the CPU."""
-    d, p = 64, 4200  # 1.13e9 competitors in one block of 4.5 GB
+    d, p = 64, 4200  # 5.4e8 competitors in one block of 2.15 GB, just past 2^31 bytes
     gpu = Instance(InstanceSpec("dp", d, p, 5), "cuda")
     cpu = Instance(InstanceSpec("dp", d, p, 5))
     rows = (1 << 31) // (4 * d * p) + 3
