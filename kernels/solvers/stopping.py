@@ -36,17 +36,24 @@ class Event:
 
 
 class Window:
-    """Per-step losses and float32 counts of up to `size` steps on the device, and the first candidate's W."""
+    """Per-step losses and float32 counts of up to `size` steps on the device, and the first candidate's W.
+
+    A window of one step (a CPU's default) keeps its values as they are and reads them directly: nothing to
+    gather, and its W is still the step's when the read comes (the update waits for it)."""
 
     def __init__(self, size: int, p: int, device: torch.device) -> None:
         self.p = p
-        self.values = torch.empty((2, size), dtype=torch.float64, device=device)  # loss, count
+        self.values = torch.empty((2, size), dtype=torch.float64, device=device) if size > 1 else None
         self.steps = 0
         self.kept: torch.Tensor | None = None  # W of the first candidate (when one was seen)
         self._taken: torch.Tensor | None = None
+        self._single: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def record(self, loss: torch.Tensor, stored: torch.Tensor, w: torch.Tensor) -> None:
         """Write one step's loss and count; keep W if this is the window's first candidate (no host read)."""
+        if self.values is None:
+            self._single, self.kept, self.steps = (loss, stored), w.detach(), 1
+            return
         i = self.steps
         self.values[0, i] = loss
         self.values[1, i] = stored
@@ -61,7 +68,10 @@ class Window:
 
     def read(self) -> list[Event]:
         """The window's events in step order (one host read), up to the first divergence."""
-        losses, counts = self.values[:, : self.steps].tolist()
+        if self._single is not None:
+            losses, counts = [float(self._single[0])], [float(self._single[1])]
+        else:
+            losses, counts = self.values[:, : self.steps].tolist()
         events = []
         for i, (loss, count) in enumerate(zip(losses, counts)):
             if not math.isfinite(loss):
