@@ -6,7 +6,8 @@ Times `Instance.competitor_block(mu0, mu0 + rows, 0, p)` (a whole-row chunk of t
 as `regenerate` makes it: states, splitmix64, table lookup) and `torch.randn` of as many float32
 samples into a preallocated buffer, interleaved in one process so that both see the same load;
 prints medians, nanoseconds per sample and their ratio. Also prints the bytes a GPU would move per
-sample, counted from the operator sequence of lamcap.kernels.gaussian (see the README's GPU section).
+sample, counted from the operator sequence of lamcap.kernels.gaussian's torch path (see the README's GPU
+section); a CUDA device runs the fused kernel instead (lamcap.kernels.gaussian_cuda: 4 bytes per sample).
 """
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ GPU_BYTES_PER_SAMPLE = {
     "splitmix64: 3 x (shift, mask, xor) + 2 x multiply, int64": (3 * (16 + 16 + 24) + 2 * 16) / 2,
     "word -> |x| (or, int32 -> float32)": 8 + 8,
     "table slot (shift, mask), offset (mask, -> float32)": 8 + 8 + 8 + 8,
-    "two table lookups (index reads + writes)": 8 + 8,
-    "a + b * offset, copysign": 12 + 12 + 12,
+    "two table lookups, the sign in the index (index reads + writes)": 8 + 8,
+    "a + b * offset": 12 + 12,
 }
 
 
@@ -63,7 +64,8 @@ def main() -> None:
         print(f"{rows:>4} rows ({4 * n / 2**20:6.1f} MiB) {g * 1e3:9.1f}ms {r * 1e3:7.1f}ms "
               f"{g / n * 1e9:7.1f} vs {r / n * 1e9:5.1f} {g / r:5.1f}x")
     total = sum(GPU_BYTES_PER_SAMPLE.values())
-    print(f"\nGPU memory traffic of the generator: {total:.0f} bytes per sample (torch.randn: 4)")
+    print(f"\nGPU memory traffic of the torch path: {total:.0f} bytes per sample (the fused CUDA kernel: 4; "
+          "torch.randn: 4)")
     for what, nbytes in GPU_BYTES_PER_SAMPLE.items():
         print(f"  {nbytes:6.1f}  {what}")
 

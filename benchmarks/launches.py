@@ -10,13 +10,19 @@ a GPU (views, reshapes, allocation) and counting device-to-host reads (syncs) ap
 sequence does not depend on d, so the instance is profiled at d = 2 (at the real d the competitor
 tensor is 40 GB). The x @ W^T product and the backward are included; the Adam update (a few
 foreach kernels) is not. `--verify` also counts one float64 verification (lamcap.kernels.verify.verify:
-two passes) with the blocks CUDA would use at (d, p).
+two passes over score blocks computed once) with the blocks CUDA would use at (d, p).
+
+A CUDA device generates each block in one fused kernel (lamcap.kernels.gaussian_cuda), where a CPU runs the
+torch path in pieces: the profile stands in for the fused kernel with one `aten::randn` per block (its
+launch count), unless --torch-generator counts the torch path (one piece per block, as on a GPU without it).
 """
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import math
+from unittest import mock
 
 import torch
 
@@ -143,6 +149,22 @@ def _tally(prof) -> tuple[collections.Counter, int]:
     return ops, sum(e.name in SYNCS for e in events)
 
 
+@contextlib.contextmanager
+def cuda_generation(fused: bool):
+    """Blocks generated as a CUDA device would: one stand-in launch per block (fused), or the torch path unpieced."""
+    from lamcap.kernels import disorder, gaussian, gaussian_cuda
+
+    if not fused:
+        whole = 1 << 62
+        with mock.patch.object(gaussian, "PIECE_SAMPLES", whole), mock.patch.object(disorder, "PIECE_SAMPLES", whole):
+            yield
+        return
+    stand_in = lambda s, i0, rows, si, mids, sj, l0, cols, device: torch.randn(rows, mids, cols)  # noqa: E731
+    with mock.patch.object(gaussian_cuda, "enabled", lambda device: True), \
+            mock.patch.object(gaussian_cuda, "normals", stand_in):
+        yield
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--d", type=int, default=256)
@@ -151,7 +173,13 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["materialize", "regenerate"])
     parser.add_argument("--top", type=int, default=8, help="operators listed per mode")
     parser.add_argument("--verify", action="store_true", help="also count one float64 verification")
+    parser.add_argument("--torch-generator", action="store_true", help="count the torch generator, not the fused one")
     args = parser.parse_args()
+    with cuda_generation(not args.torch_generator):
+        report(args)
+
+
+def report(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     print(f"DP d={args.d} p={args.p}, CUDA device of {args.total_memory / 2**30:.1f} GiB; profiled at d=2")
     for mode in args.modes:
@@ -167,6 +195,7 @@ def main() -> None:
         total = sum(ops.values())
         print(f"{'verify':12} {blocks} blocks per pass, 2 passes: {total} launches "
               f"({total / (2 * blocks):.1f} per block and pass), {syncs} device-to-host reads")
+        print("    (blocks held between the passes when their scores fit; lamcap.kernels.scores)")
         print("    " + ", ".join(f"{name[6:]} {n}" for name, n in ops.most_common(args.top)))
 
 

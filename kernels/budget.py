@@ -31,6 +31,17 @@ CUDA_CHUNK_DIVISOR = 32  # a CUDA chunk holds total_memory / 32 bytes of float32
 # (benchmarks/generator.py: a 0.4 MiB chunk generates at 9 ns per sample, a 7.9 MiB one at 31).
 CPU_CHUNK_BYTES = {"materialize": 8 << 20, "regenerate": 1 << 20}
 GENERATION_OVERHEAD = 4  # temporaries of lamcap.kernels.gaussian, in units of the float32 block generated
+# Float64 scores of one W held between its exact passes (lamcap.kernels.scores): the rows x p matrix of a shard
+# is computed once when it fits this much, else recomputed by each pass.
+CPU_HELD_SCORE_BYTES = 256 << 20
+CUDA_HELD_SCORE_DIVISOR = 16  # of a GPU's total memory
+
+
+def held_score_bytes(device_type: str, total_memory: int | None) -> int:
+    """The most float64 score bytes a probe holds between its exact passes on this device."""
+    if device_type == "cuda":
+        return (total_memory or 0) // CUDA_HELD_SCORE_DIVISOR
+    return CPU_HELD_SCORE_BYTES
 
 
 def chunk_bytes(device_type: str, total_memory: int | None, mode: str) -> int:
@@ -97,12 +108,31 @@ def human(n: float) -> str:
 def competitor_mode(problem: str, d: int, p: int, mode: str, storage_bytes: int, budget: int, shards: int = 1) -> str:
     """The mode a probe's fused loss runs in, the one rule every layer uses: OP holds its (p, d) outputs
     ('materialize', whatever was asked); DP 'auto' materialises when the largest shard's (rows, d, p) tensor of
-    `storage_bytes` per entry fits `budget` bytes, and regenerates otherwise; an explicit mode is kept."""
+    `storage_bytes` per entry fits `budget` bytes, and regenerates otherwise; an explicit mode is kept.
+    (Storage 'auto' counts 2 bytes, STORAGE_BYTES: it materialises exactly when bfloat16 fits.)"""
     if problem == "op":
         return "materialize"
     if mode != "auto":
         return mode
     return "materialize" if largest_shard(p, max(1, min(shards, p))) * p * d * storage_bytes <= budget else "regenerate"
+
+
+def competitor_plan(problem: str, d: int, p: int, mode: str, storage_dtype: str, budget: int,
+                    shards: int = 1) -> tuple[str, str]:
+    """(mode, storage dtype) of a probe's competitors, by competitor_mode: storage 'auto' holds float32 where that
+    fits the budget, bfloat16 where only that fits, and regenerates otherwise. The storage is what the fused
+    loss reads: 'float32' for OP and for regenerated competitors."""
+    if problem == "op":
+        return "materialize", "float32"
+    if storage_dtype != "auto":
+        resolved = competitor_mode(problem, d, p, mode, STORAGE_BYTES[storage_dtype], budget, shards)
+        return resolved, storage_dtype if resolved == "materialize" else "float32"
+    if mode == "regenerate":
+        return "regenerate", "float32"
+    if competitor_mode(problem, d, p, "auto", STORAGE_BYTES["float32"], budget, shards) == "materialize":
+        return "materialize", "float32"
+    resolved = competitor_mode(problem, d, p, mode, STORAGE_BYTES["bfloat16"], budget, shards)
+    return resolved, "bfloat16" if resolved == "materialize" else "float32"
 
 
 def step_work(problem: str, d: int, p: int, mode: str = "materialize") -> float:
@@ -127,10 +157,11 @@ def probe_memory(problem: str, d: int, p: int, rank: int, solver: str, *, mode: 
 
     total_memory: the GPU's total memory for device_type 'cuda' (its plan depends on it), else None.
     """
-    storage = STORAGE_BYTES.get(storage_dtype, FLOAT32)
     mine = largest_shard(p, max(1, min(shards, p)))  # the rows of the largest shard
     limit = _materialize_limit(device_type, total_memory, memory_budget_bytes)
-    resolved = competitor_mode(problem, d, p, mode, storage, limit, shards)
+    resolved, stored = competitor_plan(problem, d, p, mode, storage_dtype if storage_dtype in STORAGE_BYTES
+                                       else "float32", limit, shards)
+    storage = STORAGE_BYTES[stored]
     rows = p * d
     inputs = rows * FLOAT32 * 2 + mine * d * FLOAT64  # X, targets (float32) and the shard's X in float64
     if problem == "op":
@@ -146,7 +177,9 @@ def probe_memory(problem: str, d: int, p: int, rank: int, solver: str, *, mode: 
                                       "materialize")
     # a CUDA block holds 1/CUDA_CHUNK_DIVISOR of the GPU's memory in float64 (kernels.verify.block_elements)
     block = VERIFY_BLOCK_BYTES if device_type != "cuda" else (total_memory or 0) // CUDA_CHUNK_DIVISOR
-    verification = VERIFY_BLOCK_COPIES * block + mine * d * FLOAT64 + p * FLOAT64 * 8
+    scores = mine * p * FLOAT64  # held between the exact passes when they fit (lamcap.kernels.scores)
+    held = scores if scores <= held_score_bytes(device_type, total_memory) else 0
+    verification = VERIFY_BLOCK_COPIES * block + mine * d * FLOAT64 + p * FLOAT64 * 8 + held
     return MemoryEstimate(inputs, competitors, weights, chunks, verification, "shared" if problem == "op" else resolved)
 
 

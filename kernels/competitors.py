@@ -23,11 +23,15 @@ DP chunks are d-major, (rows, d, cols): on the CPU both passes of the fused loss
 (scores z^T Y, then the softmax-weighted sum) are then batched GEMVs that stream
 at memory speed, where the (rows, cols, d) order made the second one 5x slower.
 
-bfloat16 storage is a capacity feature (twice the instance in the same memory), not a speed one:
-each chunk is upcast to float32 before its two GEMVs. torch 2.13 offers bf16 x bf16 -> fp32
-products (``torch.bmm(..., out_dtype=torch.float32)``, CUDA only) but no bf16 x fp32 one, so a bf16
-GEMV would round z and the softmax weights to bf16 too (8-bit mantissas: scores off by ~0.4%),
-changing the loss rather than only the competitors' storage.
+bfloat16 storage holds twice the instance in the same memory. On a CPU each chunk is upcast to float32
+before its two GEMVs. On a GPU whose torch has bf16 x bf16 -> fp32 products (``torch.bmm(...,
+out_dtype=torch.float32)``) the products read the bfloat16 tensor itself, the float32 operand split exactly
+into three bfloat16s (lamcap.kernels.products): the float32 product with the rounded competitors, at half
+the bytes. Rounding z or the softmax weights to one bfloat16 instead (8-bit mantissas: scores off by ~0.4%)
+would change the loss rather than only the competitors' storage.
+
+The source also carries the products its chunks are multiplied with (``products``: the matmul precision
+of lamcap.kernels.products, 'highest' on a CPU), and the plan records the storage and precision used.
 """
 from __future__ import annotations
 
@@ -39,15 +43,18 @@ import torch
 
 from lamcap.kernels.disorder import Instance
 from lamcap.errors import InvalidInput
-from lamcap.kernels.vocabulary import MODES
+from lamcap.kernels.products import HIGHEST, Products, products_for
+from lamcap.kernels.vocabulary import MATMUL_PRECISIONS, MODES
 from lamcap.kernels.sharding import WHOLE, Shard, largest_shard, row_pieces
 
 STORAGE_DTYPES = (torch.float32, torch.bfloat16)
+_STORAGE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", "float32": "float32",
+                  "bfloat16": "bfloat16", "auto": "auto"}
 # The plan's pure rules (budgets, chunk sizes) live in the torch-free lamcap.kernels.budget, so that
 # the cost planner and the memory checks use the very same numbers.
 from lamcap.kernels.budget import (  # noqa: E402
     CPU_CHUNK_BYTES, CUDA_BUDGET_FRACTION, CUDA_CHUNK_DIVISOR, DEFAULT_CPU_BUDGET_BYTES, GENERATION_OVERHEAD,
-    budget_bytes, chunk_bytes, competitor_mode)
+    budget_bytes, chunk_bytes, competitor_plan)
 
 # Competitors generated at a time while a CPU fills a materialised tensor: 512 KiB of float32, whose
 # temporaries stay in L2 and leave the allocator's heap small (with 2 MiB pieces the heap kept ~14 MiB
@@ -81,11 +88,14 @@ def chunking_for(problem: str, d: int, p: int, mode: str, device_type: str,
 
 @dataclass(frozen=True)
 class SourcePlan:
-    """How the fused loss walks one instance: the resolved mode and the chunk shape (recorded per probe)."""
+    """How the fused loss walks one instance: the resolved mode, the chunk shape, the storage it reads and the
+    precision of its products (recorded per probe)."""
 
     mode: str  # 'materialize' or 'regenerate' (OP: always 'materialize'); 'none' for solvers without the loss
     chunk_rows: int
     chunk_cols: int
+    storage: str = "float32"  # what the products read: 'bfloat16' only for materialised bfloat16 competitors
+    precision: str = "highest"  # of the products (lamcap.kernels.products); 'highest' on a CPU
 
 
 class CompetitorSource(ABC):
@@ -102,7 +112,9 @@ class CompetitorSource(ABC):
     chunk_rows: int
     chunk_cols: int
     plan: SourcePlan
+    products: Products = HIGHEST  # how its chunks are multiplied (set by make_source)
     targets: torch.Tensor  # (p, d) float32: each input's own target output y_mu (OP) or y^mu_mu (DP)
+    exact_float32 = False  # holds the instance's own float32 competitors (exact_block), not a rounding of them
 
     def row_chunks(self) -> Iterator[tuple[int, int]]:
         """(mu0, mu1) chunks of inputs covering [row0, row1)."""
@@ -162,12 +174,23 @@ class MaterializedSource(CompetitorSource):
         for mu0, mu1, nu0, nu1 in row_pieces(row0, self.row1, p, d, max(1, piece)):
             self._y[mu0 - row0:mu1 - row0, :, nu0:nu1] = instance.competitor_block(mu0, mu1, nu0, nu1)
         self.nbytes = self._y.numel() * self._y.element_size()
+        self.exact_float32 = storage_dtype == torch.float32
+
+    def exact_block(self, mu0: int, mu1: int, nu0: int, nu1: int) -> torch.Tensor:
+        """The instance's competitors of rows mu0..mu1-1 (in this source's rows), candidates nu0..nu1-1, d-major
+        (a view; float32 storage only: Instance.competitor_block's bits, without regenerating them)."""
+        if not self.exact_float32:
+            raise InvalidInput("a bfloat16 source holds rounded competitors, not the instance's")
+        self._check_rows(mu0, mu1)
+        return self._y[mu0 - self.row0:mu1 - self.row0, :, nu0:nu1]
 
     def tiles(self, mu0: int, mu1: int) -> Iterator[tuple[int, int, torch.Tensor]]:
         self._check_rows(mu0, mu1)
         rows = self._y[mu0 - self.row0:mu1 - self.row0]
+        direct = self.products.low is not None  # bfloat16 read by the products themselves (a GPU)
         for nu0, nu1 in self._column_ranges(0, self.p):
-            yield nu0, nu1, rows[:, :, nu0:nu1].float()
+            tile = rows[:, :, nu0:nu1]
+            yield nu0, nu1, tile if direct or tile.dtype == torch.float32 else tile.float()
 
 
 class RegeneratedSource(CompetitorSource):
@@ -197,20 +220,32 @@ def default_budget_bytes(device: torch.device) -> int:
     return budget_bytes(device.type, device_memory_bytes(device))
 
 
-def resolve_mode(
-    instance: Instance, mode: str, memory_budget_bytes: int | None, storage_dtype: torch.dtype = torch.float32,
-    shards: int = 1,
-) -> str:
-    """'auto' -> 'materialize' if the largest shard's (rows, d, p) tensor (storage dtype) fits the budget,
-    else 'regenerate' (unsharded: the p*p*d tensor). OP always materializes its (p, d) Y, whatever the mode asked.
-    """
+def storage_name(storage_dtype: torch.dtype | str) -> str:
+    """'float32', 'bfloat16' or 'auto' for a torch dtype or a name; InvalidInput otherwise."""
+    name = _STORAGE_NAMES.get(storage_dtype) if isinstance(storage_dtype, (str, torch.dtype)) else None
+    if name is None:
+        raise InvalidInput(f"storage_dtype={storage_dtype!r}; expected one of {STORAGE_DTYPES} or 'auto'")
+    return name
+
+
+def _competitor_plan(instance: Instance, mode: str, memory_budget_bytes: int | None, storage_dtype: torch.dtype | str,
+                     shards: int) -> tuple[str, str]:
     if mode not in MODES:
         raise InvalidInput(f"unknown competitor mode {mode!r}; expected one of {MODES}")
     if memory_budget_bytes is not None and memory_budget_bytes < 0:
         raise InvalidInput(f"memory_budget_bytes={memory_budget_bytes!r} must be >= 0")
     budget = default_budget_bytes(instance.device) if memory_budget_bytes is None else memory_budget_bytes
-    storage = torch.tensor([], dtype=storage_dtype).element_size()
-    return competitor_mode(instance.problem, instance.d, instance.p, mode, storage, budget, shards)
+    return competitor_plan(instance.problem, instance.d, instance.p, mode, storage_name(storage_dtype), budget, shards)
+
+
+def resolve_mode(
+    instance: Instance, mode: str, memory_budget_bytes: int | None, storage_dtype: torch.dtype | str = torch.float32,
+    shards: int = 1,
+) -> str:
+    """'auto' -> 'materialize' if the largest shard's (rows, d, p) tensor (storage dtype) fits the budget,
+    else 'regenerate' (unsharded: the p*p*d tensor). OP always materializes its (p, d) Y, whatever the mode asked.
+    """
+    return _competitor_plan(instance, mode, memory_budget_bytes, storage_dtype, shards)[0]
 
 
 def _chunk(value: int | None, default: int, name: str) -> int:
@@ -221,24 +256,39 @@ def _chunk(value: int | None, default: int, name: str) -> int:
     return value
 
 
+def _products(instance: Instance, storage: str, precision: str) -> tuple[Products, str]:
+    """The products of a probe and the precision to record. bfloat16 tiles read directly are multiplied as the
+    float32 product they round to ('highest'), whatever was asked for float32 ones; DP's float32 products stay
+    'highest' under 'bf16x3' (per-row GEMVs bound by memory gain nothing from tensor cores, while splitting each
+    chunk would hold it three times over)."""
+    if precision not in MATMUL_PRECISIONS:
+        raise InvalidInput(f"unknown matmul_precision {precision!r}; expected one of {MATMUL_PRECISIONS}")
+    if instance.problem == "dp" and precision == "bf16x3":
+        precision = "highest"
+    products = products_for(instance.device, precision)
+    if storage == "bfloat16" and products.low is not None:
+        return products, "highest"
+    return products, products.precision
+
+
 def plan_source(
     instance: Instance,
     mode: str = "auto",
     *,
     memory_budget_bytes: int | None = None,
-    storage_dtype: torch.dtype = torch.float32,
+    storage_dtype: torch.dtype | str = torch.float32,
     chunk_rows: int | None = None,
     chunk_cols: int | None = None,
     shards: int = 1,
+    precision: str = "highest",
 ) -> SourcePlan:
-    """The resolved mode and chunk shape: a pure function of the instance, its device, the settings and the
-    number of shards (the same on every shard of a probe)."""
-    if storage_dtype not in STORAGE_DTYPES:
-        raise InvalidInput(f"storage_dtype={storage_dtype!r}; expected one of {STORAGE_DTYPES}")
-    resolved = resolve_mode(instance, mode, memory_budget_bytes, storage_dtype, shards)
+    """The resolved mode, chunk shape, storage and precision: a pure function of the instance, its device, the
+    settings and the number of shards (the same on every shard of a probe)."""
+    resolved, storage = _competitor_plan(instance, mode, memory_budget_bytes, storage_dtype, shards)
     default_rows, default_cols = default_chunks(instance, resolved)
+    precision_used = _products(instance, storage, precision)[1]
     return SourcePlan(resolved, _chunk(chunk_rows, default_rows, "chunk_rows"),
-                      _chunk(chunk_cols, default_cols, "chunk_cols"))
+                      _chunk(chunk_cols, default_cols, "chunk_cols"), storage, precision_used)
 
 
 def make_source(
@@ -246,20 +296,22 @@ def make_source(
     mode: str = "auto",
     *,
     memory_budget_bytes: int | None = None,
-    storage_dtype: torch.dtype = torch.float32,
+    storage_dtype: torch.dtype | str = torch.float32,
     chunk_rows: int | None = None,
     chunk_cols: int | None = None,
     shard: Shard = WHOLE,
+    precision: str = "highest",
 ) -> CompetitorSource:
     """The competitor source for an instance (its `shard`'s rows): mode 'auto', 'materialize' or 'regenerate'."""
     plan = plan_source(instance, mode, memory_budget_bytes=memory_budget_bytes, storage_dtype=storage_dtype,
-                       chunk_rows=chunk_rows, chunk_cols=chunk_cols, shards=shard.count)
+                       chunk_rows=chunk_rows, chunk_cols=chunk_cols, shards=shard.count, precision=precision)
     rows, cols, span = plan.chunk_rows, plan.chunk_cols, shard.rows(instance.p)
     if instance.problem == "op":
         source: CompetitorSource = SharedSource(instance, rows, cols, span)
     elif plan.mode == "materialize":
-        source = MaterializedSource(instance, rows, cols, storage_dtype, span)
+        source = MaterializedSource(instance, rows, cols, getattr(torch, plan.storage), span)
     else:
         source = RegeneratedSource(instance, rows, cols, span)
     source.plan = plan
+    source.products = _products(instance, plan.storage, precision)[0]
     return source

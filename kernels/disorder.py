@@ -25,7 +25,9 @@ import torch
 
 from lamcap.errors import InvalidInput
 from lamcap.kernels.vocabulary import PROBLEMS
-from lamcap.kernels.gaussian import GENERATOR, Stream, mix64_, pairs_to_normal, splitmix64, words_to_normal
+from lamcap.kernels import gaussian_cuda
+from lamcap.kernels.gaussian import (GENERATOR, PIECE_SAMPLES, Stream, _work, mix64_, pairs_to_normal, splitmix64,
+                                     words_to_normal)
 
 TILE_MU = 32  # inputs per tile(i, j); blocks of any shape may be generated, tiles are a convenience
 TILE_NU = 256  # competitors per tile(i, j)
@@ -49,6 +51,25 @@ def block_seed(seed: int, stream: int, *indices: int) -> int:
     for v in (stream, *indices):
         h = splitmix64(h ^ (v & _MASK64))
     return h >> 1
+
+
+def slabs(rows: int, mids: int, cols: int, most: int) -> Iterator[tuple[slice, slice, slice]]:
+    """Contiguous slabs of a (rows, mids, cols) array holding at most `most` entries each (at least one column)."""
+    whole = slice(None)
+    if mids * cols <= most:
+        step = most // (mids * cols)
+        for a in range(0, rows, step):
+            yield slice(a, min(a + step, rows)), whole, whole
+    elif cols <= most:
+        step = most // cols
+        for a in range(rows):
+            for k in range(0, mids, step):
+                yield slice(a, a + 1), slice(k, min(k + step, mids)), whole
+    else:
+        for a in range(rows):
+            for k in range(mids):
+                for c in range(0, cols, most):
+                    yield slice(a, a + 1), slice(k, k + 1), slice(c, min(c + most, cols))
 
 
 def pieces(p: int, d: int, max_elements: int) -> Iterator[tuple[int, int, int, int]]:
@@ -99,6 +120,8 @@ class Instance:
     def __init__(self, spec: InstanceSpec, device: torch.device | str = "cpu") -> None:
         self.spec = spec
         self.device = torch.device(device)
+        self._streams: dict[int, Stream] = {}
+        self._axes: dict[tuple, torch.Tensor] = {}  # keyless axis terms, the same for every chunk of a walk
 
     @property
     def p(self) -> int:
@@ -113,14 +136,45 @@ class Instance:
         return self.spec.problem
 
     def _stream(self, stream: int) -> Stream:
-        return Stream.of(self.spec.seed, stream)
+        found = self._streams.get(stream)
+        if found is None:
+            found = self._streams[stream] = Stream.of(self.spec.seed, stream)
+        return found
+
+    def _axis(self, s: Stream, start: int, stop: int, weight: int) -> torch.Tensor:
+        """s.axis(start, stop, weight) without the key, kept for the next chunk (read-only)."""
+        key = (s.key, start, stop, weight)
+        found = self._axes.get(key)
+        if found is None:
+            if len(self._axes) >= 64:
+                self._axes.clear()
+            found = self._axes[key] = s.axis(start, stop, weight, self.device)
+        return found
+
+    def _normals(self, s: Stream, i0: int, i1: int, shift_i: int, mids: int, shift_j: int, l0: int,
+                 l1: int) -> torch.Tensor:
+        """(i1-i0, mids, l1-l0) samples, entry [i, j, l] of counter (i0+i) << shift_i | j << shift_j | (l0+l) >> 1,
+        word (l0+l) & 1: on a GPU in one kernel, on a CPU PIECE_SAMPLES at a time (temporaries stay cached)."""
+        rows, cols, device = i1 - i0, l1 - l0, self.device
+        if gaussian_cuda.enabled(device):
+            return gaussian_cuda.normals(s, i0, rows, shift_i, mids, shift_j, l0, cols, device)
+        out = torch.empty((rows, mids, cols), device=device)
+        most = PIECE_SAMPLES if device.type == "cpu" else rows * mids * cols
+        for a, k, c in slabs(rows, mids, cols, max(1, most)):
+            piece = out[a, k, c]
+            a0, a1 = i0 + a.indices(rows)[0], i0 + a.indices(rows)[1]
+            k0, k1 = k.indices(mids)[:2]
+            c0, c1 = l0 + c.indices(cols)[0], l0 + c.indices(cols)[1]
+            q0, q1 = c0 // 2, -(-c1 // 2)  # the pairs covering c0..c1-1
+            ij = s.axis(a0, a1, 1 << shift_i, device, with_key=True)[:, None] + self._axis(s, k0, k1, 1 << shift_j)
+            states = _work("states", (a1 - a0, k1 - k0, q1 - q0), torch.int64, device)
+            torch.add(ij[:, :, None], self._axis(s, q0, q1, 1)[None, None, :], out=states)
+            pairs_to_normal(states, c0 - 2 * q0, c1 - 2 * q0, out=piece)
+        return out
 
     def _rows(self, stream: int, r0: int, r1: int) -> torch.Tensor:
         """Rows r0..r1-1 of a (rows, d) stream, row-major."""
-        s = self._stream(stream)
-        states = s.axis(r0, r1, 1 << ROW_SHIFT, self.device, with_key=True)[:, None] + s.axis(
-            0, -(-self.d // 2), 1, self.device)[None, :]
-        return pairs_to_normal(states, 0, self.d)
+        return self._normals(self._stream(stream), r0, r1, ROW_SHIFT, 1, 0, 0, self.d)[:, 0]
 
     @cached_property
     def inputs(self) -> torch.Tensor:
@@ -136,13 +190,7 @@ class Instance:
 
     def _block(self, mu0: int, mu1: int, nu0: int, nu1: int) -> torch.Tensor:
         """DP competitors, d-major (mu1-mu0, d, nu1-nu0), in one buffer; no range check against p."""
-        s = self._stream(STREAM_PRIVATE_COMPETITORS)
-        q0, q1 = nu0 // 2, -(-nu1 // 2)  # the pairs covering nu0..nu1-1
-        rows_and_k = (s.axis(mu0, mu1, 1 << MU_SHIFT, self.device, with_key=True)[:, None]
-                      + s.axis(0, self.d, 1 << K_SHIFT, self.device)[None, :])
-        states = rows_and_k[:, :, None] + s.axis(q0, q1, 1, self.device)[None, None, :]
-        del rows_and_k
-        return pairs_to_normal(states, nu0 - 2 * q0, nu1 - 2 * q0)
+        return self._normals(self._stream(STREAM_PRIVATE_COMPETITORS), mu0, mu1, MU_SHIFT, self.d, K_SHIFT, nu0, nu1)
 
     def tile(self, i: int, j: int) -> torch.Tensor:
         """DP competitor tile (i, j), d-major: shape (TILE_MU, d, TILE_NU), untruncated.

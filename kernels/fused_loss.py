@@ -14,41 +14,29 @@ The gradient is saved by the forward pass; backward only scales it.
 A source may own only some rows (a shard of a probe, lamcap.kernels.sharding): Z then holds those
 rows, and the loss and count are that shard's part of the sums, still divided by the instance's p,
 so that summing the shards' losses, counts and gradients gives the unsharded ones.
-Arithmetic is float32 for float32 Z and float64 for float64 Z (tiles are upcast).
+Arithmetic is float32 for float32 Z and float64 for float64 Z (tiles are upcast); the two products per tile
+are the source's (lamcap.kernels.products: the probe's matmul precision, bfloat16 storage read directly).
 """
 from __future__ import annotations
 
 import torch
 
 from lamcap.kernels.competitors import CompetitorSource
+from lamcap.kernels.products import HIGHEST, Products
 from lamcap.errors import InvalidInput
 
 
-def _scores(z: torch.Tensor, tile: torch.Tensor) -> torch.Tensor:
-    """s[a, b] = y_b . z_a: DP tile (rows, d, cols) d-major, OP tile (cols, d) shared."""
-    if tile.dim() == 3:
-        return torch.bmm(z[:, None, :], tile)[:, 0]
-    return z @ tile.T
-
-
-def _weighted_sum(probs: torch.Tensor, tile: torch.Tensor) -> torch.Tensor:
-    """sum_b probs[a, b] y_b, shape (rows, d)."""
-    if tile.dim() == 3:
-        return torch.bmm(probs[:, None, :], tile.mT)[:, 0]
-    return probs @ tile
-
-
 def _walk_row_chunk(z: torch.Tensor, tiles, mu0: int, out_max: torch.Tensor, out_sum: torch.Tensor,
-                    out_acc: torch.Tensor) -> None:
+                    out_acc: torch.Tensor, products: Products = HIGHEST) -> None:
     """Online softmax over the OFF-target scores of rows mu0.. (targets are masked to -inf).
 
     Writes, per row, the off-target max m, sum_nu exp(s - m) and sum_nu exp(s - m) y_nu.
     """
     floor = torch.finfo(z.dtype).min  # a row whose first tile holds only its target: exp(-inf - floor) = 0
+    _weighted_sum = products.weighted_sum
     m = l = acc = None
     for nu0, _nu1, tile in tiles:
-        tile = tile.to(z.dtype)
-        s = _scores(z, tile)
+        s = products.scores(z, tile)
         s.diagonal(mu0 - nu0).fill_(float("-inf"))  # the targets nu = mu of these rows, if any
         m_tile = s.amax(dim=1)
         if m is None:
@@ -75,7 +63,8 @@ def _single_pass(z_all: torch.Tensor, source: CompetitorSource) -> tuple[torch.T
     off_max, off_sum, off_acc = torch.empty_like(target), torch.empty_like(target), torch.empty_like(z_all)
     for mu0, mu1 in source.row_chunks():
         a, b = mu0 - row0, mu1 - row0
-        _walk_row_chunk(z_all[a:b], source.tiles(mu0, mu1), mu0, off_max[a:b], off_sum[a:b], off_acc[a:b])
+        _walk_row_chunk(z_all[a:b], source.tiles(mu0, mu1), mu0, off_max[a:b], off_sum[a:b], off_acc[a:b],
+                        source.products)
     # Fold the target term back in, vectorised over all rows, around the true row max.
     m = torch.maximum(off_max, target)
     rescale, own = torch.exp(off_max - m), torch.exp(target - m)

@@ -19,6 +19,13 @@ each a separate torch operation (no fused multiply-add can form across operation
 correctly rounded. There is no log, exp, sin or cos anywhere at sampling time. Words are read as
 little-endian halves of the int64 states, as on every platform torch supports.
 
+How the torch path computes step 3 (the same bits, fewer passes): the sign is not copied at the end but
+looked up, from tables whose slots for a negative x (the sign bit kept in the index, at SIGN_SLOT) hold
+-a and -b: rounding to nearest is symmetric, so (-b) * offset + (-a) is -(b * offset + a) bit for bit, the
+zero of |x| = 2^31 included (its knot holds -|a| = -0 and -b = -0; -0 * 0 + -0 = -0, as copysign gives). On a CPU the
+temporaries live in a per-thread workspace, so that a block's dozen passes reuse memory rather than fault
+fresh pages in; lamcap.kernels.disorder generates large blocks PIECE_SAMPLES at a time into it.
+
 The table is computed once per process from scipy's erfcinv in float64 and rounded to float32;
 the few knots within 1e-12 of a float32 rounding midpoint are recomputed with mpmath, so every
 machine rounds the same way, and the table's SHA-256 is checked against TABLE_SHA256 before any
@@ -30,6 +37,7 @@ the resolution curand's Box-Muller has; interpolation error below 4e-9 absolute.
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass
 from functools import cache
 
@@ -46,6 +54,9 @@ KNOT_BITS = 12  # knots per binade of |x|: 2^12
 FRAC_BITS = 23 - KNOT_BITS  # mantissa bits below the knot index: the offset in units of 2^-11 knot spacing
 _SLOTS = 32 << KNOT_BITS  # (exponent & 31, knot): the 32 exponents 127..158 of |x| in [1, 2^31] are distinct mod 32
 TABLE_SHA256 = "79e93cf4cc35f1facbfd3033f66f9e14fa0440f47020796dae78ed48b34a4467"
+SIGN_SLOT = 1 << (31 - FRAC_BITS)  # (bits >> FRAC_BITS) keeps x's sign bit here: the negative half of the tables
+_SIGNED_MASK = SIGN_SLOT | (_SLOTS - 1)
+PIECE_SAMPLES = 1 << 18  # samples a CPU generates at a time (lamcap.kernels.disorder): ~7 MiB of temporaries
 
 
 def _signed(v: int) -> int:
@@ -94,7 +105,7 @@ class Stream:
 
 def mix64_(state: torch.Tensor) -> torch.Tensor:
     """The splitmix64 finaliser applied in place to an int64 tensor (logical shifts as shift + mask)."""
-    tmp = torch.empty_like(state)
+    tmp = _work("mix", state.shape, torch.int64, state.device)
     for shift, mult in ((30, _MIX1), (27, _MIX2), (31, None)):
         torch.bitwise_right_shift(state, shift, out=tmp)
         tmp.bitwise_and_((1 << (64 - shift)) - 1)
@@ -104,28 +115,62 @@ def mix64_(state: torch.Tensor) -> torch.Tensor:
     return state
 
 
-def words_to_normal(words: torch.Tensor) -> torch.Tensor:
-    """int32 random words (any shape or strides; consumed in place) -> float32 N(0, 1), elementwise."""
-    a_table, b_table = device_tables(words.device)
+def words_to_normal(words: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """int32 random words (any shape or strides; consumed in place) -> float32 N(0, 1), elementwise (into `out`,
+    contiguous, when given)."""
+    a_table, b_table = signed_tables(words.device)
+    shape, device = words.shape, words.device
     words.bitwise_or_(1)
-    x = words.float()  # |x| in [1, 2^31]; its sign is the sample's
+    x = _work("x", shape, torch.float32, device)
+    x.copy_(words)  # |x| in [1, 2^31]; its sign is the sample's
     bits = x.view(torch.int32)
-    index = torch.bitwise_right_shift(bits, FRAC_BITS).bitwise_and_(_SLOTS - 1)  # drops the sign bit too
-    offset = (bits & ((1 << FRAC_BITS) - 1)).float()  # exact: < 2^11
-    z = b_table.index_select(0, index.reshape(-1)).reshape(x.shape)
+    index = _work("index", shape, torch.int32, device)
+    torch.bitwise_right_shift(bits, FRAC_BITS, out=index).bitwise_and_(_SIGNED_MASK)  # the sign bit stays in
+    offset_bits = _work("offset_bits", shape, torch.int32, device)
+    offset = _work("offset", shape, torch.float32, device)
+    offset.copy_(torch.bitwise_and(bits, (1 << FRAC_BITS) - 1, out=offset_bits))  # exact: < 2^11
+    z = torch.empty(shape, dtype=torch.float32, device=device) if out is None else out
+    flat = index.view(-1)
+    torch.index_select(b_table, 0, flat, out=z.view(-1))
     z.mul_(offset)
-    del offset
-    z.add_(a_table.index_select(0, index.reshape(-1)).reshape(x.shape))
-    return torch.copysign(z, x, out=z)
+    a = _work("a", shape, torch.float32, device)
+    torch.index_select(a_table, 0, flat, out=a.view(-1))
+    return z.add_(a)
 
 
-def pairs_to_normal(states: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-    """Mix int64 states (last axis: pairs) in place; samples start..stop-1 of their words along the last axis."""
+def pairs_to_normal(states: torch.Tensor, start: int, stop: int, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Mix int64 states (last axis: pairs) in place; samples start..stop-1 of their words along the last axis
+    (into `out` when given)."""
     mix64_(states)
     words = states.view(torch.int32)  # little-endian: word 2i is the low half of pair i
     if (start, stop) != (0, words.shape[-1]):
         words = words[..., start:stop]
-    return words_to_normal(words)
+    return words_to_normal(words, out)
+
+
+class _Workspace(threading.local):
+    """A CPU thread's temporaries, by name, grown to the largest request and reused (views of them)."""
+
+    def __init__(self) -> None:
+        self.buffers: dict[tuple[str, torch.dtype], torch.Tensor] = {}
+
+
+_WORKSPACE = _Workspace()
+
+
+def _work(name: str, shape: torch.Size | tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A contiguous scratch tensor: from the thread's workspace on a CPU (up to PIECE_SAMPLES-sized blocks),
+    freshly allocated elsewhere (a GPU's caching allocator already reuses memory)."""
+    n = 1
+    for size in shape:
+        n *= size
+    if device.type != "cpu" or n > PIECE_SAMPLES:
+        return torch.empty(shape, dtype=dtype, device=device)
+    key = (name, dtype)
+    found = _WORKSPACE.buffers.get(key)
+    if found is None or found.numel() < n:
+        found = _WORKSPACE.buffers[key] = torch.empty(max(n, 1 << 12), dtype=dtype)
+    return found[:n].view(shape)
 
 
 def _knot_positions() -> np.ndarray:
@@ -187,6 +232,7 @@ def table_digest(a: np.ndarray, b: np.ndarray) -> str:
 
 
 _DEVICE_TABLES: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+_SIGNED_TABLES: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
 
 def device_tables(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -196,4 +242,18 @@ def device_tables(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         a, b = tables()
         found = (torch.from_numpy(a).to(device), torch.from_numpy(b).to(device))
         _DEVICE_TABLES[device] = found
+    return found
+
+
+def signed_tables(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The tables by (sign, slot): slot s for x > 0, SIGN_SLOT + s holding -|a|, -b for x < 0 (once per device).
+
+    -|a| rather than -a: the knot of |x| = 2^31 (u = 1) holds a = -0.0 (scipy's erfcinv(1)), where x < 0 must
+    give copysign(+0, x) = -0 = (-0 * 0) + -|a|."""
+    found = _SIGNED_TABLES.get(device)
+    if found is None:
+        a, b = (torch.from_numpy(x) for x in tables())
+        gap = torch.zeros(SIGN_SLOT - _SLOTS)
+        found = (torch.cat([a, gap, -a.abs()]).to(device), torch.cat([b, gap, -b]).to(device))
+        _SIGNED_TABLES[device] = found
     return found

@@ -35,6 +35,9 @@ KERNEL_OF_GENERATOR = {"splitmix64-erfcinv-v1": "2026.12-1"}
 # How the fused loss walked the competitors (lamcap.kernels.competitors.SourcePlan); 'none': no fused loss
 # (hebbian, lp), or no record of it.
 PLAN_MODES = ("none", "materialize", "regenerate")
+# What the fused loss's products read and at which precision (SourcePlan.storage, .precision); 'none': no fused loss.
+PLAN_STORAGES = ("none", "float32", "bfloat16")
+PLAN_PRECISIONS = ("none", "highest", "tf32", "bf16x3")
 HIST_EDGES = np.linspace(-10.0, 20.0, 121)  # normalised-score bins of every histogram; outside values go to the end bins
 N_BINS = len(HIST_EDGES) - 1
 _REQUIRED = object()  # `recorded` without a default: a required field
@@ -98,6 +101,12 @@ class Outcome:
                                 "of that optimal W; 0 when UNSAT", "f8", default=math.nan)
     shards: int = recorded("1", "devices the probe's inputs were split over (a gang of actors); 1: one device",
                            "i8", missing=1, default=1)
+    storage_dtype: str = recorded("1", "what the fused loss's products read: float32, or the materialised bfloat16 "
+                                  "competitors (storage_dtype bfloat16, or auto where float32 did not fit); none: "
+                                  "hebbian, lp, error", "i1", categories=PLAN_STORAGES, default="none")
+    matmul_precision: str = recorded("1", "precision of the fused loss's score and gradient products: highest "
+                                     "(float32; every CPU), tf32 or bf16x3 (GPU tensor cores); none: hebbian, lp, "
+                                     "error", "i1", categories=PLAN_PRECISIONS, default="none")
     kernel: str = recorded("1", "how the probe was computed (lamcap.kernels.outcome.KERNEL, bumped by any change "
                            "that can alter a record); none: not recorded (a probe that raised, or a store written "
                            "before kernels were named)", "i1", categories=KERNELS, missing="none", default="none")

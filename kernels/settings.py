@@ -5,11 +5,13 @@ import math
 from dataclasses import dataclass
 
 from lamcap.errors import InvalidInput
-from lamcap.kernels.vocabulary import MODES, STORAGE_DTYPES
+from lamcap.kernels.vocabulary import MATMUL_PRECISIONS, MODES, STORAGE_DTYPES
 
 LP_MAX_D = 36  # the lp oracle's largest d: near-threshold probes finish in < 10 CPU minutes up to here
 LP_MAX_P = 2000  # the lp oracle's largest p: every round scans all p (p - 1) pairs
-
+# Steps between two reads of the stopping rule on a GPU, when check_every is None: a read makes the host wait for
+# the GPU, and at most this many steps are taken past the one training stops at (and thrown away).
+GPU_CHECK_EVERY = 32
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,11 @@ class SolverSettings:
 
     Defaults (see lamcap.kernels.solvers.adam for the experiment that chose them):
     lr = 1.0, max_steps = 2000, warmup_frac = 0.05.
+    check_every: Adam steps between two host reads of the stopping rule (None: 1 on a CPU, where a read costs
+    nothing, GPU_CHECK_EVERY on a GPU); any value gives the same record (lamcap.kernels.solvers.stopping).
+    matmul_precision: of the fused loss's score and gradient products on a GPU ('highest', 'tf32', 'bf16x3'; DP's
+    float32 GEMVs stay 'highest' under 'bf16x3'); a CPU computes 'highest' whatever is asked, and each probe
+    records the precision it used (lamcap.kernels.products).
     """
 
     lr: float = 1.0
@@ -26,6 +33,8 @@ class SolverSettings:
     mode: str = "auto"
     memory_budget_bytes: int | None = None
     storage_dtype: str = "float32"
+    check_every: int | None = None
+    matmul_precision: str = "highest"
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -50,4 +59,9 @@ class SolverSettings:
             out.append(f"memory_budget_bytes={budget!r} must be a positive integer or None")
         if self.storage_dtype not in STORAGE_DTYPES:
             out.append(f"unknown storage_dtype {self.storage_dtype!r}; expected one of {STORAGE_DTYPES}")
+        every = self.check_every
+        if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+            out.append(f"check_every={every!r} must be a positive integer or None")
+        if self.matmul_precision not in MATMUL_PRECISIONS:
+            out.append(f"unknown matmul_precision {self.matmul_precision!r}; expected one of {MATMUL_PRECISIONS}")
         return out

@@ -7,8 +7,11 @@ Scores are normalised as (s - mean_off) / sigma_off, where mean_off and sigma_of
 are the mean and the population standard deviation over ALL p (p - 1) off-target
 scores. Hence the normalised off-target mean and variance are 0 and 1 up to
 rounding; they are reported anyway, as a check. The pass walks the score matrix
-twice in blocks (statistics first, then off-target histograms); competitors are
-regenerated from the instance, so no p x p x d tensor is ever held.
+twice in blocks (statistics first, then off-target histograms); the blocks are those of
+lamcap.kernels.scores.Scores: computed once and held when they fit, the competitors read from a
+float32 materialised source or regenerated from the instance, so no p x p x d float64 tensor is
+ever held. The stopping rule's float64 count hands its Scores on, so that a converged W's
+competitors are read once for the count and both passes.
 
 Every running statistic stays on the device: a block costs a fixed number of kernel launches
 (its generation, one float64 GEMV batch, about 25 small reductions and updates) and no
@@ -25,16 +28,16 @@ added up. Every shard then computes the same Verification from the same vectors 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from lamcap.kernels.competitors import CUDA_CHUNK_DIVISOR, device_memory_bytes
+from lamcap.kernels.competitors import CUDA_CHUNK_DIVISOR, CompetitorSource, device_memory_bytes
 from lamcap.kernels.disorder import Instance
 from lamcap.kernels.outcome import HIST_EDGES
-from lamcap.kernels.sharding import SOLO, Collective, row_pieces, shard_rows
+from lamcap.kernels.scores import Scores
+from lamcap.kernels.sharding import SOLO, Collective, shard_rows
 
 BLOCK_BYTES = 1 << 25  # float64 bytes of competitors per streamed block on a CPU (32 MiB)
 FLOAT64_BYTES = 8
@@ -68,20 +71,11 @@ def block_elements(device: torch.device) -> int:
     return max(1, total // (CUDA_CHUNK_DIVISOR * FLOAT64_BYTES))
 
 
-def _blocks(instance: Instance, w: torch.Tensor, rows: tuple[int, int]) -> Iterator[tuple[int, int, torch.Tensor]]:
-    """Yield (mu0, nu0, S) float64 score blocks that tile rows [row0, row1) of the p x p score matrix."""
-    p, d = instance.p, instance.d
-    row0, row1 = rows
-    z = instance.inputs[row0:row1].double() @ w.T  # z_mu = W x_mu
-    if instance.problem == "op":
-        y = instance.shared_outputs.double()
-        step = max(1, block_elements(instance.device) // (p * d))
-        for mu0 in range(row0, row1, step):
-            yield mu0, 0, z[mu0 - row0 : min(mu0 + step, row1) - row0] @ y.T
-        return
-    for mu0, mu1, nu0, nu1 in row_pieces(row0, row1, p, d, block_elements(instance.device)):
-        block = instance.competitor_block(mu0, mu1, nu0, nu1).double()  # (rows, d, cols)
-        yield mu0, nu0, torch.bmm(z[mu0 - row0 : mu1 - row0, None, :], block)[:, 0]
+def scores_of(instance: Instance, w: torch.Tensor, collective: Collective = SOLO,
+              source: CompetitorSource | None = None) -> Scores:
+    """The float64 score blocks of W (any dtype, finite) on the collective's shard of the rows."""
+    w = w.detach().to(device=instance.device, dtype=torch.float64)
+    return Scores(instance, w, collective.shard.rows(instance.p), block_elements(instance.device), source)
 
 
 def _target_slots(mu0: int, nu0: int, shape: torch.Size) -> tuple[int, int, int]:
@@ -122,6 +116,8 @@ class _Accumulator:
         if count:
             diag.fill_(-math.inf)
         torch.maximum(self.max_off[rows], s.amax(dim=1), out=self.max_off[rows])
+        if count:  # blocks are read-only (lamcap.kernels.scores): put the targets back
+            diag.copy_(self.target[a + first : a + first + count])
 
     def _add_row_sums(self, rows: slice, s: torch.Tensor) -> None:
         new_max = torch.maximum(self.row_max[rows], s.amax(dim=1))
@@ -142,23 +138,34 @@ class _Accumulator:
         self.n = n
 
 
+_EDGES: dict[torch.device, torch.Tensor] = {}
+
+
+def _edges(device: torch.device) -> torch.Tensor:
+    """HIST_EDGES as a float64 tensor on `device`, copied once per process and device."""
+    found = _EDGES.get(device)
+    if found is None:
+        found = _EDGES[device] = torch.as_tensor(HIST_EDGES, dtype=torch.float64, device=device)
+    return found
+
+
 def _histogram(values: torch.Tensor) -> torch.Tensor:
     """Counts on HIST_EDGES with values outside the range clipped into the end bins (numpy semantics); no sync."""
-    edges = torch.as_tensor(HIST_EDGES, dtype=torch.float64, device=values.device)
+    edges = _edges(values.device)
     idx = (torch.bucketize(values.flatten().contiguous(), edges, right=True) - 1).clamp_(0, len(HIST_EDGES) - 2)
     counts = torch.zeros(len(HIST_EDGES) - 1, dtype=torch.int64, device=values.device)
     return counts.index_add_(0, idx, torch.ones_like(idx))
 
 
-def _offtarget_pass(instance: Instance, w: torch.Tensor, mean: float, sigma: float,
+def _offtarget_pass(instance: Instance, scores: Scores, mean: float, sigma: float,
                     collective: Collective) -> tuple[np.ndarray, float, float]:
     """Second pass: histogram, mean and variance of the normalised off-target scores (one sync, at the end)."""
     counts = torch.zeros(len(HIST_EDGES) - 1, dtype=torch.int64, device=instance.device)
     total = torch.zeros((), dtype=torch.float64, device=instance.device)
     total_sq = torch.zeros((), dtype=torch.float64, device=instance.device)
-    for mu0, nu0, s in _blocks(instance, w, collective.shard.rows(instance.p)):
+    for mu0, nu0, s in scores.blocks():
         offset, _, count = _target_slots(mu0, nu0, s.shape)
-        u = s.sub_(mean).div_(sigma)
+        u = torch.sub(s, mean).div_(sigma)
         diag = u.diagonal(offset)
         counts += _histogram(u)
         total += u.sum()
@@ -210,16 +217,21 @@ def _gathered_rows(acc: _Accumulator, p: int, collective: Collective) -> tuple[t
     return tuple(collective.gather_rows(local, p).unbind(1))
 
 
-def verify(instance: Instance, w: torch.Tensor, collective: Collective = SOLO) -> Verification:
+def verify(instance: Instance, w: torch.Tensor, collective: Collective = SOLO, scores: Scores | None = None,
+           source: CompetitorSource | None = None) -> Verification:
     """Decide SAT for W (d x d) on the instance exactly, in float64, with score statistics.
 
     Sharded, each shard walks its rows; every shard returns the same Verification (W must be the same on all).
+    `scores`: W's score blocks if already computed (the stopping rule's); `source`: the probe's competitors
+    (a float32 materialised source is read instead of regenerating).
     """
     w = w.detach().to(device=instance.device, dtype=torch.float64)
     if not torch.isfinite(w).all():
         return _undefined(instance, w)
     p = instance.p
-    acc = _first_pass(instance, w, True, collective.shard.rows(p))
+    if scores is None or scores.rows != collective.shard.rows(p) or not torch.equal(scores.w, w):
+        scores = scores_of(instance, w, collective, source)
+    acc = _first_pass(scores, True)
     target, max_off, row_max, row_sum = _gathered_rows(acc, p, collective)
     mean, m2 = _merged_moments(acc, p, collective)
     stored = target > max_off
@@ -239,7 +251,7 @@ def verify(instance: Instance, w: torch.Tensor, collective: Collective = SOLO) -
     min_margin, target_mean, target_var = torch.stack(
         [((target - max_off) / sigma_off).min(), t.mean(), t.var(unbiased=False)]).tolist()
     target_hist = _histogram(t).cpu().numpy()
-    off_hist, off_mean, off_var = _offtarget_pass(instance, w, mean_off, sigma_off, collective)
+    off_hist, off_mean, off_var = _offtarget_pass(instance, scores, mean_off, sigma_off, collective)
     return Verification(
         sat=n_violations == 0,
         n_violations=n_violations,
@@ -258,18 +270,25 @@ def verify(instance: Instance, w: torch.Tensor, collective: Collective = SOLO) -
     )
 
 
-def _first_pass(instance: Instance, w: torch.Tensor, full: bool, rows: tuple[int, int]) -> _Accumulator:
-    acc = _Accumulator(rows, instance.device, full)
-    for mu0, nu0, s in _blocks(instance, w, rows):
+def _first_pass(scores: Scores, full: bool) -> _Accumulator:
+    acc = _Accumulator(scores.rows, scores.instance.device, full)
+    for mu0, nu0, s in scores.blocks():
         acc.add(mu0, nu0, s)
     return acc
 
 
-def count_stored(instance: Instance, w: torch.Tensor, collective: Collective = SOLO) -> int:
-    """Number of strictly stored associations of W, float64, one streaming pass (targets and maxima only);
-    sharded, each shard counts its rows and the counts are summed."""
+def exact_count(instance: Instance, w: torch.Tensor, collective: Collective = SOLO,
+                source: CompetitorSource | None = None) -> tuple[int, Scores | None]:
+    """(Number of strictly stored associations of W in float64, W's score blocks for verify); sharded, each
+    shard counts its rows and the counts are summed. A non-finite W stores nothing (and has no scores)."""
     w = w.detach().to(device=instance.device, dtype=torch.float64)
     if not torch.isfinite(w).all():
-        return 0
-    acc = _first_pass(instance, w, False, collective.shard.rows(instance.p))
-    return int(collective.sum_((acc.target > acc.max_off).sum()).item())
+        return 0, None
+    scores = scores_of(instance, w, collective, source)
+    acc = _first_pass(scores, False)
+    return int(collective.sum_((acc.target > acc.max_off).sum()).item()), scores
+
+
+def count_stored(instance: Instance, w: torch.Tensor, collective: Collective = SOLO) -> int:
+    """Number of strictly stored associations of W, float64 (exact_count without its scores)."""
+    return exact_count(instance, w, collective)[0]

@@ -16,7 +16,8 @@ from typing import NamedTuple
 
 import torch
 
-from lamcap.kernels.competitors import SourcePlan
+from lamcap.kernels.competitors import CompetitorSource, SourcePlan
+from lamcap.kernels.scores import Scores
 from lamcap.kernels.disorder import Instance, InstanceSpec
 from lamcap.errors import InvalidInput
 from lamcap.kernels.input_scores import input_scores
@@ -57,7 +58,7 @@ def check_solvable(spec: InstanceSpec, solver: str, rank: int, shards: int = 1) 
         check_lp_size(spec.d, spec.p)
 
 
-NO_PLAN = SourcePlan("none", 0, 0)  # solvers without the fused loss
+NO_PLAN = SourcePlan("none", 0, 0, "none", "none")  # solvers without the fused loss
 
 
 class SolverRun(NamedTuple):
@@ -68,6 +69,8 @@ class SolverRun(NamedTuple):
     status: str
     plan: SourcePlan = NO_PLAN
     lp_margin: float = math.nan  # lp: t* with W in [-1, 1] (0 when UNSAT); NaN for the other solvers
+    scores: Scores | None = None  # W's float64 score blocks, when the solver computed them (adam's float64 count)
+    source: CompetitorSource | None = None  # the competitors the solver walked (verification may read them)
 
 
 def _run_solver(
@@ -85,7 +88,8 @@ def _run_solver(
     from lamcap.kernels.solvers.adam import train_adam
 
     trained = train_adam(instance, rank, settings, collective)
-    return SolverRun(trained.w, trained.steps, trained.status, trained.plan)
+    return SolverRun(trained.w, trained.steps, trained.status, trained.plan, scores=trained.scores,
+                     source=trained.source)
 
 
 def _normalised_margin(run: SolverRun, check: Verification) -> float:
@@ -122,7 +126,8 @@ def solve_with_weights(
     w, plan = run.w, run.plan
     if collective.size > 1:  # a guard: the replicated W is the same on every shard; verify rank 0's everywhere
         w = collective.broadcast_(w.contiguous())
-    check = verify(instance, w, collective)
+    check = verify(instance, w, collective, run.scores, run.source)
+    run = run._replace(scores=None, source=None)  # the competitors are not needed again
     status = _final_status(solver, run.status, check)
     own = input_scores(instance, w, check.mean_off, check.sigma_off)  # input 0: every shard can build it
     wall, peak, cpu = _largest(collective, time.perf_counter() - start, memory.peak(),
@@ -147,6 +152,8 @@ def solve_with_weights(
         mode=plan.mode,
         chunk_rows=plan.chunk_rows,
         chunk_cols=plan.chunk_cols,
+        storage_dtype=plan.storage,
+        matmul_precision=plan.precision,
         target_hist=[int(c) for c in check.target_hist],
         offtarget_hist=[int(c) for c in check.offtarget_hist],
         singular_values=[float(s) for s in check.singular_values],

@@ -31,7 +31,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--d", type=int, default=96, help="dimension (default 96)")
     parser.add_argument("--p", type=int, default=1200, help="associations (default 1200)")
     parser.add_argument("--mode", default="materialize", help=f"one of {', '.join(BENCH_MODES)}")
-    parser.add_argument("--storage-dtype", default="float32", help="materialize storage: float32 or bfloat16")
+    parser.add_argument("--storage-dtype", default="float32",
+                        help="materialize storage: float32, bfloat16 or auto (float32 where it fits, else bfloat16)")
+    parser.add_argument("--precision", default="highest",
+                        help="matmul precision of the products on a GPU: highest, tf32 or bf16x3 (a CPU: highest)")
     parser.add_argument("--repeats", type=int, default=5, help="timed steps after one warm-up (default 5)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
     parser.add_argument("--threads", type=int, default=None,
@@ -57,7 +60,7 @@ def _timed(fn, repeats: int, device: str) -> list[float]:
     return times
 
 
-def step_function(instance, mode: str, storage_dtype: str):
+def step_function(instance, mode: str, storage_dtype: str, precision: str = "highest"):
     """A closure running one loss + gradient step of `mode`, and the bytes of competitors it holds."""
     import torch
 
@@ -73,7 +76,7 @@ def step_function(instance, mode: str, storage_dtype: str):
         loss_fn = lambda z: naive_loss(z, y, instance.problem)  # noqa: E731
         held = y.numel() * y.element_size()
     else:
-        source = make_source(instance, mode, storage_dtype=getattr(torch, storage_dtype))
+        source = make_source(instance, mode, storage_dtype=storage_dtype, precision=precision)
         loss_fn = lambda z: fused_loss(z, source)  # noqa: E731
         held = source.nbytes
 
@@ -99,7 +102,7 @@ def reference_times(instance, repeats: int, device: str) -> dict:
 
 
 def measure(problem: str, d: int, p: int, mode: str, repeats: int = 5, device: str = "cpu",
-            storage_dtype: str = "float32", references: bool = True) -> dict:
+            storage_dtype: str = "float32", references: bool = True, precision: str = "highest") -> dict:
     """One mode's step time (median over repeats, after a warm-up) and peak memory."""
     import torch
 
@@ -110,10 +113,11 @@ def measure(problem: str, d: int, p: int, mode: str, repeats: int = 5, device: s
     instance.inputs, instance.targets  # noqa: B018 - generated before the baseline: not the loss's memory
     memory = PeakMemory(device)
     memory.start()
-    step, held = step_function(instance, mode, storage_dtype)
+    step, held = step_function(instance, mode, storage_dtype, precision)
     step()
     times = _timed(step, repeats, device)
-    out = {"problem": problem, "d": d, "p": p, "mode": mode, "storage_dtype": storage_dtype, "device": device,
+    out = {"problem": problem, "d": d, "p": p, "mode": mode, "storage_dtype": storage_dtype, "precision": precision,
+           "device": device,
            "threads": torch.get_num_threads(), "step_seconds": statistics.median(times), "step_times": times,
            "peak_bytes": memory.peak(), "held_bytes": held}
     del step  # frees the mode's competitors before the references allocate their full-size tensor
@@ -132,8 +136,12 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInput(f"--repeats {args.repeats!r} must be >= 1")
     if args.threads is not None and args.threads < 1:
         raise InvalidInput(f"--threads {args.threads!r} must be >= 1")
-    if args.storage_dtype not in ("float32", "bfloat16"):
-        raise InvalidInput(f"--storage-dtype {args.storage_dtype!r} is not float32 or bfloat16")
+    from lamcap.kernels.vocabulary import MATMUL_PRECISIONS, STORAGE_DTYPES
+
+    if args.storage_dtype not in STORAGE_DTYPES:
+        raise InvalidInput(f"--storage-dtype {args.storage_dtype!r} is not one of {STORAGE_DTYPES}")
+    if args.precision not in MATMUL_PRECISIONS:
+        raise InvalidInput(f"--precision {args.precision!r} is not one of {MATMUL_PRECISIONS}")
     InstanceSpec(args.problem, args.d, args.p, 0)  # names a bad problem, d or p
     device = resolve_device(args.device)
     if args.threads is not None:
@@ -141,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     result = measure(args.problem, args.d, args.p, args.mode, args.repeats, device, args.storage_dtype,
-                     references=not args.no_references)
+                     references=not args.no_references, precision=args.precision)
     if args.json:
         print(json.dumps(result))
         return 0

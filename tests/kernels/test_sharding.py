@@ -22,6 +22,7 @@ from lamcap.kernels.sharding import Shard, check_shards, largest_shard, shard_ro
 from lamcap.kernels.solvers import check_solvable, solve_with_weights
 from lamcap.kernels.settings import SolverSettings
 from tests.kernels.gloo_gang import run_gang
+from tests.kernels.test_stopping import check_stopping_gang, stopping_gang_work
 
 # (problem, d, p, seed, solver, rank, mode, max_steps, small blocks): SAT and UNSAT, OP and DP, both
 # modes, a two-layer W, the Hebbian rule; "small" walks many chunks per shard and verifies in blocks
@@ -67,7 +68,9 @@ def gang_work(collective) -> dict:
     a, b = shard_rows(p, rank, size)
     rows = collective.gather_rows(torch.arange(a, b, dtype=torch.float64)[:, None] * torch.ones(1, 3), p)
     top = collective.max_(torch.tensor([float(rank), -float(rank)]))
+    stopping = stopping_gang_work(collective) if size == 2 else None  # tests/kernels/test_stopping.py
     return {"cases": {i: _solve(CASES[i], collective) for i in GANG_CASES[size]}, "sum": summed, "rows": rows, "max": top,
+            "stopping": stopping,
             "parts": [torch.randn(1000, dtype=torch.float32, generator=torch.Generator().manual_seed(r))
                       for r in range(size)]}
 
@@ -157,6 +160,11 @@ def test_collectives_give_every_rank_the_same_bits(gangs):
             torch.testing.assert_close(result["sum"], expected_sum, rtol=1e-6, atol=1e-5)
             assert torch.equal(result["rows"], torch.arange(11, dtype=torch.float64)[:, None] * torch.ones(1, 3))
             assert result["max"].tolist() == [k - 1, 0.0]
+
+
+def test_a_sharded_gang_stops_alike_every_k(gangs):
+    """The stopping rule read every k steps on a gang of 2: the record of the per-step read (test_stopping.py)."""
+    check_stopping_gang([result["stopping"] for result in gangs[2]])
 
 
 def _same(a, b) -> bool:

@@ -122,3 +122,77 @@ def test_host_reads_do_not_grow_with_the_number_of_blocks(monkeypatch, problem):
     many_count = count_host_reads(monkeypatch, lambda: count_stored(instance, w))
     assert many_blocks == one_block <= 12, (one_block, many_blocks)
     assert many_count == count_one <= 2, (count_one, many_count)
+
+
+# ---- the exact passes read the competitors once -------------------------------------------------------------
+def _same_verification(a, b) -> bool:
+    for name in a.__dataclass_fields__:
+        x, y = getattr(a, name), getattr(b, name)
+        if not np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True):
+            return False
+    return True
+
+
+class Generated:
+    """Counts the competitors an instance generates (Instance.competitor_block)."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.n = 0
+        original = Instance.competitor_block
+
+        def counted(instance, *args, **kwargs):
+            block = original(instance, *args, **kwargs)
+            self.n += block.numel()
+            return block
+
+        monkeypatch.setattr(Instance, "competitor_block", counted)
+
+
+@pytest.mark.parametrize("problem,d,p,block", [("dp", 5, 37, None), ("dp", 4, 41, 8 * 4 * 7), ("op", 6, 33, 8 * 6 * 5)])
+def test_held_streamed_and_materialised_scores_give_the_same_bits(monkeypatch, problem, d, p, block):
+    from lamcap.kernels import budget
+    from lamcap.kernels.competitors import make_source
+
+    if block:
+        monkeypatch.setattr(verify_mod, "BLOCK_BYTES", block)  # pieces of rows
+    instance = Instance(InstanceSpec(problem, d, p, seed=2))
+    w = torch.from_numpy(np.random.default_rng(1).normal(size=(d, d)))
+    generated = Generated(monkeypatch)
+    held = verify(instance, w)
+    assert generated.n == (p * p * d if problem == "dp" else 0)  # once, for both passes
+    source = make_source(instance, "materialize")
+    generated.n = 0
+    from_source = verify(instance, w, source=source)
+    assert generated.n == 0 and _same_verification(held, from_source)
+    monkeypatch.setattr(budget, "CPU_HELD_SCORE_BYTES", 0)  # too large to hold: each pass recomputes
+    streamed = verify(instance, w)
+    assert generated.n == (2 * p * p * d if problem == "dp" else 0)
+    assert _same_verification(held, streamed)
+    bf16 = make_source(instance, "materialize", storage_dtype=torch.bfloat16)  # rounded: never read
+    assert _same_verification(held, verify(instance, w, source=bf16))
+
+
+def test_the_count_hands_its_scores_to_verification(monkeypatch):
+    from lamcap.kernels.verify import exact_count
+
+    instance = Instance(InstanceSpec("dp", 6, 30, seed=4))
+    w = instance.targets.double().T @ instance.inputs.double()
+    generated = Generated(monkeypatch)
+    count, scores = exact_count(instance, w)
+    check = verify(instance, w, scores=scores)
+    assert generated.n == 30 * 30 * 6 and count == 30 - check.n_violations
+    assert _same_verification(check, verify(instance, w))
+    other = verify(instance, 2 * w, scores=scores)  # scores of another W are not used
+    assert _same_verification(other, verify(instance, 2 * w))
+
+
+def test_a_converged_regenerating_probe_generates_its_instance_once_outside_training(monkeypatch):
+    from lamcap.kernels.settings import SolverSettings
+    from lamcap.kernels.solvers import solve
+
+    generated = Generated(monkeypatch)
+    outcome = solve(InstanceSpec("dp", 8, 16, 1), "adam", 8, SolverSettings(mode="regenerate"))
+    assert outcome.status == "converged"
+    per_walk = 16 * 16 * 8
+    # every step's gradient, one exact walk (the count and both passes), input 0's competitors (input_scores)
+    assert generated.n == (outcome.steps + 1) * per_walk + per_walk + 16 * 8
