@@ -21,13 +21,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/lamcap demo
 
-# Two xdist workers, each taking whole modules (module fixtures are built once); then, alone on the
-# machine, the tests that compare measured time with a prediction (marked `serial`).
+# The linter first (seconds); then two xdist workers, each taking whole modules (module fixtures are built
+# once); then, alone on the machine, the tests that compare measured time with a prediction (marked `serial`).
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -ra -n 2 --dist loadfile -m "not serial" --durations=15
 	$(PY) -m pytest -q -ra -m serial
 
 test-fast: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadfile
 
 bench: $(STAMP)

@@ -58,8 +58,8 @@ def main() -> None:
         buffer = torch.empty(n)
         gen, ref = [], []
         for _ in range(args.repeats):  # interleaved: both see the same machine load
-            gen.append(median_seconds(lambda: instance.competitor_block(0, rows, 0, args.p), 1))
-            ref.append(median_seconds(lambda: torch.randn(n, out=buffer), 1))
+            gen.append(median_seconds(lambda rows=rows: instance.competitor_block(0, rows, 0, args.p), 1))
+            ref.append(median_seconds(lambda n=n, buffer=buffer: torch.randn(n, out=buffer), 1))
         g, r = statistics.median(gen), statistics.median(ref)
         print(f"{rows:>4} rows ({4 * n / 2**20:6.1f} MiB) {g * 1e3:9.1f}ms {r * 1e3:7.1f}ms "
               f"{g / n * 1e9:7.1f} vs {r / n * 1e9:5.1f} {g / r:5.1f}x")

@@ -49,7 +49,8 @@ def main() -> None:
           f"competitor tensor {tensor / 2**20:.0f} MiB float32")
     print(f"references: torch.sum over it {stream * 1e3:.1f} ms ({tensor / stream / 1e9:.1f} GB/s); "
           f"torch.randn of as many samples {randn * 1e3:.1f} ms\n")
-    head = f"{'mode':12} {'storage':9} {'step ms':>8} {'vs naive':>9} {'vs sum':>7} {'vs randn':>9} {'peak MiB':>9} {'peak/tensor':>11}"
+    head = (f"{'mode':12} {'storage':9} {'step ms':>8} {'vs naive':>9} {'vs sum':>7} {'vs randn':>9} {'peak MiB':>9} "
+            f"{'peak/tensor':>11}")
     print(head + "\n" + "-" * len(head))
     for r in results:
         t = r["step_seconds"]

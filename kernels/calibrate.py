@@ -25,11 +25,11 @@ from dataclasses import dataclass
 
 import torch
 
-from lamcap.kernels.disorder import Instance, InstanceSpec
 from lamcap.errors import InvalidInput
+from lamcap.kernels.disorder import Instance, InstanceSpec
+from lamcap.kernels.settings import SolverSettings
 from lamcap.kernels.solvers import resolve_device, solve
 from lamcap.kernels.solvers.adam import train_adam
-from lamcap.kernels.settings import SolverSettings
 from lamcap.kernels.verify import verify
 from lamcap.kernels.weights import hebbian
 
@@ -171,7 +171,7 @@ def device_rates(device: str = "cpu", seconds: float = 0.05) -> dict[str, float]
     flops64 = 2.0 * (n // 2) ** 3 / _best(lambda: a64 @ a64, device)
     stream = torch.ones((1 << 28) if big else (1 << 23), device=device)
     bytes_per_s = 4.0 * stream.numel() / _best(lambda: stream.sum(), device)
-    del a, a64, stream
+    a = a64 = stream = None  # freed before the generator's blocks
     rows = 64 if big else 4
     instance = Instance(InstanceSpec("dp", 256, 4096, 0), device)
     samples = rows * 256 * 4096 / _best(lambda: instance.competitor_block(0, rows), device)

@@ -41,11 +41,11 @@ from dataclasses import dataclass
 
 import torch
 
-from lamcap.kernels.disorder import Instance
 from lamcap.errors import InvalidInput
+from lamcap.kernels.disorder import Instance
 from lamcap.kernels.products import HIGHEST, Products, products_for
+from lamcap.kernels.sharding import WHOLE, Shard, row_pieces
 from lamcap.kernels.vocabulary import MATMUL_PRECISIONS, MODES
-from lamcap.kernels.sharding import WHOLE, Shard, largest_shard, row_pieces
 
 STORAGE_DTYPES = (torch.float32, torch.bfloat16)
 _STORAGE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", "float32": "float32",
@@ -53,8 +53,11 @@ _STORAGE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", "float32
 # The plan's pure rules (budgets, chunk sizes) live in the torch-free lamcap.kernels.budget, so that
 # the cost planner and the memory checks use the very same numbers.
 from lamcap.kernels.budget import (  # noqa: E402
-    CPU_CHUNK_BYTES, CUDA_BUDGET_FRACTION, CUDA_CHUNK_DIVISOR, DEFAULT_CPU_BUDGET_BYTES, GENERATION_OVERHEAD,
-    budget_bytes, chunk_bytes, competitor_plan)
+    GENERATION_OVERHEAD,
+    budget_bytes,
+    chunk_bytes,
+    competitor_plan,
+)
 
 # Competitors generated at a time while a CPU fills a materialised tensor: 512 KiB of float32, whose
 # temporaries stay in L2 and leave the allocator's heap small (with 2 MiB pieces the heap kept ~14 MiB

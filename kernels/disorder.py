@@ -24,10 +24,18 @@ from functools import cached_property
 import torch
 
 from lamcap.errors import InvalidInput
-from lamcap.kernels.vocabulary import PROBLEMS
 from lamcap.kernels import gaussian_cuda
-from lamcap.kernels.gaussian import (GENERATOR, PIECE_SAMPLES, Stream, _work, mix64_, pairs_to_normal, splitmix64,
-                                     words_to_normal)
+from lamcap.kernels.gaussian import (
+    GENERATOR,
+    PIECE_SAMPLES,
+    Stream,
+    _work,
+    mix64_,
+    pairs_to_normal,
+    splitmix64,
+    words_to_normal,
+)
+from lamcap.kernels.vocabulary import PROBLEMS
 
 TILE_MU = 32  # inputs per tile(i, j); blocks of any shape may be generated, tiles are a convenience
 TILE_NU = 256  # competitors per tile(i, j)

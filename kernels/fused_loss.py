@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import torch
 
+from lamcap.errors import InvalidInput
 from lamcap.kernels.competitors import CompetitorSource
 from lamcap.kernels.products import HIGHEST, Products
-from lamcap.errors import InvalidInput
 
 
 def _walk_row_chunk(z: torch.Tensor, tiles, mu0: int, out_max: torch.Tensor, out_sum: torch.Tensor,
@@ -34,7 +34,7 @@ def _walk_row_chunk(z: torch.Tensor, tiles, mu0: int, out_max: torch.Tensor, out
     """
     floor = torch.finfo(z.dtype).min  # a row whose first tile holds only its target: exp(-inf - floor) = 0
     _weighted_sum = products.weighted_sum
-    m = l = acc = None
+    m = denom = acc = None
     for nu0, _nu1, tile in tiles:
         s = products.scores(z, tile)
         s.diagonal(mu0 - nu0).fill_(float("-inf"))  # the targets nu = mu of these rows, if any
@@ -42,16 +42,16 @@ def _walk_row_chunk(z: torch.Tensor, tiles, mu0: int, out_max: torch.Tensor, out
         if m is None:
             m_new = m_tile.clamp_min(floor)
             probs = s.sub_(m_new[:, None]).exp_()
-            l, acc = probs.sum(dim=1), _weighted_sum(probs, tile)
+            denom, acc = probs.sum(dim=1), _weighted_sum(probs, tile)
         else:
             m_new = torch.maximum(m, m_tile)
             scale = torch.exp(m - m_new)
             probs = s.sub_(m_new[:, None]).exp_()
-            l = l * scale + probs.sum(dim=1)
+            denom = denom * scale + probs.sum(dim=1)
             acc = acc * scale[:, None] + _weighted_sum(probs, tile)
         m = m_new
     out_max.copy_(m)
-    out_sum.copy_(l)
+    out_sum.copy_(denom)
     out_acc.copy_(acc)
 
 

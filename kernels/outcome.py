@@ -38,7 +38,8 @@ PLAN_MODES = ("none", "materialize", "regenerate")
 # What the fused loss's products read and at which precision (SourcePlan.storage, .precision); 'none': no fused loss.
 PLAN_STORAGES = ("none", "float32", "bfloat16")
 PLAN_PRECISIONS = ("none", "highest", "tf32", "bf16x3")
-HIST_EDGES = np.linspace(-10.0, 20.0, 121)  # normalised-score bins of every histogram; outside values go to the end bins
+# normalised-score bins of every histogram; outside values go to the end bins
+HIST_EDGES = np.linspace(-10.0, 20.0, 121)
 N_BINS = len(HIST_EDGES) - 1
 _REQUIRED = object()  # `recorded` without a default: a required field
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
-from lamcap.kernels.budget import largest_shard  # noqa: F401 - the row split's arithmetic, torch-free
 from lamcap.errors import InvalidInput
+from lamcap.kernels.budget import largest_shard
 
 DEFAULT_TIMEOUT_S = 300.0  # a collective (or the group's formation) that waits longer raises
 

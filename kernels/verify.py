@@ -18,7 +18,7 @@ Every running statistic stays on the device: a block costs a fixed number of ker
 host synchronisation; the host reads the device a fixed number of times per verification
 (about ten: after the first pass, for the target statistics, after the second pass).
 Blocks are whole rows of competitors: BLOCK_BYTES of float64 on a CPU, 1/32 of a GPU's total
-memory (lamcap.kernels.competitors.CUDA_CHUNK_DIVISOR) on a GPU.
+memory (lamcap.kernels.budget.CUDA_CHUNK_DIVISOR) on a GPU.
 
 Sharded (lamcap.kernels.sharding), each shard walks only its rows; the per-row results (target,
 best competitor, log-sum-exp parts: O(p) numbers) are gathered to every shard, the off-target
@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lamcap.kernels.competitors import CUDA_CHUNK_DIVISOR, CompetitorSource, device_memory_bytes
+from lamcap.kernels.budget import CUDA_CHUNK_DIVISOR
+from lamcap.kernels.competitors import CompetitorSource, device_memory_bytes
 from lamcap.kernels.disorder import Instance
 from lamcap.kernels.outcome import HIST_EDGES
 from lamcap.kernels.scores import Scores

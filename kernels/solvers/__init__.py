@@ -16,18 +16,17 @@ from typing import NamedTuple
 
 import torch
 
-from lamcap.kernels.competitors import CompetitorSource, SourcePlan
-from lamcap.kernels.scores import Scores
-from lamcap.kernels.disorder import Instance, InstanceSpec
 from lamcap.errors import InvalidInput
+from lamcap.kernels.competitors import CompetitorSource, SourcePlan
+from lamcap.kernels.disorder import Instance, InstanceSpec
 from lamcap.kernels.input_scores import input_scores
 from lamcap.kernels.memory import PeakMemory
 from lamcap.kernels.outcome import KERNEL, Outcome
-from lamcap.kernels.sharding import SOLO, Collective, check_shards
+from lamcap.kernels.scores import Scores
 from lamcap.kernels.settings import SolverSettings
-from lamcap.kernels.vocabulary import DEVICE_CHOICES, SOLVERS
+from lamcap.kernels.sharding import SOLO, Collective, check_shards
 from lamcap.kernels.verify import Verification, verify
-
+from lamcap.kernels.vocabulary import DEVICE_CHOICES, SOLVERS
 
 
 def resolve_device(device: str) -> str:

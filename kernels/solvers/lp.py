@@ -46,8 +46,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lamcap.kernels.disorder import Instance
 from lamcap.errors import InvalidInput
+from lamcap.kernels.disorder import Instance
 from lamcap.kernels.settings import LP_MAX_D, LP_MAX_P
 from lamcap.kernels.solvers.margins import PairMargins, Pairs
 

@@ -38,7 +38,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=5, help="timed steps after one warm-up (default 5)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's; 1 on a busy machine, where threads wait on each other)")
+                        help="torch CPU threads (default: torch's; 1 on a busy machine, where threads wait on each "
+                             "other)")
     parser.add_argument("--no-references", action="store_true", help="skip the torch.sum / torch.randn timings")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
@@ -97,7 +98,7 @@ def reference_times(instance, repeats: int, device: str) -> dict:
     stream = statistics.median(_timed(lambda: tensor.sum(), repeats, device))
     # torch.randn writes into the same buffer: never two full-size tensors at once
     randn = statistics.median(_timed(lambda: torch.randn(n, device=device, out=tensor), max(3, repeats // 2), device))
-    del tensor
+    tensor = None  # freed before the caller's next allocation
     return {"stream_seconds": stream, "randn_seconds": randn, "tensor_bytes": 4 * n}
 
 

@@ -34,7 +34,7 @@ def _member(rank: int, size: int, port: int, fn: Callable, args: tuple, results:
             # plain pickle bytes: a tensor put on the queue as is would travel as a shared-memory handle that
             # dies with this process
             results.put((rank, "ok", pickle.dumps(fn(collective, *args))))
-    except BaseException:  # noqa: BLE001 - the parent reports it
+    except BaseException:
         results.put((rank, "error", traceback.format_exc()))
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
+from lamcap.errors import InvalidInput
 from lamcap.kernels.budget import check_fits, human, largest_p, probe_memory
 from lamcap.kernels.competitors import make_source
 from lamcap.kernels.disorder import Instance, InstanceSpec
-from lamcap.errors import InvalidInput
 
 
 @pytest.mark.parametrize("p, d", [(300, 16), (1000, 8)])

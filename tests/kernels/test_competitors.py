@@ -6,12 +6,14 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from lamcap.kernels import budget as budgets
 from lamcap.kernels import competitors, verify
-from lamcap.kernels.competitors import CUDA_BUDGET_FRACTION, CUDA_CHUNK_DIVISOR, SourcePlan, make_source, plan_source
+from lamcap.kernels.budget import CUDA_BUDGET_FRACTION, CUDA_CHUNK_DIVISOR
+from lamcap.kernels.competitors import SourcePlan, make_source, plan_source
 from lamcap.kernels.disorder import Instance, InstanceSpec
 from lamcap.kernels.outcome import GENERATORS, PLAN_MODES
-from lamcap.kernels.solvers import solve
 from lamcap.kernels.settings import SolverSettings
+from lamcap.kernels.solvers import solve
 
 TOTAL = 80 * 10**9  # bytes of the emulated GPU
 
@@ -68,10 +70,11 @@ def test_regenerate_plan_on_cuda_follows_total_memory_only(monkeypatch):
 def test_cpu_chunks_hold_whole_rows_within_the_chunk_bytes(p, d):
     for mode in ("materialize", "regenerate"):
         rows, cols = competitors.chunking_for("dp", d, p, mode, "cpu", None)
-        budget = competitors.CPU_CHUNK_BYTES[mode]
+        budget = budgets.CPU_CHUNK_BYTES[mode]
         assert rows * cols * d * 4 <= max(budget, 4 * d)
         assert cols == p or rows == 1
-        assert (cols == p and (rows == p or (rows + 1) * p * d * 4 > budget)) or (rows == 1 and (cols + 1) * d * 4 > budget)
+        whole_rows = cols == p and (rows == p or (rows + 1) * p * d * 4 > budget)
+        assert whole_rows or (rows == 1 and (cols + 1) * d * 4 > budget)
 
 
 def test_every_probe_records_its_generator_and_plan():
@@ -82,7 +85,8 @@ def test_every_probe_records_its_generator_and_plan():
     assert (adam.generator, adam.mode, adam.chunk_rows, adam.chunk_cols) == (
         Instance.generator, plan.mode, plan.chunk_rows, plan.chunk_cols)
     hebbian = solve(spec, "hebbian", 6)
-    assert (hebbian.generator, hebbian.mode, hebbian.chunk_rows, hebbian.chunk_cols) == (Instance.generator, "none", 0, 0)
+    got = (hebbian.generator, hebbian.mode, hebbian.chunk_rows, hebbian.chunk_cols)
+    assert got == (Instance.generator, "none", 0, 0)
 
 
 def test_the_store_knows_every_generator_and_plan_mode():

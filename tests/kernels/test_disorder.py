@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from lamcap.errors import InvalidInput
 from lamcap.kernels import disorder
 from lamcap.kernels.disorder import TILE_MU, TILE_NU, Instance, InstanceSpec, block_seed
-from lamcap.errors import InvalidInput
 from lamcap.kernels.gaussian import GENERATOR, Stream
 from lamcap.kernels.outcome import GENERATORS
 from tests.kernels.test_gaussian import reference_pairs
@@ -103,7 +103,8 @@ def test_entries_are_standard_gaussian_and_blocks_uncorrelated():
 
 
 def test_block_seeds_are_distinct_over_many_coordinates():
-    seeds = {block_seed(s, stream, i, j) for s in range(4) for stream in (1, 2, 3) for i in range(20) for j in range(20)}
+    seeds = {block_seed(s, stream, i, j)
+             for s in range(4) for stream in (1, 2, 3) for i in range(20) for j in range(20)}
     assert len(seeds) == 4 * 3 * 20 * 20 and all(0 <= s < 2**63 for s in seeds)
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lamcap.errors import InvalidInput
 from lamcap.kernels.competitors import make_source, resolve_mode
 from lamcap.kernels.disorder import Instance, InstanceSpec
-from lamcap.errors import InvalidInput
 from lamcap.kernels.fused_loss import fused_loss
 from lamcap.kernels.reference import naive_loss
 
@@ -51,7 +51,8 @@ def test_loss_gradient_and_count_equal_the_naive_reference(problem, mode, rows, 
 def test_gradient_flows_to_two_layer_factors_as_autograd_says():
     instance = Instance(InstanceSpec("dp", 5, 30, seed=1))
     gen = torch.Generator().manual_seed(3)
-    a0, b0 = torch.randn(5, 2, generator=gen, dtype=torch.float64), torch.randn(2, 5, generator=gen, dtype=torch.float64)
+    a0 = torch.randn(5, 2, generator=gen, dtype=torch.float64)
+    b0 = torch.randn(2, 5, generator=gen, dtype=torch.float64)
     x, y = instance.inputs.double(), instance.materialize().double()
     grads = []
     for loss_fn in (lambda z: fused_loss(z, make_source(instance, "regenerate", chunk_rows=4, chunk_cols=9)),

@@ -8,10 +8,10 @@ import pytest
 import torch
 from scipy.optimize import linprog
 
-from lamcap.predictions import finite_size_prediction
 from lamcap.kernels.disorder import Instance, InstanceSpec
 from lamcap.kernels.solvers import lp, solve
 from lamcap.kernels.solvers.lp import GAP_REL, HIGHS_SLACK, MARGIN_TOL, ZERO_TOL, LPUndecided, solve_lp
+from lamcap.predictions import finite_size_prediction
 
 # (d, seeds, loads as fractions of the finite-size p*): 123 nested instances per problem, d from 6 to
 # 16, p from half to twice p*; few at large d, where the one-shot reference program is slow.
@@ -85,7 +85,7 @@ def test_at_least_200_instances_of_both_problems_are_decided(solved):
 
 def test_verdicts_and_margins_equal_the_one_shot_program_over_every_pair(solved):
     for series in solved.values():
-        for p, result, instance in series:
+        for _p, result, instance in series:
             t_ref = all_pairs_margin(instance)
             assert result.sat == (t_ref > MARGIN_TOL * instance.d ** 2), (instance.spec, t_ref)
             assert result.lower <= t_ref * (1 + 1e-9) + 1e-9 and t_ref <= result.upper * (1 + 1e-9) + 1e-9

@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from lamcap.kernels import competitors, verify
+from lamcap.errors import InvalidInput
+from lamcap.kernels import budget, verify
 from lamcap.kernels.competitors import make_source
 from lamcap.kernels.disorder import Instance, InstanceSpec
-from lamcap.errors import InvalidInput
 from lamcap.kernels.fused_loss import fused_loss
+from lamcap.kernels.settings import SolverSettings
 from lamcap.kernels.sharding import Shard, check_shards, largest_shard, shard_rows
 from lamcap.kernels.solvers import check_solvable, solve_with_weights
-from lamcap.kernels.settings import SolverSettings
 from tests.kernels.gloo_gang import run_gang
 from tests.kernels.test_stopping import check_stopping_gang, stopping_gang_work
 
@@ -40,16 +40,16 @@ CASES = [
 def _solve(case: tuple, collective=None) -> tuple[dict, np.ndarray]:
     problem, d, p, seed, solver, rank, mode, steps, small = case
     settings = SolverSettings(max_steps=steps, mode=mode)
-    saved = verify.BLOCK_BYTES, dict(competitors.CPU_CHUNK_BYTES)
+    saved = verify.BLOCK_BYTES, dict(budget.CPU_CHUNK_BYTES)
     if small:
         verify.BLOCK_BYTES = 8 * d * 7  # 7 competitors per verification block: pieces of rows
-        competitors.CPU_CHUNK_BYTES.update(materialize=4 * p * d * 3, regenerate=4 * d * 16)  # 3 rows; 16 columns
+        budget.CPU_CHUNK_BYTES.update(materialize=4 * p * d * 3, regenerate=4 * d * 16)  # 3 rows; 16 columns
     try:
         kwargs = {} if collective is None else {"collective": collective}
         outcome, w = solve_with_weights(InstanceSpec(problem, d, p, seed), solver, rank, settings, "cpu", **kwargs)
     finally:
         verify.BLOCK_BYTES = saved[0]
-        competitors.CPU_CHUNK_BYTES.update(saved[1])
+        budget.CPU_CHUNK_BYTES.update(saved[1])
     return outcome.as_record(), w.numpy()
 
 
@@ -69,7 +69,8 @@ def gang_work(collective) -> dict:
     rows = collective.gather_rows(torch.arange(a, b, dtype=torch.float64)[:, None] * torch.ones(1, 3), p)
     top = collective.max_(torch.tensor([float(rank), -float(rank)]))
     stopping = stopping_gang_work(collective) if size == 2 else None  # tests/kernels/test_stopping.py
-    return {"cases": {i: _solve(CASES[i], collective) for i in GANG_CASES[size]}, "sum": summed, "rows": rows, "max": top,
+    return {"cases": {i: _solve(CASES[i], collective) for i in GANG_CASES[size]}, "sum": summed, "rows": rows,
+            "max": top,
             "stopping": stopping,
             "parts": [torch.randn(1000, dtype=torch.float32, generator=torch.Generator().manual_seed(r))
                       for r in range(size)]}

@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from lamcap.kernels.disorder import Instance, InstanceSpec
 from lamcap.errors import InvalidInput
+from lamcap.kernels.disorder import Instance, InstanceSpec
+from lamcap.kernels.settings import LP_MAX_D, LP_MAX_P, SolverSettings
 from lamcap.kernels.solvers import solve, solve_with_weights
 from lamcap.kernels.solvers.adam import learning_rate
-from lamcap.kernels.settings import LP_MAX_D, LP_MAX_P
-from lamcap.kernels.settings import SolverSettings
 
 
 def p_at(alpha: float, d: int) -> int:

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from lamcap.kernels import budget, threads
 from lamcap.errors import InvalidInput
+from lamcap.kernels import budget, threads
 
 
 def test_step_work_counts_the_fused_loss():

@@ -24,7 +24,9 @@ def brute_force(instance: Instance, w: np.ndarray) -> dict:
     t, u = (target - mean_off) / sigma_off, (off - mean_off) / sigma_off
     row_max = s.max(axis=1, keepdims=True)
     lse = row_max[:, 0] + np.log(np.exp(s - row_max).sum(axis=1))
-    hist = lambda v: np.histogram(np.clip(v, HIST_EDGES[0], HIST_EDGES[-1]), HIST_EDGES)[0]
+    def hist(v):
+        return np.histogram(np.clip(v, HIST_EDGES[0], HIST_EDGES[-1]), HIST_EDGES)[0]
+
     stored = target > max_off
     return dict(
         sat=bool(stored.all()), n_violations=int((~stored).sum()), accuracy=stored.mean(),
