@@ -229,15 +229,26 @@ def section_sweep(cfg: dict, device: str) -> dict:
         options["k_per_gpu"] = {"workers": 8, "actors_per_gpu": 8}
     else:
         out["k_per_gpu"] = {"skipped": "lamcap.sweep has no actors_per_gpu option yet"}
-    for name, kwargs in options.items():
-        with tempfile.TemporaryDirectory() as folder:
+    p_stars = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name, kwargs in options.items():
+            path = os.path.join(folder, f"{name}.zarr")
             start = time.perf_counter()
-            report = lamcap.sweep(spec, os.path.join(folder, "s.zarr"), progress=False, **kwargs)
+            report = lamcap.sweep(spec, path, progress=False, **kwargs)
             wall = time.perf_counter() - start
-        probes = report.probes_run
-        out[name] = {"seconds": wall, "dispatch_seconds": report.wall_seconds, "probes": probes, "actors":
-                     report.n_actors, "probes_per_s": probes / report.wall_seconds if report.wall_seconds else None,
-                     "utilisation": report.utilisation}
+            probes = report.probes_run
+            out[name] = {"seconds": wall, "dispatch_seconds": report.wall_seconds, "probes": probes,
+                         "actors": report.n_actors, "utilisation": report.utilisation,
+                         "probes_per_s": probes / report.wall_seconds if report.wall_seconds else None}
+            th = lamcap.open_store(path).thresholds.to_dataframe()
+            p_stars[name] = {(r.problem, int(r.d), int(r.seed)): int(r.p_star) for r in th.itertuples()}
+    if len(p_stars) == 2:  # per-seed p* with K actors against one: equal, or off by how much
+        one, k = p_stars["one_per_gpu"], p_stars["k_per_gpu"]
+        gaps = [abs(one[key] - k[key]) for key in one if key in k]
+        out["thresholds"] = {"seeds": len(gaps), "equal": sum(g == 0 for g in gaps),
+                             "within_1": sum(g <= 1 for g in gaps), "largest_gap": max(gaps, default=0)}
+        if out["one_per_gpu"]["probes_per_s"] and out["k_per_gpu"]["probes_per_s"]:
+            out["speedup"] = out["k_per_gpu"]["probes_per_s"] / out["one_per_gpu"]["probes_per_s"]
     return out
 
 

@@ -244,9 +244,12 @@ def host_memory_bytes() -> int:
 
 
 def memory_limit_bytes(device: str) -> int:
-    """What one probe in this process may use: its CUDA device's total memory, or the host's available."""
+    """What one probe in this process may use: its share of its CUDA device's total memory
+    (lamcap.kernels.device_share), or the host's available memory."""
     if device == "cuda":
-        return gpu_total_memory()
+        from lamcap.kernels.device_share import memory_share
+
+        return int(gpu_total_memory() * memory_share())
     return host_memory_bytes()
 
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import torch
 
 from lamcap.errors import InvalidInput
+from lamcap.kernels.device_share import memory_share
 from lamcap.kernels.disorder import Instance
 from lamcap.kernels.products import HIGHEST, Products, products_for
 from lamcap.kernels.sharding import WHOLE, Shard, row_pieces
@@ -67,11 +68,12 @@ FLOAT32_BYTES = 4
 
 
 def device_memory_bytes(device: torch.device) -> int | None:
-    """A CUDA device's TOTAL memory in bytes (fixed for the device); None on a CPU."""
+    """The memory a probe on a CUDA device plans with: the device's TOTAL memory (fixed for the device) times this
+    process's share of it (lamcap.kernels.device_share; 1 for a GPU of its own); None on a CPU."""
     if device.type != "cuda":
         return None
     index = device.index if device.index is not None else torch.cuda.current_device()
-    return int(torch.cuda.get_device_properties(index).total_memory)
+    return int(torch.cuda.get_device_properties(index).total_memory * memory_share())
 
 
 def chunking_for(problem: str, d: int, p: int, mode: str, device_type: str,

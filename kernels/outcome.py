@@ -108,6 +108,9 @@ class Outcome:
     matmul_precision: str = recorded("1", "precision of the fused loss's score and gradient products: highest "
                                      "(float32; every CPU), tf32 or bf16x3 (GPU tensor cores); none: hebbian, lp, "
                                      "error", "i1", categories=PLAN_PRECISIONS, default="none")
+    memory_share: float = recorded("1", "share of its device's memory the probe planned and ran with: 1 for a device "
+                                   "of its own, 1/K when K actors shared a GPU (lamcap.kernels.device_share)", "f8",
+                                   missing=1.0, default=1.0)
     kernel: str = recorded("1", "how the probe was computed (lamcap.kernels.outcome.KERNEL, bumped by any change "
                            "that can alter a record); none: not recorded (a probe that raised, or a store written "
                            "before kernels were named)", "i1", categories=KERNELS, missing="none", default="none")

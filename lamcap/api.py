@@ -101,7 +101,7 @@ def load_spec(spec: Any, **overrides: Any) -> SweepSpec:
 
 def sweep(spec: Any, store: str | os.PathLike, *, address: str | None = None, workers: int | None = None,
           progress: bool = True, flush_seconds: float | None = None, ray_logs: bool = False,
-          **overrides: Any) -> SweepReport:
+          actors_per_gpu: int | str = 1, **overrides: Any) -> SweepReport:
     """Search every (cell, seed)'s threshold on Ray into the Zarr store at `store`; return the report.
 
     `spec` as for `load_spec`. An existing store is resumed (its spec must agree); nothing already
@@ -109,7 +109,9 @@ def sweep(spec: Any, store: str | os.PathLike, *, address: str | None = None, wo
     runs on this machine. Everything is checked before Ray starts or the store is touched: the
     store's lock (one driver per store), its spec, integrity and writability, the device, and the
     memory every cell's probes need. `ray_logs` shows Ray's own log lines too (they stay in Ray's log files
-    otherwise); lamcap's messages go through `logging` (logger 'lamcap').
+    otherwise); lamcap's messages go through `logging` (logger 'lamcap'). `actors_per_gpu` K runs K probe
+    actors on each GPU, each planning and allocating with 1/K of its memory ('auto': the most that keep every
+    cell's competitor mode, from this machine's GPU); each probe records its share.
     """
     from lamcap.orchestrator.runtime.driver import execute
 
@@ -124,7 +126,7 @@ def sweep(spec: Any, store: str | os.PathLike, *, address: str | None = None, wo
                                           and flush_seconds > 0):
         raise InvalidInput(f"flush_seconds={flush_seconds!r} must be a positive number")
     return execute(sweep_spec, store, address, workers, progress=progress, flush_seconds=flush_seconds,
-                   ray_logs=ray_logs)
+                   ray_logs=ray_logs, actors_per_gpu=actors_per_gpu)
 
 
 # ---- reading and analysing stores ---------------------------------------------------------------
@@ -237,7 +239,7 @@ def cost_model(spec: Any, device: str = "auto", repeats: int = 3, clock: str = "
 
 
 def plan(spec: Any, *, device: str | None = None, workers: int | None = None, model: CostModel | None = None,
-         clock: str = "wall", **overrides: Any) -> Plan:
+         clock: str = "wall", actors_per_gpu: int = 1, **overrides: Any) -> Plan:
     """What a sweep will cost before it runs: per cell the p range, memory, mode, probes per threshold,
     seconds per probe and device-seconds; totals, and with `workers` a wall time.
 
@@ -245,6 +247,8 @@ def plan(spec: Any, *, device: str | None = None, workers: int | None = None, mo
     machine when the device exists here, the stated GPU model for 'cuda' without a GPU (the plan's
     `source` says which). `clock` 'cpu' plans a CPU by the CPU time of the calibration, as if its
     cores were free (see `cost_model`). `model` skips calibration (a CostModel, e.g. from an earlier plan).
+    `actors_per_gpu` K: K probes share each device, each with 1/K of its memory and of its throughput where
+    the device binds (`workers` then counts actors).
     """
     from lamcap.orchestrator.planning.calibration import calibrated_model, check_plannable
     from lamcap.orchestrator.planning.plan import plan_spec
@@ -255,4 +259,4 @@ def plan(spec: Any, *, device: str | None = None, workers: int | None = None, mo
     check_plannable(sweep_spec)
     if model is None:
         model = calibrated_model(sweep_spec, device or sweep_spec.device, clock=clock)
-    return plan_spec(sweep_spec, model, workers)
+    return plan_spec(sweep_spec, model, workers, share=actors_per_gpu)

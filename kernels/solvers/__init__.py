@@ -18,6 +18,7 @@ import torch
 
 from lamcap.errors import InvalidInput
 from lamcap.kernels.competitors import CompetitorSource, SourcePlan
+from lamcap.kernels.device_share import memory_share
 from lamcap.kernels.disorder import Instance, InstanceSpec
 from lamcap.kernels.input_scores import input_scores
 from lamcap.kernels.memory import PeakMemory
@@ -161,6 +162,7 @@ def solve_with_weights(
         cpu_seconds=cpu,
         lp_margin=_normalised_margin(run, check),
         shards=collective.size,
+        memory_share=memory_share() if device == "cuda" else 1.0,
     )
     return outcome, w.detach().double().cpu()
 

@@ -27,6 +27,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--device", default=None,
                         help="cpu, cuda or auto: the device to plan for (default: the spec's)")
     parser.add_argument("--workers", type=int, default=None, help="actors the sweep will run on: adds a wall time")
+    parser.add_argument("--actors-per-gpu", type=int, default=1, metavar="K",
+                        help="probes sharing each device, each with 1/K of its memory and throughput (default 1)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
                         help="wall: seconds as this machine runs now (default); cpu: the calibration's CPU time, "
@@ -54,6 +56,8 @@ def build_spec(args: argparse.Namespace):
         raise InvalidInput("give a spec file, --preset NAME, or at least --problems, --solvers and --d")
     if args.workers is not None and args.workers < 1:
         raise InvalidInput(f"--workers {args.workers!r} must be >= 1")
+    if args.actors_per_gpu < 1:
+        raise InvalidInput(f"--actors-per-gpu {args.actors_per_gpu!r} must be >= 1")
     overrides = overrides_from(args)
     if args.resolution is not None:
         overrides.setdefault("search", {})["resolution"] = args.resolution
@@ -112,6 +116,6 @@ def run(args: argparse.Namespace) -> int:
 
         if not torch.cuda.is_available():
             print("lamcap plan: no CUDA device here: cannot calibrate; using the stated GPU model", file=sys.stderr)
-    plan = api.plan(spec, device=device, workers=args.workers, clock=args.clock)
+    plan = api.plan(spec, device=device, workers=args.workers, clock=args.clock, actors_per_gpu=args.actors_per_gpu)
     print(json.dumps(plan.to_dict()) if args.json else format_plan(plan, spec))
     return 0

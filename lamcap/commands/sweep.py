@@ -24,6 +24,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="join a Ray cluster ('auto' or ray://host:port); default: embedded local Ray")
     parser.add_argument("--workers", type=int, default=None,
                         help="actors (default: one per GPU, or one per CPU core without GPUs)")
+    parser.add_argument("--actors-per-gpu", default="1", metavar="K|auto",
+                        help="probe actors sharing each GPU, each with 1/K of its memory (default 1; auto: the "
+                             "most, up to 8, that keep every cell's competitors held as on a whole GPU)")
     parser.add_argument("--problems", nargs="+", default=None, help="op and/or dp")
     parser.add_argument("--solvers", nargs="+", default=None, help="adam, hebbian and/or lp")
     parser.add_argument("--rho", nargs="+", type=float, default=None, help="rank fractions in (0, 1]")
@@ -60,7 +63,22 @@ def build_spec(args: argparse.Namespace):
         raise InvalidInput(f"--workers {args.workers!r} must be >= 1")
     if args.flush_seconds is not None and not (math.isfinite(args.flush_seconds) and args.flush_seconds > 0):
         raise InvalidInput(f"--flush-seconds {args.flush_seconds!r} must be a positive number")
+    actors_per_gpu(args)
     return load_spec(args.spec, args.preset, overrides_from(args))
+
+
+def actors_per_gpu(args: argparse.Namespace) -> int | str:
+    """--actors-per-gpu as an integer >= 1 or 'auto'; InvalidInput naming anything else."""
+    value = getattr(args, "actors_per_gpu", "1")
+    if value == "auto":
+        return value
+    try:
+        k = int(value)
+    except (TypeError, ValueError):
+        k = 0
+    if k < 1 or str(k) != str(value).strip():
+        raise InvalidInput(f"--actors-per-gpu {value!r} must be an integer >= 1 or 'auto'")
+    return k
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
     report = api.sweep(build_spec(args), args.store, address=args.address, workers=args.workers,
                        progress=not args.no_progress, flush_seconds=args.flush_seconds,
-                       ray_logs=getattr(args, "verbose", False))
+                       ray_logs=getattr(args, "verbose", False), actors_per_gpu=actors_per_gpu(args))
     print(format_table(report.thresholds))
     print(f"\n{report.probes_run} probes run, {report.probes_reused} reused from the store, "
           f"{report.retries} retried; actor utilisation {report.utilisation:.0%}; store: {args.store}")

@@ -10,10 +10,13 @@ import dataclasses
 import logging
 import os
 
+from lamcap.errors import InvalidInput
 from lamcap.orchestrator.runtime.cluster import actor_memory, local_device, local_pool_size
 from lamcap.orchestrator.runtime.pool import WorkerPool, plan_workers
 from lamcap.orchestrator.runtime.preflight import (
     StoreCheck,
+    auto_actors_per_gpu,
+    check_actors_per_gpu,
     check_budget,
     check_cells,
     check_searches_fit,
@@ -21,6 +24,7 @@ from lamcap.orchestrator.runtime.preflight import (
     check_writable,
     memory_caps,
     shard_plan,
+    share_problems,
 )
 from lamcap.orchestrator.runtime.ray_session import start_ray, stop_ray
 from lamcap.orchestrator.runtime.scheduler import Scheduler, SchedulerSettings, SweepReport
@@ -37,9 +41,11 @@ PLACEMENT_TIMEOUT_S = {False: 300.0, True: 1800.0}
 
 def execute(spec: SweepSpec, store_path: str, address: str | None = None, workers: int | None = None,
             progress: bool = True, runner=None, flush_seconds: float | None = None,
-            ray_logs: bool = False) -> SweepReport:
+            ray_logs: bool = False, actors_per_gpu: int | str = 1) -> SweepReport:
     """Check everything, start (or join) Ray, open the store, run the scheduler; returns its report.
 
+    actors_per_gpu: K actors share each GPU, each planning and allocating with 1/K of its memory (each probe
+    records its share); 'auto' picks K from this machine's GPU and the cells (preflight.auto_actors_per_gpu).
     flush_seconds: the most seconds between store commits (None: SchedulerSettings' default).
     runner: a probe runner for the actors instead of the kernels (tests).
     ray_logs: Ray's own log lines on the terminal too (else they stay in Ray's log files).
@@ -51,6 +57,7 @@ def execute(spec: SweepSpec, store_path: str, address: str | None = None, worker
         if lock.taken_over:
             log.warning("took over the lock of a driver that is gone (%s, pid %s, since %s)",
                         lock.taken_over.get("host"), lock.taken_over.get("pid"), lock.taken_over.get("since"))
+        check_actors_per_gpu(spec, actors_per_gpu, joined=address is not None)
         check_cells(spec)
         check_budget(spec)
         check_searches_fit(spec)
@@ -67,22 +74,49 @@ def execute(spec: SweepSpec, store_path: str, address: str | None = None, worker
             if device == "cpu":  # CPU actors share the host: each gets its share of the memory
                 memory //= max(1, workers or os.cpu_count() or 1)
             gpu_memory = gpu_total_memory() if device == "cuda" else None
+            if device == "cuda":
+                actors_per_gpu = _actors_per_gpu(spec, actors_per_gpu, gpu_memory)
+                memory = gpu_memory = gpu_memory // actors_per_gpu
             caps = memory_caps(spec, device, memory, gpu_memory,
                                shard_plan(spec, local_pool_size(spec.device, workers), device, gpu_memory))
-        return _run(spec, store_path, address, workers, progress, runner, flush_seconds, caps, lock, stored, ray_logs)
+        if actors_per_gpu == "auto":  # a CPU sweep, or a fake runner: nothing to share
+            actors_per_gpu = 1
+        return _run(spec, store_path, address, workers, progress, runner, flush_seconds, caps, lock, stored, ray_logs,
+                    actors_per_gpu)
     finally:
         lock.release()
 
 
+def _actors_per_gpu(spec: SweepSpec, asked: int | str, gpu_memory: int) -> int:
+    """K for this machine's GPU: 'auto' resolved; InvalidInput naming the cells 1/K of the GPU cannot hold."""
+    import torch
+
+    if asked == "auto":
+        gpus = max(1, torch.cuda.device_count())
+        k = auto_actors_per_gpu(spec, gpu_memory, (os.cpu_count() or 1) // gpus)
+        log.warning("--actors-per-gpu auto: %d actor(s) per GPU", k)
+        return k
+    if asked > 1:
+        refused, slowed = share_problems(spec, gpu_memory, asked)
+        if refused:
+            raise InvalidInput(f"--actors-per-gpu {asked}: these cells cannot run on 1/{asked} of the GPU: "
+                               f"{'; '.join(refused)}; use fewer actors per GPU, or sweep them in a store of their "
+                               "own")
+        if slowed:
+            log.warning("--actors-per-gpu %d: these cells will regenerate their competitors every step where a whole "
+                        "GPU would hold them: %s", asked, "; ".join(slowed))
+    return asked
+
+
 def _run(spec: SweepSpec, store_path: str, address: str | None, workers: int | None, progress: bool, runner,
          flush_seconds: float | None, caps: dict | None, lock: StoreLock, stored: StoreCheck,
-         ray_logs: bool) -> SweepReport:
+         ray_logs: bool, actors_per_gpu: int = 1) -> SweepReport:
     num_cpus = max(os.cpu_count() or 1, workers or 1) if address is None else None
     start_ray(address, num_cpus=num_cpus, ray_logs=ray_logs)
     pool = None
     try:
         elastic = address is not None  # a joined cluster may autoscale: start with the actors placed
-        plan = plan_workers(workers, spec.device, elastic=elastic)
+        plan = plan_workers(workers, spec.device, elastic=elastic, actors_per_gpu=actors_per_gpu)
         spec = dataclasses.replace(spec, device=plan.device)
         shards = shard_plan(spec, plan.count, plan.device)  # refuses a gang the pool cannot form
         store = StoreWriter.open_or_create(store_path, spec, stored.added)

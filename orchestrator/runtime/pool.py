@@ -26,13 +26,21 @@ class WorkerPlan:
     """How many actors, what each reserves, and the sweep's device type."""
 
     count: int
-    num_gpus: int  # per actor: 1 on a GPU cluster, else 0
+    num_gpus: float  # per actor: 1 on a GPU cluster (1/K with K actors per GPU), else 0
     num_cpus: int  # per actor
     device: str  # 'cuda' or 'cpu': decided once by the driver and recorded in the spec
+    actors_per_gpu: int = 1  # K actors share each GPU, each planning with 1/K of its memory
+
+    @property
+    def memory_share(self) -> float:
+        """The share of its device each actor plans and allocates with."""
+        return 1.0 / self.actors_per_gpu if self.device == "cuda" else 1.0
 
 
-def plan_workers(workers: int | None = None, device: str = "auto", elastic: bool = False) -> WorkerPlan:
-    """One actor per GPU on a GPU cluster; else one per CPU core; `workers`, if given, caps either.
+def plan_workers(workers: int | None = None, device: str = "auto", elastic: bool = False,
+                 actors_per_gpu: int = 1) -> WorkerPlan:
+    """One actor per GPU on a GPU cluster (K per GPU with `actors_per_gpu` K, one CPU core each); else one per
+    CPU core; `workers`, if given, caps either.
 
     Without `elastic` (an embedded Ray) never more actors than the cluster can place now. With
     `elastic` (a joined cluster, which may autoscale) an explicit `workers` is honoured as asked:
@@ -49,7 +57,13 @@ def plan_workers(workers: int | None = None, device: str = "auto", elastic: bool
             raise InvalidInput("--device auto: the Ray cluster has no GPU now, but an autoscaling cluster may add "
                                "GPU nodes; pass --device cuda to wait for GPU actors, or --device cpu")
         device = "cuda" if gpus > 0 else "cpu"
-    available = gpus if device == "cuda" else cpus
+    if isinstance(actors_per_gpu, bool) or not isinstance(actors_per_gpu, int) or actors_per_gpu < 1:
+        raise InvalidInput(f"--actors-per-gpu {actors_per_gpu!r} must be an integer >= 1 (or auto)")
+    if device != "cuda":
+        actors_per_gpu = 1  # CPU actors never share a core
+    available = gpus * actors_per_gpu if device == "cuda" else cpus
+    if actors_per_gpu > 1 and not elastic:
+        available = min(available, cpus)  # each actor still holds a CPU core for its host work
     if elastic and workers is not None:
         count = workers
     elif available == 0:
@@ -59,7 +73,8 @@ def plan_workers(workers: int | None = None, device: str = "auto", elastic: bool
     else:
         count = min(available, workers or available)
     if device == "cuda":
-        return WorkerPlan(count=count, num_gpus=1, num_cpus=1, device="cuda")
+        return WorkerPlan(count=count, num_gpus=1 / actors_per_gpu, num_cpus=1, device="cuda",
+                          actors_per_gpu=actors_per_gpu)
     return WorkerPlan(count=count, num_gpus=0, num_cpus=1, device="cpu")
 
 
@@ -116,7 +131,7 @@ class WorkerPool:
 
             options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
                 placement_group=where[0], placement_group_bundle_index=where[1])
-        return RemoteProbeWorker.options(**options).remote(self.plan.device, self.runner)
+        return RemoteProbeWorker.options(**options).remote(self.plan.device, self.runner, self.plan.memory_share)
 
     @property
     def ready(self) -> list[int]:

@@ -111,6 +111,54 @@ def memory_caps(spec: SweepSpec, device: str, memory_bytes: int, gpu_memory: int
             for cell in possible_cells(spec)}
 
 
+AUTO_ACTORS_PER_GPU = (8, 4, 2)  # what `--actors-per-gpu auto` tries, most first
+
+
+def check_actors_per_gpu(spec: SweepSpec, actors_per_gpu: int | str, joined: bool) -> None:
+    """InvalidInput for a bad --actors-per-gpu, for 'auto' on a joined cluster (whose GPUs this machine cannot
+    see before the actors start), and for K > 1 with sharded probes (a gang's ranks need whole GPUs)."""
+    k = actors_per_gpu
+    if k != "auto" and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        raise InvalidInput(f"--actors-per-gpu {k!r} must be an integer >= 1 or 'auto'")
+    if k == "auto" and joined:
+        raise InvalidInput("--actors-per-gpu auto reads this machine's GPU; on a joined cluster give a number "
+                           "(lamcap plan --actors-per-gpu K prices each choice)")
+    if k != 1 and spec.shards:
+        raise InvalidInput(f"--actors-per-gpu {k}: this sweep's [shards] rules run probes on gangs, whose ranks need "
+                           "whole GPUs; sweep the sharded cells in a store of their own with one actor per GPU")
+
+
+def auto_actors_per_gpu(spec: SweepSpec, gpu_memory: int, cpus_per_gpu: int) -> int:
+    """`--actors-per-gpu auto`: the most actors per GPU (8, 4 or 2, at most one CPU core each) whose share of
+    `gpu_memory` holds every cell's largest first probe in the competitor mode it has on a whole GPU; 1 when no
+    choice does."""
+    for k in AUTO_ACTORS_PER_GPU:
+        if k <= cpus_per_gpu and share_problems(spec, gpu_memory, k) == ([], []):
+            return k
+    return 1
+
+
+def share_problems(spec: SweepSpec, gpu_memory: int, k: int) -> tuple[list[str], list[str]]:
+    """(cells that cannot fit 1/k of `gpu_memory`, cells whose competitors 1/k of it would regenerate every step
+    where a whole GPU holds them), each with the reason, from every cell's largest first probe."""
+    settings = spec.solver_settings
+    share = gpu_memory // k
+    refused, slowed = [], []
+    for cell in cells_to_check(spec):
+        _, b = initial_bracket(theory_guess(cell), spec.search.p_max)
+        whole, part = (probe_memory(cell.problem, cell.d, b, cell.rank, cell.solver, mode=settings.mode,
+                                    storage_dtype=settings.storage_dtype, device_type="cuda", total_memory=memory,
+                                    memory_budget_bytes=settings.memory_budget_bytes)
+                       for memory in (gpu_memory, share))
+        name = f"{cell.problem} {cell.solver} rho={cell.rho:g} d={cell.d}"
+        if part.total > share:
+            refused.append(f"{name} (its probes at p={b} need about {part.describe()}; 1/{k} of the GPU is "
+                           f"{human(share)})")
+        elif part.mode != whole.mode:
+            slowed.append(f"{name} (at p={b}, {human(share)} per actor)")
+    return refused, slowed
+
+
 def check_writable(path: str) -> None:
     """InvalidInput naming the path when the store (or the folder it would be created in) is not writable."""
     target = path if os.path.exists(path) else (os.path.dirname(os.path.abspath(path)) or ".")

@@ -44,21 +44,25 @@ def actor_info(device: str) -> dict:
 
     from lamcap import __version__
     from lamcap.kernels.budget import memory_limit_bytes
+    from lamcap.kernels.device_share import memory_share
 
     ctx = ray.get_runtime_context()
     name = torch.cuda.get_device_name(0) if device == "cuda" else (platform.processor() or platform.machine())
     return {"node_id": ctx.get_node_id(), "node_ip": ray.util.get_node_ip_address(), "host": socket.gethostname(),
             "pid": os.getpid(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()], "device": device,
-            "device_name": name, "memory_bytes": memory_limit_bytes(device), "cpus": os.cpu_count() or 1,
+            "device_name": name, "memory_bytes": memory_limit_bytes(device), "memory_share": memory_share(),
+            "cpus": os.cpu_count() or 1,
             "torch": torch.__version__,
             "cuda": torch.version.cuda or "", "lamcap": __version__}
 
 
 class ProbeWorker:
-    """A long-lived actor that runs probes on one device (one GPU, or one CPU thread)."""
+    """A long-lived actor that runs probes on one device (one GPU, its share of one, or one CPU thread)."""
 
-    def __init__(self, device: str, runner: Runner | None = None) -> None:
+    def __init__(self, device: str, runner: Runner | None = None, memory_share: float = 1.0) -> None:
         import torch
+
+        from lamcap.kernels.device_share import set_memory_share
 
         if device == "cuda" and not torch.cuda.is_available():
             if runner is None:  # the real kernels: never run a GPU sweep's probes on a CPU thread
@@ -68,6 +72,7 @@ class ProbeWorker:
             torch.set_num_threads(1)  # one core per actor; records do not depend on scheduling
         else:
             torch.zeros(1, device="cuda")  # create the CUDA context now, not in the first probe
+        set_memory_share(memory_share, device)  # every probe of this actor plans (and, on CUDA, allocates) with it
         self.device = device
         self.runner = run_probe if runner is None else runner
         warm_up = getattr(self.runner, "warm_up", None)
