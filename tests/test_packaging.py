@@ -59,7 +59,7 @@ def test_wheel_installs_only_lamcap_and_runs_from_site_packages(tmp_path):
     lamcap = [str(py), "-m", "lamcap"]
     theory = subprocess.run([*lamcap, "theory", "--rho", "1", "--d", "8", "--json"], cwd=outside, env=env,
                             check=True, capture_output=True, text=True)
-    assert json.loads(theory.stdout)["asymptotic"] == [{"rho": 1.0, "alpha_c": 0.5}]
+    assert json.loads(theory.stdout)["asymptotic"] == [{"rho": 1.0, "alpha_c": 0.5, "alpha_hebbian": 0.125}]
     sweep = subprocess.run([*lamcap, "sweep", "--problems", "op", "--solvers", "hebbian", "--rho", "1", "--d", "6",
                             "--seeds", "2", "--workers", "1", "--device", "cpu", "--no-progress",
                             "--store", "s.zarr"], cwd=outside, env=env, capture_output=True, text=True, timeout=300)
