@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 
+from lamcap.commands.sweep import add_spec_flags
 from lamcap.errors import InvalidInput
 from lamcap.orchestrator.spec.presets import PRESETS
 
@@ -33,14 +34,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
                         help="wall: seconds as this machine runs now (default); cpu: the calibration's CPU time, "
                              "what free cores would take (for planning on a busy machine)")
-    parser.add_argument("--problems", nargs="+", default=None, help="op and/or dp")
-    parser.add_argument("--solvers", nargs="+", default=None, help="adam, hebbian and/or lp")
-    parser.add_argument("--rho", nargs="+", type=float, default=None, help="rank fractions in (0, 1]")
-    parser.add_argument("--d", nargs="+", type=int, default=None, help="dimensions (>= 2)")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds per cell")
-    parser.add_argument("--steps", type=int, default=None, help="Adam step budget (max_steps)")
-    parser.add_argument("--lr", type=float, default=None, help="Adam peak learning rate")
-    parser.add_argument("--curve-points", type=int, default=None, help="extra loads per cell for accuracy curves")
+    add_spec_flags(parser)
     parser.add_argument("--resolution", type=float, default=None,
                         help="relative resolution of each threshold search, in [0, 0.5) (0: the exact p*)")
     parser.set_defaults(run=run)

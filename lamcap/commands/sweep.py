@@ -27,6 +27,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--actors-per-gpu", default="1", metavar="K|auto",
                         help="probe actors sharing each GPU, each with 1/K of its memory (default 1; auto: the "
                              "most, up to 8, that keep every cell's competitors held as on a whole GPU)")
+    add_spec_flags(parser)
+    parser.add_argument("--device", default=None, help="cpu, cuda or auto (default: the spec's, usually auto)")
+    parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    parser.add_argument("--flush-seconds", type=float, default=None,
+                        help="most seconds between two store commits (default 10; a batch also commits "
+                             "every 64 probes); what a crash can lose")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def add_spec_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that override a spec's keys (`lamcap sweep` and `lamcap plan`; overrides_from reads them)."""
     parser.add_argument("--problems", nargs="+", default=None, help="op and/or dp")
     parser.add_argument("--solvers", nargs="+", default=None, help="adam, hebbian and/or lp")
     parser.add_argument("--rho", nargs="+", type=float, default=None, help="rank fractions in (0, 1]")
@@ -35,13 +47,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=None, help="Adam step budget (max_steps)")
     parser.add_argument("--lr", type=float, default=None, help="Adam peak learning rate")
     parser.add_argument("--curve-points", type=int, default=None, help="extra loads per cell for accuracy curves")
-    parser.add_argument("--device", default=None, help="cpu, cuda or auto (default: the spec's, usually auto)")
-    parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
-    parser.add_argument("--flush-seconds", type=float, default=None,
-                        help="most seconds between two store commits (default 10; a batch also commits "
-                             "every 64 probes); what a crash can lose")
-    parser.set_defaults(run=run)
-    return parser
 
 
 def overrides_from(args: argparse.Namespace) -> dict:

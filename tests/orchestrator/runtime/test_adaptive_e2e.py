@@ -28,9 +28,8 @@ from tests.orchestrator.runtime.test_sweep_e2e import (
     committed_arrays,
     kill_group,
     n_committed,
+    session_process,
 )
-
-REPO = Path(__file__).resolve().parents[3]
 
 # One probe in flight per search, so that a search is the same probes whatever the timing.
 RANK_SPEC = """\
@@ -54,16 +53,9 @@ points = 6
 def oracle_sweep(spec_file: Path, store: Path, flush: float, stderr=subprocess.PIPE):
     """The driver with the oracle runner as a subprocess in its own session; killed with its Ray on exit."""
     oracle = "tests.orchestrator.learners.adaptive_oracle"
-    proc = subprocess.Popen([sys.executable, "-m", oracle, str(spec_file), str(store), str(flush)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True)
-    try:
+    with session_process([sys.executable, "-m", oracle, str(spec_file), str(store), str(flush)],
+                         stdout=subprocess.PIPE, stderr=stderr) as proc:
         yield proc
-    finally:
-        if proc.poll() is None:
-            kill_group(proc)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
 
 
 def finish(proc: subprocess.Popen) -> tuple[int, int]:

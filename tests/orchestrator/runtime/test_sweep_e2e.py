@@ -177,9 +177,16 @@ def sweep_process(spec_file: Path, store: Path, *extra: str, stdout=subprocess.P
     # SIGINT back to its default in the child: a disposition of SIG_IGN (which something earlier in a full
     # test session may leave on this process) is inherited across exec, and Python then never raises
     # KeyboardInterrupt, so a Ctrl-C test would see the sweep run to its end.
-    proc = subprocess.Popen(sweep_cmd(spec_file, store, *extra), cwd=REPO, stdout=stdout, stderr=stderr,
-                            text=True, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    with session_process(sweep_cmd(spec_file, store, *extra), stdout=stdout, stderr=stderr,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) as proc:
+        yield proc
+
+
+@contextlib.contextmanager
+def session_process(cmd: list[str], **popen):
+    """`cmd` in the repository, in a session of its own; on exit, killed with its process group if still running
+    and its pipes closed."""
+    proc = subprocess.Popen(cmd, cwd=REPO, text=True, start_new_session=True, **popen)
     try:
         yield proc
     finally:
