@@ -73,8 +73,8 @@ def plan_workers(workers: int | None = None, device: str = "auto", elastic: bool
     else:
         count = min(available, workers or available)
     if device == "cuda":
-        return WorkerPlan(count=count, num_gpus=1 / actors_per_gpu, num_cpus=1, device="cuda",
-                          actors_per_gpu=actors_per_gpu)
+        share = 1 if actors_per_gpu == 1 else 1 / actors_per_gpu
+        return WorkerPlan(count=count, num_gpus=share, num_cpus=1, device="cuda", actors_per_gpu=actors_per_gpu)
     return WorkerPlan(count=count, num_gpus=0, num_cpus=1, device="cpu")
 
 
@@ -198,7 +198,7 @@ class WorkerPool:
         if len(self.info) < min(want, len(self.actors) - len(self.given_up)):
             kind = "GPU" if self.plan.num_gpus else "CPU"
             raise InvalidInput(
-                f"only {len(self.info)} of {len(self.actors)} actors ({self.plan.num_gpus or self.plan.num_cpus} "
+                f"only {len(self.info)} of {len(self.actors)} actors ({self.plan.num_gpus or self.plan.num_cpus:g} "
                 f"{kind} each) could be placed in {timeout:.0f} s; the cluster has "
                 f"{ray.cluster_resources().get(kind, 0):g} {kind}s (ask for fewer --workers, or wait longer for "
                 "the autoscaler)")
