@@ -18,7 +18,7 @@ SERIES_COLOURS = {("op", "adam"): "C0", ("dp", "adam"): "C1", ("op", "lp"): "C2"
 NOT_TRAINED = ("lp", "hebbian")  # the residual panel shows gradient-trained solvers only
 CAPTION = ("points: median α* over seeds; bars: {level:.0%} percentile-bootstrap interval of the median over "
            "seeds (widened to the search brackets);\ngrey boxes (residuals): the search's bracket, median over seeds "
-           "(none when thresholds are exact); fits and theory drawn to d = 10¹²")
+           "(none when thresholds are exact); fits and theory drawn to d = 10¹² (a fit leaving the frame is cut)")
 
 
 def _x(d) -> np.ndarray:
@@ -94,6 +94,13 @@ def _residuals(ax, cells, rho: float) -> None:
         ax.text(0.5, 0.5, "no gradient-trained solver at this ρ", ha="center", va="center", transform=ax.transAxes)
 
 
+def _load_range(cells) -> tuple[float, float]:
+    """Loads from 0 to a little above the highest interval: a fit that runs off (order 2 on few d) is cut."""
+    highs = [float(np.nanmax(cell.alpha_star_hi.values)) for _, _, cell in cells]
+    top = max([h for h in highs if np.isfinite(h)], default=1.0)
+    return -0.02, 1.08 * max(top, 0.6)
+
+
 def _dimension_ticks(ax) -> None:
     """A top axis labelled in d."""
     top = ax.secondary_xaxis("top")
@@ -118,6 +125,7 @@ def scaling_figure(summary: xr.Dataset, fits: dict[str, xr.Dataset]) -> Figure:
             if solver not in NOT_TRAINED:
                 _fits(top, fits, problem, solver, rho, grid)
         _theory(top, cells, rho, grid)
+        top.set_ylim(*_load_range(cells))
         _residuals(low, cells, rho)
         top.set(title=f"Critical load vs dimension, ρ = {rho:g}", ylabel="critical load α* = p* ln p* / d²",
                 xlim=(0.0, x_max), xlabel="1 / ln d")
