@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 
 import ray
 
@@ -16,6 +18,7 @@ from lamcap.orchestrator.runtime.reaper import children_of, descendants, watch
 
 log = logging.getLogger(__name__)
 _reaper_pipe: int | None = None  # the write end only this driver holds (see reaper.watch)
+_outer_handlers: dict[int, object] = {}  # the signal handlers start_ray replaced, for stop_ray to put back
 
 
 def start_ray(address: str | None = None, num_cpus: int | None = None, ray_logs: bool = False) -> None:
@@ -31,6 +34,33 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, ray_logs:
         ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=ray_logs)
     if not ray_logs:
         _quiet_error_listener()
+    _stop_on_signals()
+
+
+def _interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM (`kill`, `timeout`, a batch system) and SIGINT stop a sweep as Ctrl-C does: cleanly, resumable.
+
+    After ray.init, whose own SIGTERM handler dumps a stack and exits; and SIGINT even where lamcap was started
+    with it ignored (a script's background job inherits SIG_IGN), so `timeout -s INT` and `kill -INT` work there.
+    Signals reach Python's main thread only: a sweep started from another thread keeps the process's handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig, handler in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, _interrupt)):
+        _outer_handlers.setdefault(sig, signal.getsignal(sig))
+        signal.signal(sig, handler)
+
+
+def _restore_signals() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig, handler in _outer_handlers.items():
+        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+    _outer_handlers.clear()
 
 
 def _quiet_error_listener() -> None:
@@ -56,6 +86,7 @@ def stop_ray() -> None:
     global _reaper_pipe
     if ray.is_initialized():
         ray.shutdown()
+    _restore_signals()
     if _reaper_pipe is not None:
         os.close(_reaper_pipe)
         _reaper_pipe = None

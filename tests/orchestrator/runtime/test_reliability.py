@@ -218,6 +218,47 @@ def test_an_embedded_rays_processes_end_with_a_killed_driver():
     assert not [p for p in pids if os.path.exists(f"/proc/{p}") and _alive(p)]
 
 
+STOPPED_DRIVER = """
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a script's background job starts
+from lamcap.orchestrator.runtime.driver import execute
+from tests.orchestrator.runtime.test_reliability import oracle, spec
+
+def slow(probe, settings, device):
+    time.sleep(0.2)
+    return oracle(probe, settings, device)
+
+report = execute(spec(seeds=4), sys.argv[1], workers=1, progress=False, runner=slow, flush_seconds=0.1)
+print("interrupted" if report.interrupted else "finished", report.probes_run, flush=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_a_sigint_started_ignored_stop_a_sweep_as_ctrl_c_does(tmp_path, sig):
+    """`kill`, `timeout` and a batch system send SIGTERM; a script's background job starts with SIGINT ignored.
+    Either signal stops the sweep cleanly (no stack dump of Ray's), with its finished probes stored."""
+    from tests.orchestrator.runtime.test_sweep_e2e import n_committed
+
+    store = tmp_path / "s.zarr"
+    proc = subprocess.Popen([sys.executable, "-c", STOPPED_DRIVER, str(store)], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while n_committed(store) < 3:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-3000:]
+            time.sleep(0.05)
+        os.kill(proc.pid, sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0 and out.split()[0] == "interrupted", err[-3000:]
+    assert "SIGTERM received" not in err and "Traceback" not in err, err[-3000:]
+    stored = read_tables(store)[0]
+    assert 3 <= len(stored) == int(out.split()[1]) < 8 * 8  # all it ran is stored, and it stopped early
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as fh:
