@@ -19,12 +19,13 @@ import torch
 
 def expected_steps(spec, cell) -> float:
     """The plan's mean Adam steps per threshold of a cell (timings play no part: any model will do)."""
+    from lamcap.orchestrator.learners.threshold import theory_guess
     from lamcap.orchestrator.planning.cost_model import ProbeContext
-    from lamcap.orchestrator.planning.plan import SPREAD, search_trace, simulated_thresholds, theory_p
+    from lamcap.orchestrator.planning.plan import SPREAD, search_trace, simulated_thresholds
     from lamcap.orchestrator.planning.stated import stated_gpu_model
 
     ctx = ProbeContext.of(spec, stated_gpu_model())
-    guess = theory_p(cell)
+    guess = theory_guess(cell)
     return statistics.fmean(sum(ctx.steps(cell, p, t) for p, _ in search_trace(cell, spec, guess, t))
                             for t in simulated_thresholds(guess, cell.d, SPREAD[cell.theory_kind]))
 
