@@ -1,6 +1,7 @@
 """Can a run's design measure the limit? Each scaling fit on synthetic runs shaped like a real one.
 
     .venv/bin/python benchmarks/fit_coverage.py docs/results/scale/summary.csv [--reps 200] [--solver adam]
+        [--extend 128:4 256:2 512:2]
 
 For every (problem, rho) of the solver in a `lamcap analyze` summary, the script keeps the run's design (its d,
 seeds per d and the measured spread of alpha* over seeds at each d) and replaces its data by synthetic truths
@@ -8,7 +9,8 @@ of the finite-size theory's shape, alpha*(d) = A + K (alpha_RS(d) - alpha_c) plu
 per seed. Two truths: the theory itself (A = alpha_c, K = 1) and a shifted one (A = alpha_c - 0.05, K = 1.3).
 Each form (naive, order2, theory) is fitted to `--reps` synthetic runs, as `lamcap analyze` fits the real one
 (medians per d, seed bootstrap); the table gives the mean estimate of alpha_inf minus the truth, the share of
-intervals that hold the truth (coverage; 0.95 is nominal) and the mean interval width.
+intervals that hold the truth (coverage; 0.95 is nominal) and the mean interval width. `--extend D:SEEDS ...`
+asks what a larger run would give: it adds those dimensions to every design, with the spread of its largest d.
 """
 from __future__ import annotations
 
@@ -40,6 +42,16 @@ def synthetic_run(design: pd.DataFrame, problem: str, rho: float, truth_a: float
     })
 
 
+def extended(design: pd.DataFrame, extra: list[tuple[int, int]]) -> pd.DataFrame:
+    """The design with dimensions added (d, seeds), each with the spread over seeds of its largest d."""
+    if not extra:
+        return design
+    spread = float(design.alpha_star_std.iloc[-1])
+    added = pd.DataFrame({"d": [d for d, _ in extra], "n_seeds": [n for _, n in extra],
+                          "alpha_star_std": [spread] * len(extra)})
+    return pd.concat([design[["d", "n_seeds", "alpha_star_std"]], added]).drop_duplicates("d", keep="last")
+
+
 def coverage(fit: xr.Dataset, truth: float) -> tuple[float, float, float] | None:
     """Mean error of alpha_inf, share of intervals holding the truth, mean interval width; None without a fit."""
     a = fit.sel(param="alpha_inf")
@@ -57,7 +69,10 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=200, help="synthetic runs per truth")
     parser.add_argument("--n-boot", type=int, default=200, help="bootstrap replicates per fit")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--extend", nargs="*", default=[], metavar="D:SEEDS",
+                        help="dimensions to add to the design, with their seed counts")
     args = parser.parse_args()
+    extra = [tuple(int(v) for v in item.split(":")) for item in args.extend]
     summary = pd.read_csv(args.summary)
     summary = summary[summary.solver == args.solver]
     rng = np.random.default_rng(args.seed)
@@ -66,7 +81,7 @@ def main() -> None:
     print("| problem | rho | d | truth (A, K) | form | mean error | coverage | mean width |")
     print("|---|---|---|---|---|---|---|---|")
     for (problem, rho), design in summary.groupby(["problem", "rho"]):
-        design = design.sort_values("d")
+        design = extended(design.sort_values("d"), extra)
         limit = predicted.asymptote("adam", rho)
         ds = f"{design.d.min()}..{design.d.max()}"
         for a, k in ((limit, 1.0), (limit - 0.05, 1.3)):
